@@ -1,0 +1,74 @@
+"""The stage cache: a stage's output is keyed by the hash of exactly what it depends on.
+
+A stage is a folder under `<cache>/stages/<name>/<key>/`, built in a temporary folder and
+renamed into place, so a crash never leaves a half-written stage, and guarded by a file
+lock, so concurrent sweep workers build it once and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+CACHE_FORMAT = 1  # bump when a stage's on-disk format changes
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def stage_key(name: str, deps: dict[str, Any]) -> str:
+    blob = json.dumps({"stage": name, "format": CACHE_FORMAT, "deps": deps}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class StageCache:
+    def __init__(self, root: Path, log: Callable[[str], None] = print):
+        self.root = Path(root) / "stages"
+        self.log = log
+        self.hits: list[str] = []
+        self.misses: list[str] = []
+
+    def path(self, name: str, key: str) -> Path:
+        return self.root / name.replace("/", "_") / key
+
+    def get_or_build(self, name: str, deps: dict[str, Any],
+                     build: Callable[[Path], None]) -> tuple[Path, str]:
+        """Return (folder, key) of stage `name`; `build(tmp_folder)` runs only on a miss."""
+        key = stage_key(name, deps)
+        final = self.path(name, key)
+        with file_lock(final.parent / f"{key}.lock"):
+            if (final / "done").exists():
+                self.hits.append(name)
+                self.log(f"stage cache hit: {name} [{key}]")
+                return final, key
+            self.misses.append(name)
+            self.log(f"stage cache miss: {name} [{key}] - training")
+            tmp = final.parent / f".{key}.{os.getpid()}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
+            build(tmp)
+            (tmp / "done").touch()
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        return final, key
+
+    def partial_dir(self, name: str, key: str) -> Path:
+        """Where a stage keeps per-epoch checkpoints for --resume while it trains."""
+        return self.path(name, key).parent / f".{key}.partial"

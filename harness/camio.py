@@ -1,0 +1,50 @@
+"""CAM files in the reference code's format: one `<image>.npy` per image holding a dict
+with `keys` (indices of the present classes) and `high_res` (len(keys)×H×W, in [0, 1]).
+Files made by the official CLIMS / QA-CLIMS code are read as they are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import BenchError
+
+
+def write_cam(folder: Path, name: str, keys: np.ndarray, high_res: np.ndarray) -> None:
+    tmp = folder / f".{name}.tmp.npy"
+    np.save(tmp, {"keys": np.asarray(keys, np.int64), "high_res": high_res.astype(np.float32)})
+    os.replace(tmp, folder / f"{name}.npy")
+
+
+def read_cam(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Load and validate one CAM file against its image's (H, W)."""
+    try:
+        data = np.load(path, allow_pickle=True).item()
+        keys = np.asarray(data["keys"], np.int64).reshape(-1)
+        cams = np.asarray(data["high_res"], np.float32)
+    except Exception as exc:  # any unreadable file is the user's input problem
+        raise BenchError(f"cannot read CAM file {path}: {type(exc).__name__}: {exc}") from exc
+    expected = (len(keys), *shape)
+    if cams.shape != expected:
+        raise BenchError(f"CAM file {path}: high_res has shape {cams.shape}, expected "
+                         f"(len(keys), H, W) = {expected}")
+    if not np.isfinite(cams).all():
+        raise BenchError(f"CAM file {path}: high_res contains NaN or inf")
+    return keys, cams
+
+
+def cam_folder(folder: Path, image_names: list[str]) -> list[Path]:
+    """The CAM file of every image, or one error naming what is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchError(f"CAM folder {folder} does not exist or is not a folder")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise BenchError(f"CAM folder {folder} is not readable")
+    paths = [folder / f"{n}.npy" for n in image_names]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise BenchError(f"CAM folder {folder} lacks {len(missing)} of {len(paths)} files "
+                         f"(first: {missing[0]})")
+    return paths

@@ -1,0 +1,57 @@
+"""`bench list`: methods and variants, datasets, sweeps and report tables."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli import app
+
+
+@app.command("list")
+def list_command(settings: bool = typer.Option(False, "--settings",
+                                               help="also list every --set key per method")) -> None:
+    """Everything `bench` can run: variants, datasets, sweeps, tables."""
+    from harness.data import dataset_names
+    from harness.registry import get_method, list_variants
+
+    console = Console()
+    table = Table(title="methods and variants")
+    table.add_column("variant")
+    table.add_column("reproduces")
+    table.add_column("description")
+    for v in list_variants():
+        table.add_row(v.name, v.table, v.description)
+    console.print(table)
+    console.print("datasets: " + ", ".join(dataset_names()))
+    for title, names in _extras():
+        console.print(f"{title}: " + (", ".join(names) if names else "(none yet)"))
+    if settings:
+        for family in sorted({v.family for v in list_variants()}):
+            cfg = get_method(family).config_cls
+            t = Table(title=f"{family} settings (--set key=value)")
+            t.add_column("key")
+            t.add_column("default")
+            t.add_column("meaning")
+            defaults = cfg()
+            for key, text in cfg.field_help().items():
+                t.add_row(key, str(getattr(defaults, key)), text)
+            console.print(t)
+
+
+def _extras() -> list[tuple[str, list[str]]]:
+    out = []
+    try:
+        from sweeps import sweep_names
+
+        out.append(("sweeps", sweep_names()))
+    except ImportError:
+        pass
+    try:
+        from reports import table_names
+
+        out.append(("tables", table_names()))
+    except ImportError:
+        pass
+    return out

@@ -1,0 +1,44 @@
+"""`bench run METHOD`: train, make CAMs, evaluate, record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from harness.cli import app
+from harness.cli.summary import print_summary
+
+
+@app.command("run")
+def run_command(
+    method: str = typer.Argument(..., help="method or variant, e.g. semples or semples/match-only"),
+    dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
+    seed: int = typer.Option(0, help="training seed"),
+    set_: list[str] = typer.Option([], "--set", help="override a setting: key=value (repeatable)"),
+    epochs: int = typer.Option(None, help="override the method's training epochs"),
+    device: str = typer.Option("auto", help="cpu, cuda or cuda:N"),
+    runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
+    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR",
+                                   help="teacher, data and stage cache (default ~/.cache/wsss-bench)"),
+    wandb: str = typer.Option(None, help="offline (default), online or disabled; WANDB_MODE respected"),
+    resume: bool = typer.Option(False, help="continue interrupted stages from their last epoch"),
+    json_out: bool = typer.Option(False, "--json", help="print the result record as JSON on stdout"),
+    data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
+    clip_weights: Path = typer.Option(None, help="local open_clip weights file"),
+    backbone_weights: Path = typer.Option(None, help="local timm backbone weights file"),
+    vqa_path: Path = typer.Option(None, help="local BLIP VQA folder (qa-clims corpus)"),
+    allow_random_weights: bool = typer.Option(False, help="smoke tests only: random CLIP/backbone"),
+) -> None:
+    """Train METHOD, write CAMs of the evaluation split, evaluate and record the run."""
+    from harness.runner import resolve_config, run
+
+    cfg = resolve_config(method, dataset, seed, set_, epochs, device, data_root=data_root,
+                         clip_weights=clip_weights, backbone_weights=backbone_weights,
+                         vqa_path=vqa_path, allow_random_weights=allow_random_weights)
+    record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb, resume=resume)
+    if json_out:
+        typer.echo(json.dumps(record, default=str))
+    else:
+        print_summary(record)

@@ -1,0 +1,131 @@
+"""Typed, frozen run configuration: variant defaults, then dataset defaults, then --set.
+
+Each method family subclasses `MethodConfig` with its own hyperparameters. A field's
+metadata carries its valid range (`ge`, `gt`, `le`, `lt`, `choices`) and a help line, so
+one validator gives every out-of-range value the same one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import BenchError
+
+
+def hp(default: Any, help: str = "", **bounds: Any) -> Any:
+    """A hyperparameter field with bounds (ge/gt/le/lt/choices) and a help line."""
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Settings every method shares: optimisation, backbone, and the synth benchmark."""
+
+    epochs: int = hp(6, "training epochs of the method's main stage", ge=1)
+    batch_size: int = hp(32, "images per step", ge=1)
+    lr: float = hp(0.01, "base learning rate", gt=0)
+    weight_decay: float = hp(1e-4, "weight decay", ge=0)
+    optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
+    schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
+    head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head", gt=0)
+    backbone: str = hp("synth-cnn", "mask generator backbone",
+                       choices=("synth-cnn", "resnet50", "deit_small_patch16_224"))
+    clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data")
+    crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0)
+    cam_epochs: int = hp(8, "epochs of the cached CAM classifier stage", ge=1)
+    cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
+    # the embedded benchmark
+    p_cooccur: float = hp(0.8, "synth: probability an object sits on its context", ge=0, le=1)
+    n_train: int = hp(1200, "synth: training images", ge=8)
+    n_eval: int = hp(300, "synth: evaluation images", ge=4)
+    image_size: int = hp(64, "synth: image side in pixels", ge=32, le=256)
+    limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
+
+    def replace(self, **changes: Any) -> MethodConfig:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> MethodConfig:
+        for f in dataclasses.fields(self):
+            _check(f.name, getattr(self, f.name), f.metadata)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _check(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        raise BenchError(f"{name} must be one of {', '.join(map(str, meta['choices']))} (got {value!r})")
+    tests = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
+             "le": (lambda v, b: v <= b, "≤"), "lt": (lambda v, b: v < b, "<")}
+    for key, (ok, sym) in tests.items():
+        if key in meta and not ok(value, meta[key]):
+            raise BenchError(f"{name} must be {sym} {meta[key]} (got {value})")
+
+
+def parse_sets(cls: type[MethodConfig], sets: list[str]) -> dict[str, Any]:
+    """`["lambda_refine=0.1", ...]` → typed overrides; unknown keys and bad values are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise BenchError(f"--set expects key=value (got {item!r})")
+        if key not in names:
+            close = [n for n in sorted(names) if key.lower() in n.lower() or n.lower() in key.lower()]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise BenchError(f"unknown setting {key!r} for this method{hint} (see `bench list --settings`)")
+        out[key] = _coerce(key, raw.strip(), hints[key])
+    return out
+
+
+def _coerce(key: str, raw: str, typ: Any) -> Any:
+    try:
+        if typ is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        value = typ(raw)
+    except (TypeError, ValueError):
+        raise BenchError(f"{key} expects a {getattr(typ, '__name__', typ)} (got {raw!r})") from None
+    if isinstance(value, float) and value != value:
+        raise BenchError(f"{key} must be a number (got {raw!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run; `params` holds the method family's settings."""
+
+    method: str
+    variant: str
+    dataset: str
+    seed: int
+    device: str
+    params: MethodConfig
+    data_root: str | None = None
+    clip_weights: str | None = None
+    backbone_weights: str | None = None
+    vqa_path: str | None = None
+    allow_random_weights: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["params"] = self.params.to_dict()
+        return d
+
+    def hparams(self) -> dict[str, Any]:
+        """The method's own hyperparameters (fields beyond the shared MethodConfig)."""
+        shared = {f.name for f in dataclasses.fields(MethodConfig)}
+        return {k: v for k, v in self.params.to_dict().items() if k not in shared}

@@ -1,0 +1,70 @@
+"""The `synth` splits as SegDatasets, generated once and cached as .npz files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from harness.data import SegDataset, default_cache_dir
+from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, Scene, SynthSpec, make_image
+
+
+class SynthDataset(SegDataset):
+    name = "synth"
+    class_names = CLASSES
+    context_names = CONTEXTS
+    cooccur = COOCCUR
+
+    def __init__(self, spec: SynthSpec, split: str, cache_dir: Path | None = None):
+        self.spec, self.split = spec, split
+        n = {"train": spec.n_train, "eval": spec.n_eval}.get(split, spec.n_eval)
+        arrays = _cached_arrays(spec, split, n, cache_dir or default_cache_dir())
+        self._images, self._masks, self._ctx = arrays["images"], arrays["masks"], arrays["ctx"]
+        self.scenes = [Scene(**s) for s in arrays["scenes"].tolist()]
+        self.image_names = [f"synth_{split}_{i:05d}" for i in range(n)]
+        self.has_masks = split != "train"  # the train split exposes image labels only
+        k = len(CLASSES)
+        self._labels = np.zeros((n, k), np.float32)
+        for i, m in enumerate(self._masks):
+            present = np.unique(m)
+            self._labels[i, present[(present > 0) & (present <= k)] - 1] = 1
+
+    def image(self, i: int) -> np.ndarray:
+        return self._images[i]
+
+    def labels(self, i: int) -> np.ndarray:
+        return self._labels[i]
+
+    def mask(self, i: int) -> np.ndarray:
+        if not self.has_masks:
+            return super().mask(i)
+        return self._masks[i]
+
+    def context_map(self, i: int) -> np.ndarray:
+        return self._ctx[i]
+
+
+def _cached_arrays(spec: SynthSpec, split: str, n: int, cache_dir: Path) -> dict:
+    path = cache_dir / "synth" / f"{spec.fingerprint()}_{split}_{n}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=True) as z:
+            return {k: z[k] for k in z.files}
+    made = [make_image(spec, split, i) for i in range(n)]
+    arrays = {
+        "images": np.stack([m[0] for m in made]),
+        "masks": np.stack([m[1] for m in made]),
+        "ctx": np.stack([m[2] for m in made]),
+        "scenes": np.array([m[3].to_json() for m in made], dtype=object),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    return arrays
+
+
+def load(split: str, spec: SynthSpec | None = None, cache_dir: Path | None = None,
+         **_: object) -> SynthDataset:
+    return SynthDataset(spec or SynthSpec(), split, cache_dir)

@@ -1,0 +1,107 @@
+"""Mask generators: a backbone's feature map and a 1×1 classifier give per-class maps.
+
+`maps` are the raw class scores per location; `forward` pools them into image logits
+(the CAM classifier's output); `cam` is their ReLU, what every method's inference reads.
+Methods turn maps into training masks their own way (sigmoid, min-max).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.compat import ensure_torchvision
+from harness.errors import BenchError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SynthCNN(nn.Module):
+    """A small CNN for 64-px synth images: stride 4, receptive field wide enough to see context."""
+
+    out_channels = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(i: int, o: int, stride: int, dilation: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(i, o, 3, stride, dilation, dilation, bias=False),
+                                 nn.BatchNorm2d(o),
+                                 nn.ReLU(inplace=True))
+
+        self.body = nn.Sequential(block(3, 32, 2), block(32, 64, 2), block(64, 96, 1),
+                                  block(96, 128, 1, dilation=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class TimmFeatures(nn.Module):
+    """A timm backbone's last feature map; ViTs' patch tokens are laid back on their grid."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        ensure_torchvision()
+        import timm
+
+        self.is_vit = name.startswith("deit") or name.startswith("vit")
+        if self.is_vit:
+            self.net = timm.create_model(name, pretrained=False, num_classes=0, dynamic_img_size=True)
+            self.out_channels = self.net.num_features
+        else:
+            self.net = timm.create_model(name, pretrained=False, features_only=True, out_indices=[-1])
+            self.out_channels = self.net.feature_info.channels()[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.is_vit:
+            return self.net(x)[-1]
+        tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
+        h, w = x.shape[-2] // 16, x.shape[-1] // 16
+        return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+
+
+class CamNet(nn.Module):
+    def __init__(self, backbone: nn.Module, n_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.out_channels, n_classes, 1, bias=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw per-class maps (B, K, h, w) from images in [0, 1]."""
+        return self.classifier(self.backbone((images - self.mean) / self.std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.maps(images).mean((2, 3))
+
+    def cam(self, images: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.maps(images))
+
+    def param_groups(self, lr: float, head_mult: float) -> list[dict]:
+        return [{"params": list(self.backbone.parameters()), "lr": lr},
+                {"params": list(self.classifier.parameters()), "lr": lr * head_mult}]
+
+
+def build_generator(backbone: str, n_classes: int, weights: str | Path | None = None,
+                    allow_random: bool = False) -> CamNet:
+    """A CamNet; real backbones load ImageNet weights from a local file, never a hub."""
+    if backbone == "synth-cnn":
+        return CamNet(SynthCNN(), n_classes)
+    if weights is None and not allow_random:
+        raise BenchError(f"backbone {backbone} needs local ImageNet weights: pass "
+                         "--backbone-weights PATH (a timm state dict), or --allow-random-weights")
+    net = CamNet(TimmFeatures(backbone), n_classes)
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise BenchError(f"backbone weights file {weights} does not exist")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        missing, _ = net.backbone.net.load_state_dict(state, strict=False)
+        if len(missing) > len(state) // 2:
+            raise BenchError(f"backbone weights {weights} do not match {backbone} "
+                             f"({len(missing)} tensors missing)")
+    return net

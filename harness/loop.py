@@ -1,0 +1,121 @@
+"""The one training loop every method's stages run through.
+
+A stage gives its modules, parameter groups, a `loss_fn(batch) -> (loss, parts)` and its
+epochs; the loop owns the optimizer and schedule (from the config), bf16 autocast on
+CUDA, the NaN guard, per-epoch checkpoints (for --resume), progress and epoch logging.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.errors import NonFiniteLoss
+from harness.method import RunContext
+from harness.progress import progress_bar
+
+LossFn = Callable[[dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass
+class Stage:
+    name: str
+    key: str
+    modules: dict[str, nn.Module]
+    param_groups: list[dict]
+    loss_fn: LossFn
+    epochs: int
+    optimizer: str = "sgd"
+    schedule: str = "poly"
+    weight_decay: float = 1e-4
+    batches: Callable[[int], Iterable[dict]] | None = None  # epoch -> batches; default: train loader
+    on_epoch_end: list[Callable[[int], None]] = field(default_factory=list)
+
+
+def make_optimizer(stage: Stage) -> torch.optim.Optimizer:
+    groups = [g for g in stage.param_groups if g["params"]]
+    for g in groups:
+        g.setdefault("initial_lr", g["lr"])
+    if stage.optimizer == "adamw":
+        return torch.optim.AdamW(groups, weight_decay=stage.weight_decay)
+    return torch.optim.SGD(groups, momentum=0.9, weight_decay=stage.weight_decay)
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    progress = min(step / max(total, 1), 1.0)
+    if schedule == "poly":  # the CLIMS / QA-CLIMS reference schedule, power 0.9
+        return (1 - progress) ** 0.9
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def train_stage(ctx: RunContext, stage: Stage) -> None:
+    """Train `stage` to completion, resuming from its last epoch checkpoint if asked."""
+    batches = stage.batches or (lambda epoch: ctx.loader("train", seed_offset=epoch))
+    steps_per_epoch = len(batches(0))
+    total = steps_per_epoch * stage.epochs
+    opt = make_optimizer(stage)
+    ckpt = ctx.stages.partial_dir(stage.name, stage.key) / "last.pt"
+    start = _resume(ckpt, stage, opt, ctx) if ctx.resume else 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.device.type == "cuda")
+    for m in stage.modules.values():
+        m.train()
+    for epoch in range(start, stage.epochs):
+        sums: dict[str, float] = {}
+        label = f"{stage.name} epoch {epoch + 1}/{stage.epochs}"
+        with progress_bar(label, steps_per_epoch, enabled=ctx.show_progress) as advance:
+            for i, batch in enumerate(batches(epoch)):
+                step = epoch * steps_per_epoch + i
+                for g in opt.param_groups:
+                    g["lr"] = g["initial_lr"] * lr_factor(stage.schedule, step, total)
+                batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
+                with autocast:
+                    loss, parts = stage.loss_fn(batch)
+                if not torch.isfinite(loss):
+                    shown = ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items())
+                    raise NonFiniteLoss(f"{stage.name}: loss became {float(loss)} at epoch "
+                                        f"{epoch + 1}, step {i + 1} ({shown})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k, v in {"loss": loss, **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                advance(loss=float(loss.detach()))
+        means = {k: v / steps_per_epoch for k, v in sums.items()}
+        ctx.log(f"{stage.name} epoch {epoch + 1}/{stage.epochs}: "
+                + " ".join(f"{k}={v:.4f}" for k, v in means.items()))
+        if ctx.on_epoch:
+            ctx.on_epoch(stage.name, epoch, means)
+        for hook in stage.on_epoch_end:
+            hook(epoch)
+        _save(ckpt, stage, opt, epoch)
+    for m in stage.modules.values():
+        m.eval()
+
+
+def _save(path: Path, stage: Stage, opt: torch.optim.Optimizer, epoch: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"epoch": epoch, "optimizer": opt.state_dict(),
+             "modules": {k: m.state_dict() for k, m in stage.modules.items()}}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, stage: Stage, opt: torch.optim.Optimizer, ctx: RunContext) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location=ctx.device, weights_only=False)
+    for k, m in stage.modules.items():
+        m.load_state_dict(state["modules"][k])
+    opt.load_state_dict(state["optimizer"])
+    ctx.log(f"{stage.name}: resumed after epoch {state['epoch'] + 1}")
+    return state["epoch"] + 1

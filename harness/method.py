@@ -1,0 +1,110 @@
+"""What a method is, and the context the engine hands it.
+
+A method family supplies a config class and `train(ctx) -> CamNet`: its losses and its
+stages. The engine owns everything else: data, teacher, stage cache, the training loop,
+CAM inference, evaluation, the results store and tracking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from harness.config import MethodConfig, RunConfig
+from harness.data import SegDataset, load_dataset
+from harness.generator import CamNet
+
+
+class Method:
+    """Base of every method family."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    needs_teacher: ClassVar[bool] = True
+    epochs_field: ClassVar[str] = "epochs"  # the field `--epochs` sets
+
+    @classmethod
+    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
+        """Paper settings per dataset, applied before the variant's and the user's."""
+        return {}
+
+    def train(self, ctx: RunContext) -> CamNet:
+        raise NotImplementedError
+
+
+@dataclass
+class RunContext:
+    """The engine's services for one run."""
+
+    cfg: RunConfig
+    cache_dir: Path
+    device: torch.device
+    resume: bool = False
+    log: Callable[[str], None] = print
+    on_epoch: Callable[[str, int, dict[str, float]], None] | None = None
+    teacher_info: dict[str, Any] = field(default_factory=dict)
+    show_progress: bool = True
+
+    @property
+    def params(self) -> MethodConfig:
+        return self.cfg.params
+
+    @cached_property
+    def stages(self):
+        from harness.cache import StageCache
+
+        return StageCache(self.cache_dir, log=self.log)
+
+    def dataset(self, split: str) -> SegDataset:
+        return self._datasets(split)
+
+    def _datasets(self, split: str) -> SegDataset:
+        cache = self.__dict__.setdefault("_ds_cache", {})
+        if split not in cache:
+            cache[split] = load_dataset(self.cfg.dataset, split, **self.data_options())
+        return cache[split]
+
+    def data_options(self) -> dict[str, Any]:
+        from harness.data.synth import SynthSpec
+
+        p = self.params
+        opts: dict[str, Any] = {"cache_dir": self.cache_dir, "limit": p.limit,
+                                "root": self.cfg.data_root, "crop_size": p.crop_size,
+                                "seed": self.cfg.seed}
+        if self.cfg.dataset == "synth":
+            opts["spec"] = SynthSpec(image_size=p.image_size, p_cooccur=p.p_cooccur,
+                                     n_train=p.n_train, n_eval=p.n_eval)
+        return opts
+
+    def data_key(self) -> dict[str, Any]:
+        """What identifies the training data, for stage-cache keys."""
+        p = self.params
+        key: dict[str, Any] = {"dataset": self.cfg.dataset, "limit": p.limit}
+        if self.cfg.dataset == "synth":
+            key.update(image_size=p.image_size, p_cooccur=p.p_cooccur, n_train=p.n_train)
+        else:
+            key.update(root=self.cfg.data_root, crop_size=p.crop_size)
+        return key
+
+    @cached_property
+    def teacher(self):
+        """The frozen CLIP teacher: the embedded synth CLIP, or open_clip from local weights."""
+        from harness.teachers import load_teacher
+
+        teacher, info = load_teacher(self)
+        self.teacher_info.update(info)
+        return teacher.to(self.device)
+
+    def loader(self, split: str = "train", batch_size: int | None = None, shuffle: bool = True,
+               seed_offset: int = 0) -> torch.utils.data.DataLoader:
+        g = torch.Generator().manual_seed(self.cfg.seed * 1000 + seed_offset)
+        cuda = self.device.type == "cuda"
+        return torch.utils.data.DataLoader(
+            self.dataset(split), batch_size=batch_size or self.params.batch_size, shuffle=shuffle,
+            drop_last=shuffle, generator=g, num_workers=4 if cuda else 0, pin_memory=cuda,
+            persistent_workers=False)

@@ -1,0 +1,144 @@
+"""The one entry point `bench run` and every sweep trial call: resolve, train, infer,
+evaluate, record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.config import RunConfig, parse_sets
+from harness.data import default_cache_dir
+from harness.errors import BenchError, NonFiniteLoss
+from harness.evaluate import SeedEvaluator
+from harness.infer import REAL_SCALES, infer_cams
+from harness.method import RunContext
+from harness.progress import log as default_log
+from harness.registry import get_method, get_variant
+from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
+from harness.tracking import Tracker, resolve_mode
+
+
+def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
+                   epochs: int | None = None, device: str = "auto", **paths: Any) -> RunConfig:
+    """Variant → dataset defaults → variant overrides → --set → validated frozen config."""
+    v = get_variant(variant)
+    method = get_method(v.family)
+    cls = method.config_cls
+    values = {**method.dataset_defaults(dataset), **v.overrides()}
+    values.update(parse_sets(cls, list(sets)))
+    if epochs is not None:
+        values[method.epochs_field] = epochs
+    params = cls(**values).validate()
+    return RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
+                     device=resolve_device(device), params=params,
+                     **{k: (str(p) if p is not None else None) for k, p in paths.items()
+                        if k in ("data_root", "clip_weights", "backbone_weights", "vqa_path")},
+                     allow_random_weights=bool(paths.get("allow_random_weights", False)))
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device} asked for, but this machine has no CUDA device")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise BenchError(f"--device must be cpu, cuda or cuda:N (got {device!r})")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | None = None,
+        wandb_mode: str | None = None, resume: bool = False, group: str | None = None,
+        on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
+        log: Callable[[str], None] = default_log, show_progress: bool = True) -> dict[str, Any]:
+    """Run one configuration end to end and return its result record (also stored)."""
+    t0 = time.time()
+    store = ResultsStore(runs_dir)
+    run_dir = store.begin(cfg.method, cfg.variant, cfg.seed)
+    run_dir.write_json("config.json", cfg.to_dict())
+    mode = resolve_mode(wandb_mode)
+    tracker = None
+    record: dict[str, Any] = _base_record(cfg, run_dir.run_id)
+    try:
+        tracker = Tracker(mode, run_dir.path, run_dir.run_id, cfg.to_dict(), group=group,
+                          tags=[cfg.method, cfg.dataset])
+
+        def epoch_hook(stage: str, epoch: int, means: dict[str, float]) -> None:
+            row = {"stage": stage, "epoch": epoch + 1, **means}
+            run_dir.append_metrics(row)
+            tracker.log({f"{stage}/{k}": v for k, v in means.items()} | {"epoch": epoch + 1})
+            if on_epoch:
+                on_epoch(stage, epoch, means)
+
+        ctx = RunContext(cfg, Path(cache_dir or default_cache_dir()), torch.device(cfg.device),
+                         resume=resume, log=log, on_epoch=epoch_hook, show_progress=show_progress)
+        seed_everything(cfg.seed)
+        model = get_method(cfg.method)().train(ctx).to(ctx.device)
+        scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
+        record.update(scores.as_record())
+        record.update(status="ok", teacher=ctx.teacher_info,
+                      stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
+    except NonFiniteLoss as exc:
+        record.update(status="failed", error=str(exc))
+    except BaseException:
+        run_dir.discard()  # nothing half-written: an interrupted run leaves no folder
+        if tracker:
+            tracker.finish(exit_code=1)
+        raise
+    record["wall_s"] = round(time.time() - t0, 2)
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    if tracker:
+        tracker.summary(record, list(ctx.dataset("eval").class_names) if record["status"] == "ok"
+                        else [], overlays if record["status"] == "ok" else [])
+        tracker.finish(exit_code=0 if record["status"] == "ok" else 1)
+    record["path"] = str(run_dir.finish(record))
+    if record["status"] != "ok":
+        failure = NonFiniteLoss(f"{record['error']} (recorded as failed in {record['path']})")
+        failure.record = record  # sweeps mark the trial failed with this reason and go on
+        raise failure
+    return record
+
+
+def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "method": cfg.method,
+        "variant": cfg.variant, "dataset": cfg.dataset, "seed": cfg.seed,
+        "hparams": cfg.hparams(), "config": cfg.to_dict(), "device": cfg.device,
+        "device_name": (torch.cuda.get_device_name() if cfg.device.startswith("cuda")
+                        else platform.processor() or platform.machine()),
+        "git_rev": git_revision(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
+        "host": platform.node(), "pid": os.getpid(),
+    }
+
+
+def _evaluate(ctx: RunContext, model, cam_dir: Path):
+    ds = ctx.dataset("eval")
+    ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
+    scales = (1.0,) if ctx.cfg.dataset == "synth" else REAL_SCALES
+    overlays = []
+    for i, (keys, high, gt, context) in enumerate(
+            infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress)):
+        ev.add(keys, high, gt, context)
+        if i < 4:
+            overlays.append((ds.image(i), _argmax_label(keys, high), gt))
+    return ev.scores(), overlays
+
+
+def _argmax_label(keys: np.ndarray, high: np.ndarray, t: float = 0.15) -> np.ndarray:
+    from harness.evaluate import predict
+
+    return predict(keys, high, t).astype(np.uint8)

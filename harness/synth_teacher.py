@@ -1,0 +1,223 @@
+"""The embedded teacher: a tiny open_clip CLIP trained contrastively on `synth`.
+
+Training pairs are images and their captions: whole scenes ("a photo of boat on water."),
+masked objects on black ("a photo of boat."), and contexts with the objects cut out
+("a photo of water."), with soft, dilated masks so that the masked crops the methods make
+are in distribution. The loss is InfoNCE of each image against the whole (deduplicated)
+caption vocabulary. The result is cached under `<cache>/teachers/`, keyed by the synth
+spec and this file's settings, with its zero-shot accuracies beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.compat import ensure_torchvision
+from harness.data.synth import CLASSES, CONTEXTS, SynthSpec
+from harness.data.synth_dataset import SynthDataset
+from harness.errors import BenchError
+from harness.teacher import Teacher
+
+ACCURACY_GATE = 90.0  # percent; below it nothing built on the teacher means anything
+
+
+@dataclass(frozen=True)
+class TinyClipSpec:
+    embed_dim: int = 64
+    vision_width: int = 64
+    vision_layers: int = 2
+    patch_size: int = 8
+    text_width: int = 64
+    text_layers: int = 2
+    context_length: int = 40  # fits "SOT a photo of [30 prompt tokens] . EOT"
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 2e-3
+    n_images: int = 4000
+    n_holdout: int = 300
+    seed: int = 0
+
+
+def build_tiny_clip(spec: TinyClipSpec, image_size: int):
+    """A CLIP of open_clip's own architecture from a custom config, random weights."""
+    ensure_torchvision()
+    import open_clip
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    vision = CLIPVisionCfg(layers=spec.vision_layers, width=spec.vision_width, head_width=32,
+                           patch_size=spec.patch_size, image_size=image_size)
+    text = CLIPTextCfg(context_length=spec.context_length, vocab_size=49408,
+                       width=spec.text_width, heads=4, layers=spec.text_layers)
+    model = CLIP(embed_dim=spec.embed_dim, vision_cfg=vision, text_cfg=text)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=spec.context_length)
+    return model, tokenizer
+
+
+def object_prompt(name: str) -> str:
+    return f"a photo of {name}."
+
+
+def captions() -> list[str]:
+    """The caption vocabulary: objects, contexts, single scenes, pairs of objects."""
+    caps = [object_prompt(c) for c in CLASSES] + [object_prompt(c) for c in CONTEXTS]
+    caps += [f"a photo of {c} on {x}." for c in CLASSES for x in CONTEXTS]
+    caps += [f"a photo of {a} and {b}." for i, a in enumerate(CLASSES) for b in CLASSES[i + 1:]]
+    return caps
+
+
+class _Crops:
+    """Builds (masked image, caption index) training items from a synth split."""
+
+    def __init__(self, ds: SynthDataset):
+        n = len(ds)
+        self.images = torch.from_numpy(np.stack([ds.image(i) for i in range(n)])).permute(0, 3, 1, 2)
+        self.masks = torch.from_numpy(np.stack([ds.mask(i) for i in range(n)])).long()
+        self.ctx = torch.from_numpy(np.stack([ds.context_map(i) for i in range(n)])).long()
+        self.scenes = ds.scenes
+        self.cap_index = {c: i for i, c in enumerate(captions())}
+
+    def items(self, rng: np.random.Generator, count: int, soft: bool):
+        imgs, targets = [], []
+        for i in rng.integers(0, len(self.scenes), count):
+            img, target = self._one(int(i), rng, soft)
+            imgs.append(img)
+            targets.append(target)
+        return torch.stack(imgs), torch.tensor(targets)
+
+    def _one(self, i: int, rng: np.random.Generator, soft: bool):
+        image = self.images[i].float() / 255
+        objs = self.scenes[i].objects
+        kind = rng.choice(["scene", "object", "context", "cutout"], p=[0.15, 0.45, 0.2, 0.2])
+        obj = objs[rng.integers(len(objs))]
+        k = CLASSES.index(obj["class"]) + 1
+        if kind == "scene":
+            names = [o["class"] for o in objs]
+            cap = (f"a photo of {names[0]} on {obj['context']}." if len(names) == 1
+                   else f"a photo of {names[0]} and {names[1]}.")
+            return (image.flip(-1) if rng.random() < 0.5 else image), self.cap_index[cap]
+        if kind == "object":
+            keep = self.masks[i] == k
+            cap = object_prompt(obj["class"])
+        elif kind == "context":
+            keep = self.ctx[i] == CONTEXTS.index(obj["context"])
+            cap = object_prompt(obj["context"])
+        else:  # the image with the object cut out, clutter and all: a background crop
+            keep = self.masks[i] != k
+            cap = object_prompt(obj["context"])
+        m = keep.float()[None, None]
+        if soft and rng.random() < 0.6:  # hard masks too, so shape alone must suffice
+            m = _soften(m, rng, grow=kind == "object")
+        crop = image * m[0]
+        return (crop.flip(-1) if rng.random() < 0.5 else crop), self.cap_index[cap]
+
+
+def _soften(m: torch.Tensor, rng: np.random.Generator, grow: bool) -> torch.Tensor:
+    """Dilate or erode by a few pixels, then blur: CAM-like soft masks."""
+    r = int(rng.integers(0, 3))
+    if r:
+        m = F.max_pool2d(m if grow else 1 - m, 2 * r + 1, 1, r)
+        m = m if grow else 1 - m
+    return F.avg_pool2d(m, 3, 1, 1) * float(rng.uniform(0.85, 1.0))
+
+
+def zero_shot(teacher: Teacher, crops: _Crops) -> dict[str, float]:
+    """Accuracy (percent) on held-out hard-masked objects and contexts."""
+    obj_feats = teacher.encode_text([object_prompt(c) for c in CLASSES])
+    ctx_feats = teacher.encode_text([object_prompt(c) for c in CONTEXTS])
+    hits = {"objects": [0, 0], "contexts": [0, 0]}
+    with torch.no_grad():
+        for i, scene in enumerate(crops.scenes):
+            image = crops.images[i].float() / 255
+            for o in scene.objects:
+                k = CLASSES.index(o["class"])
+                c = CONTEXTS.index(o["context"])
+                both = torch.stack([image * (crops.masks[i] == k + 1), image * (crops.ctx[i] == c)])
+                f = teacher.encode_image(both)
+                hits["objects"][0] += int((f[0] @ obj_feats.T).argmax() == k)
+                hits["contexts"][0] += int((f[1] @ ctx_feats.T).argmax() == c)
+                hits["objects"][1] += 1
+                hits["contexts"][1] += 1
+    return {k: 100.0 * v[0] / v[1] for k, v in hits.items()}
+
+
+def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progress=None):
+    torch.manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    model, tokenizer = build_tiny_clip(spec, synth.image_size)
+    teacher = Teacher(model, tokenizer, name="synth-tiny-clip")
+    model.requires_grad_(True).train()
+    teacher_split = SynthSpec(**{**asdict(synth), "n_eval": spec.n_images})
+    data = _Crops(SynthDataset(teacher_split, "teacher", cache_dir))
+    tokens = tokenizer(captions())
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, spec.lr, total_steps=spec.steps, pct_start=0.1)
+    for step in range(spec.steps):
+        images, targets = data.items(rng, spec.batch_size, soft=True)
+        img = F.normalize(model.encode_image((images - teacher.mean) / teacher.std), dim=-1)
+        txt = F.normalize(model.encode_text(tokens), dim=-1)
+        loss = F.cross_entropy(model.logit_scale.exp().clamp(max=100) * img @ txt.T, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress is not None:
+            progress(step + 1, spec.steps, loss.item())
+    model.eval().requires_grad_(False)
+    holdout = SynthDataset(SynthSpec(**{**asdict(synth), "n_eval": spec.n_holdout}),
+                           "teacher_holdout", cache_dir)
+    return teacher, zero_shot(teacher, _Crops(holdout))
+
+
+def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([asdict(synth), asdict(spec)], sort_keys=True).encode())
+    return cache_dir / "teachers" / f"synth-{key.hexdigest()[:12]}.pt"
+
+
+def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None = None,
+                  progress=None, log=print) -> tuple[Teacher, dict]:
+    """The cached synth teacher, trained on first use. Returns (teacher, info)."""
+    from harness.cache import file_lock
+
+    spec = spec or TinyClipSpec()
+    path = teacher_path(synth, spec, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_suffix(".lock")):  # concurrent workers train it once
+        if path.exists():
+            return _load(path, synth, spec), json.loads(path.with_suffix(".json").read_text())
+        log(f"training the synth teacher (first use; cached at {path})")
+        t0 = time.time()
+        teacher, acc = train_teacher(synth, spec, cache_dir, progress)
+        info = {"teacher": "synth-tiny-clip", "path": str(path), "train_s": time.time() - t0,
+                "zero_shot_objects": acc["objects"], "zero_shot_contexts": acc["contexts"]}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(teacher.clip.state_dict(), tmp)
+        path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        os.replace(tmp, path)
+    return teacher, info
+
+
+def _load(path: Path, synth: SynthSpec, spec: TinyClipSpec) -> Teacher:
+    model, tokenizer = build_tiny_clip(spec, synth.image_size)
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise BenchError(f"cached teacher {path} is corrupt ({type(exc).__name__}); delete it "
+                         "and it is retrained on the next run") from exc
+    return Teacher(model, tokenizer, name="synth-tiny-clip")
+
+
+def check_gate(info: dict) -> None:
+    for key in ("zero_shot_objects", "zero_shot_contexts"):
+        if info[key] < ACCURACY_GATE:
+            raise BenchError(f"synth teacher {key} = {info[key]:.1f}% is below the "
+                             f"{ACCURACY_GATE:.0f}% gate; methods above it would mean nothing")

@@ -1,0 +1,103 @@
+"""The frozen CLIP teacher every CLIP-guided method talks to.
+
+One interface (`encode_image`, `encode_text`, `encode_prompts`) over an open_clip CLIP:
+ViT-B-32 / ViT-L-14 built from their configs and loaded from a local weights file, or the
+tiny `synth` CLIP (a custom open_clip config) trained on `synth` by `synth_teacher.py`.
+Methods never know which one they have.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.compat import ensure_torchvision
+from harness.errors import BenchError
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+PROMPT_PREFIX = "a photo of"  # learned prompts sit in "SOT a photo of [p_1 … p_L] . EOT"
+
+
+class Teacher(nn.Module):
+    """A frozen open_clip CLIP with L2-normalised outputs."""
+
+    def __init__(self, clip: nn.Module, tokenizer, name: str,
+                 mean: tuple[float, ...] = OPENAI_MEAN, std: tuple[float, ...] = OPENAI_STD):
+        super().__init__()
+        self.clip, self.tokenizer, self.name = clip, tokenizer, name
+        self.clip.eval().requires_grad_(False)  # frozen: no weight gradients are ever kept
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        size = clip.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
+        self.token_width = int(clip.token_embedding.weight.shape[1])
+        self.context_length = int(clip.positional_embedding.shape[0])
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def train(self, mode: bool = True) -> Teacher:  # the teacher stays in eval mode
+        return super().train(False)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (any size, resized here) → normalised features. Differentiable."""
+        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
+            images = F.interpolate(images, size=(self.image_size, self.image_size),
+                                   mode="bilinear", align_corners=False)
+        return F.normalize(self.clip.encode_image((images - self.mean) / self.std), dim=-1)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Normalised features of fixed texts, each encoded once per teacher instance."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if todo:
+            device = self.mean.device
+            tokens = self.tokenizer(todo).to(device)
+            feats = F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
+            self._text_cache.update(zip(todo, feats, strict=True))
+        return torch.stack([self._text_cache[t] for t in texts])
+
+    def encode_prompts(self, prompts: torch.Tensor) -> torch.Tensor:
+        """Learned prompt embeddings (K, L, width) through the frozen text tower.
+
+        The sequence is "SOT a photo of [p_1 … p_L] . EOT", word embeddings replaced by the
+        prompts; gradients flow to `prompts` only.
+        """
+        k, length, _ = prompts.shape
+        clip = self.clip
+        ids = self.tokenizer([PROMPT_PREFIX + " ."])[0].to(prompts.device)
+        n_prefix = int((ids != 0).sum()) - 3  # "a photo of": all but SOT, ".", EOT
+        if 1 + n_prefix + length + 2 > self.context_length:
+            raise BenchError(f"prompt_length {length} does not fit the teacher's context "
+                             f"length {self.context_length}")
+        emb = clip.token_embedding(ids).unsqueeze(0).expand(k, -1, -1)
+        head, tail = emb[:, : 1 + n_prefix], emb[:, 1 + n_prefix : 3 + n_prefix]  # tail: ". EOT"
+        pad = emb[:, -1:].expand(k, self.context_length - (length + 3 + n_prefix), -1)
+        x = torch.cat([head, prompts.to(emb.dtype), tail, pad], dim=1)
+        x = x + clip.positional_embedding
+        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        x = clip.ln_final(x)
+        eot = 1 + n_prefix + length + 1
+        x = x[:, eot]
+        proj = clip.text_projection
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return F.normalize(x, dim=-1)
+
+
+def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = False) -> Teacher:
+    """An open_clip model built from its config; weights only from a local file."""
+    ensure_torchvision()
+    import open_clip
+
+    if weights is None and not allow_random:
+        raise BenchError(f"CLIP {arch} needs local weights: pass --clip-weights PATH "
+                         f"(an open_clip .pt/.safetensors file), or --allow-random-weights")
+    if weights is not None and not Path(weights).is_file():
+        raise BenchError(f"CLIP weights file {weights} does not exist")
+    try:
+        model = open_clip.create_model(arch, pretrained=str(weights) if weights else None)
+    except RuntimeError as exc:
+        raise BenchError(f"cannot load CLIP {arch} from {weights}: {str(exc).splitlines()[0]}") from exc
+    return Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}")

@@ -1,0 +1,32 @@
+"""Pick the teacher for a run: the embedded synth CLIP, or open_clip from local weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.progress import progress_bar
+
+if TYPE_CHECKING:
+    from harness.method import RunContext
+    from harness.teacher import Teacher
+
+
+def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
+    if ctx.cfg.dataset == "synth":
+        from harness.synth_teacher import TinyClipSpec, check_gate, load_or_train
+
+        spec = ctx.data_options()["spec"]
+        steps = TinyClipSpec().steps
+        with progress_bar("synth teacher", steps, enabled=ctx.show_progress) as advance:
+            teacher, info = load_or_train(spec, ctx.cache_dir, log=ctx.log,
+                                          progress=lambda s, n, loss: advance(loss=loss))
+        check_gate(info)
+        ctx.log(f"synth teacher zero-shot: objects {info['zero_shot_objects']:.1f}%, "
+                f"contexts {info['zero_shot_contexts']:.1f}%")
+        return teacher, info
+    from harness.teacher import load_clip_teacher
+
+    weights = Path(ctx.cfg.clip_weights) if ctx.cfg.clip_weights else None
+    teacher = load_clip_teacher(ctx.params.clip_arch, weights, ctx.cfg.allow_random_weights)
+    return teacher, {"teacher": teacher.name, "weights": str(weights) if weights else "random"}

@@ -1,0 +1,69 @@
+"""W&B mirror of a run: config, per-epoch losses, metrics, per-class IoU table, CAM overlays.
+
+Offline by default (no account needed; `wandb sync` uploads later). W&B is a mirror,
+never the source of truth: reports read the results store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODES = ("offline", "online", "disabled")
+
+
+def resolve_mode(cli_mode: str | None) -> str:
+    mode = cli_mode or os.environ.get("WANDB_MODE") or "offline"
+    if mode == "dryrun":
+        mode = "offline"
+    if mode not in MODES:
+        from harness.errors import BenchError
+
+        raise BenchError(f"--wandb must be one of {', '.join(MODES)} (got {mode!r})")
+    return mode
+
+
+class Tracker:
+    def __init__(self, mode: str, run_dir: Path, name: str, config: dict[str, Any],
+                 group: str | None = None, tags: list[str] | None = None):
+        self.mode = mode
+        self.run = None
+        if mode == "disabled":
+            return
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "wsss-bench"), name=name,
+                              group=group, tags=tags, config=config, dir=str(run_dir), mode=mode,
+                              reinit="create_new")
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.log(row)
+
+    def summary(self, record: dict[str, Any], class_names: list[str],
+                overlays: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        if self.run is None:
+            return
+        import wandb
+
+        for key in ("seed_miou", "seed_miou_fixed", "best_threshold", "context_fp", "wall_s"):
+            if record.get(key) is not None:
+                self.run.summary[key] = record[key]
+        ious = record.get("per_class_iou", {})
+        self.run.log({"per_class_iou": wandb.Table(columns=["class", "iou"],
+                                                    data=[[k, v] for k, v in ious.items()])})
+        labels = {0: "background", **{i + 1: n for i, n in enumerate(class_names)}}
+        images = [wandb.Image(img, masks={"prediction": {"mask_data": pred, "class_labels": labels},
+                                          "ground_truth": {"mask_data": gt, "class_labels": labels}})
+                  for img, pred, gt in overlays]
+        if images:
+            self.run.log({"cam_overlays": images})
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None

@@ -1,0 +1,1 @@
+"""Method families: each module registers its family and its variants on import."""
