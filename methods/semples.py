@@ -1,0 +1,425 @@
+"""`semples`: SemPLeS, Semantic Prompt Learning for WSSS (paper §3, Fig. 2).
+
+Three stages, each a stage-cache entry keyed by exactly its dependencies:
+
+(a) Segment-Label Matching (Eq. 1) trains the mask generator S:
+    L_match = −[log sim(v^f_k, u^f_k) + λ_b·log(1 − sim(v^b_k, u^f_k))]
+(b) Contrastive Prompt Learning (Eq. 2) trains only the prompts p_k (S frozen):
+    L_prompt = −log sim(u^b_k, v^b_k) + λ_T·log sim(u^b_k, u^f_k),  u^b_k = E_T(p_k)
+(c) Prompt-guided Semantic Refinement (Eq. 3) re-trains S from its stage-(a) state with
+    the prompts frozen:  L_total = L_match + λ·L_refine,  L_refine = −log(1 − sim(v^f_k, u^b_k))
+
+Masks are the min-max normalised CAM maps of S. Schemes (Table 6): `sequential` (a → b → c),
+`alternate` (a, then b and c alternated `rounds` times), `joint` (all losses from the start).
+λ = 0 needs no prompts, so stage (b) is skipped and stage (c) is L_match only: Table 5's
+λ = 0 and Table 4's "L_match only" are the same run, as their equal published numbers say.
+
+Mask generator init: the paper's S is WeakTr's DeiT-S, itself a trained CAM network; here
+S starts from this run's cached CAM classifier (`trained_cam`), the same checkpoint CLIMS
+starts from, so the comparison with CLIMS differs only in the losses (`init=backbone`
+starts from the bare backbone instead).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.cache import stage_key
+from harness.config import MethodConfig, hp
+from harness.errors import BenchError
+from harness.generator import CamNet
+from harness.loop import Stage, train_stage
+from harness.method import Method, RunContext
+from harness.registry import register_method, register_variant
+from methods.cam import new_generator, trained_cam
+from methods.clims import class_prompt, teacher_key
+from methods.clip_losses import (
+    crops,
+    encode_fg_bg,
+    mean_or_zero,
+    minmax,
+    neg_log,
+    neg_log1m,
+    pair_sim,
+    positive_pairs,
+    to_image,
+)
+
+PROMPT_LOSSES = ("both", "image", "text", "none")
+
+
+@dataclass(frozen=True)
+class SemplesConfig(MethodConfig):
+    """SemPLeS settings (paper §4.1); `epochs` is stage (a)'s."""
+
+    optimizer: str = hp("adamw", "optimizer", choices=("sgd", "adamw"))
+    schedule: str = hp("cosine", "learning-rate schedule", choices=("poly", "cosine", "constant"))
+    lambda_b: float = hp(2.4, "Eq. 1: weight of the background-repelling term", ge=0)
+    lambda_T: float = hp(0.02, "Eq. 2: weight of L^T_prompt (prompts away from the class text)",
+                         ge=0)
+    lambda_refine: float = hp(0.05, "Eq. 3: λ, weight of L_refine (0 = L_match only)", ge=0)
+    prompt_length: int = hp(30, "learnable prompt tokens per class", ge=1)
+    prompt_losses: str = hp("both", "Eq. 2 terms that train the prompts (none = random prompts)",
+                            choices=PROMPT_LOSSES)
+    scheme: str = hp("sequential", "learning scheme (Table 6)",
+                     choices=("sequential", "alternate", "joint"))
+    rounds: int = hp(1, "alternate: rounds of (b, c)", ge=1)
+    prompt_epochs: int = hp(60, "epochs of stage (b), split over the rounds", ge=1)
+    refine_epochs: int = hp(60, "epochs of stage (c), split over the rounds", ge=1)
+    prompt_lr: float = hp(5e-4, "learning rate of the prompts", gt=0)
+    prompt_init_std: float = hp(0.02, "std of the random prompt initialisation", gt=0)
+    init: str = hp("cam", "mask generator init: the cached CAM classifier, or the backbone",
+                   choices=("cam", "backbone"))
+
+    def validate(self) -> SemplesConfig:
+        super().validate()
+        if self.scheme == "sequential" and self.rounds != 1:
+            raise BenchError(f"scheme=sequential is one round (got rounds={self.rounds}); "
+                             "use scheme=alternate for more")
+        if self.scheme == "joint" and self.rounds != 1:
+            raise BenchError("scheme=joint has no rounds (rounds must be 1)")
+        return self
+
+
+class Prompts(nn.Module):
+    """K learnable prompt sequences (K, L, token width), randomly initialised."""
+
+    def __init__(self, n_classes: int, length: int, width: int, std: float, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.embeddings = nn.Parameter(torch.randn(n_classes, length, width, generator=g) * std)
+
+
+# --- losses (vectorised over the P positive pairs) ------------------------------------
+
+def match_loss(vf: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor,
+               lambda_b: float) -> torch.Tensor:
+    """Eq. 1, mean over pairs; uf (P, D) the pair's class text feature."""
+    return mean_or_zero(neg_log(pair_sim(vf, uf)) + lambda_b * neg_log1m(pair_sim(vb, uf)))
+
+
+def prompt_losses(ub: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2's two terms, mean over pairs: (L^I = −log sim(u^b, v^b), L^T = log sim(u^b, u^f))."""
+    return mean_or_zero(neg_log(pair_sim(ub, vb))), mean_or_zero(-neg_log(pair_sim(ub, uf)))
+
+
+def refine_loss(vf: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
+    """Eq. 3's L_refine = −log(1 − sim(v^f, u^b)), mean over pairs."""
+    return mean_or_zero(neg_log1m(pair_sim(vf, ub)))
+
+
+def prompt_objective(li: torch.Tensor, lt: torch.Tensor, p: SemplesConfig) -> torch.Tensor:
+    use_i = p.prompt_losses in ("both", "image")
+    use_t = p.prompt_losses in ("both", "text")
+    return use_i * li + use_t * p.lambda_T * lt
+
+
+def cam_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
+    """Min-max normalised CAM maps at image resolution (B, K, H, W)."""
+    return to_image(minmax(model.maps(images).float()), images.shape[-2:])
+
+
+def _augment(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    images = batch["image"]
+    if torch.rand(()) < 0.5:
+        images = images.flip(-1)
+    return images, batch["labels"]
+
+
+def generator_step(model: CamNet, teacher, batch: dict, text: torch.Tensor,
+                   ub: torch.Tensor | None, p: SemplesConfig):
+    """Stage (a) (ub None or λ = 0) or (c): L_match + λ·L_refine; trains S only."""
+    images, labels = _augment(batch)
+    n, k = positive_pairs(labels)
+    vf, vb = encode_fg_bg(teacher, images, cam_masks(model, images), n, k)  # one call
+    lm = match_loss(vf, vb, text[k], p.lambda_b)
+    if ub is None or p.lambda_refine == 0:
+        return lm, {"match": lm}
+    lr = refine_loss(vf, ub[k])  # the fg features of L_match, reused
+    return lm + p.lambda_refine * lr, {"match": lm, "refine": lr}
+
+
+def prompt_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torch.Tensor,
+                p: SemplesConfig):
+    """Stage (b): S frozen, only the background crops are encoded, only p_k trains."""
+    images, labels = _augment(batch)
+    n, k = positive_pairs(labels)
+    with torch.no_grad():
+        vb = teacher.encode_image(crops(images, cam_masks(model, images), n, k, fg=False)).float()
+    ub = teacher.encode_prompts(prompts.embeddings).float()
+    li, lt = prompt_losses(ub[k], vb, text[k])
+    return prompt_objective(li, lt, p), {"prompt_I": li, "prompt_T": lt}
+
+
+def joint_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torch.Tensor,
+               p: SemplesConfig):
+    """Table 6 `joint`: (a), (b), (c) losses together; each trains only what it trains in
+    the sequential scheme (S gets no gradient from L_prompt, p_k none from L_refine)."""
+    images, labels = _augment(batch)
+    n, k = positive_pairs(labels)
+    vf, vb = encode_fg_bg(teacher, images, cam_masks(model, images), n, k)
+    ub = teacher.encode_prompts(prompts.embeddings).float()
+    lm = match_loss(vf, vb, text[k], p.lambda_b)
+    lr = refine_loss(vf, ub[k].detach())
+    li, lt = prompt_losses(ub[k], vb.detach(), text[k])
+    loss = lm + p.lambda_refine * lr + prompt_objective(li, lt, p)
+    return loss, {"match": lm, "refine": lr, "prompt_I": li, "prompt_T": lt}
+
+
+# --- the method ------------------------------------------------------------------------
+
+@register_variant("semples", table="Table 4: full (L_match + L_prompt + L_refine); "
+                  "Table 6: sequential, 1 round")
+def full() -> dict:
+    """SemPLeS, full: sequential (a) → (b) → (c), one round (the paper's default)."""
+    return {}
+
+
+@register_method
+class Semples(Method):
+    """SemPLeS: segment-label matching, contrastive prompt learning, prompt-guided refinement."""
+
+    name = "semples"
+    config_cls = SemplesConfig
+
+    @classmethod
+    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
+        if dataset == "synth":  # CPU minutes: short stages from the CAM checkpoint
+            return {"epochs": 2, "prompt_epochs": 2, "refine_epochs": 2, "lr": 1e-3,
+                    "prompt_lr": 1e-2, "batch_size": 32, "weight_decay": 1e-4,
+                    "head_lr_mult": 1.0}
+        common = {"epochs": 60, "prompt_epochs": 60, "refine_epochs": 60, "batch_size": 64,
+                  "weight_decay": 0.05, "head_lr_mult": 1.0, "backbone": "deit_small_patch16_224",
+                  "crop_size": 448}
+        if dataset == "coco":
+            return {**common, "lr": 5e-6, "prompt_lr": 5e-6, "lambda_b": 0.75, "lambda_T": 0.01,
+                    "lambda_refine": 0.2}
+        return {**common, "lr": 5e-4, "prompt_lr": 5e-4}
+
+    def train(self, ctx: RunContext) -> CamNet:
+        return SemplesRun(ctx).train()
+
+
+class SemplesRun:
+    """One SemPLeS run: resolves its stages through the stage cache."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx, self.p = ctx, ctx.params
+        self.teacher = ctx.teacher
+        names = ctx.dataset("train").class_names
+        self.n_classes = len(names)
+        self.text = self.teacher.encode_text([class_prompt(c) for c in names])  # once per run
+        self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": teacher_key(ctx),
+                     "backbone": self.p.backbone, "batch_size": self.p.batch_size,
+                     "backbone_weights": ctx.cfg.backbone_weights}
+        self.gen_opt = {"lr": self.p.lr, "head_lr_mult": self.p.head_lr_mult,
+                        "optimizer": self.p.optimizer, "schedule": self.p.schedule,
+                        "weight_decay": self.p.weight_decay}
+
+    # generator / prompt state helpers
+    def _init_generator(self) -> tuple[CamNet, str]:
+        if self.p.init == "cam":
+            return trained_cam(self.ctx)
+        return new_generator(self.ctx), "backbone"
+
+    def _new_prompts(self) -> Prompts:
+        p = self.p
+        return Prompts(self.n_classes, p.prompt_length, self.teacher.token_width,
+                       p.prompt_init_std, seed=self.ctx.cfg.seed).to(self.ctx.device)
+
+    def _gen_stage(self, name: str, key: str, model: CamNet, loss_fn, epochs: int) -> Stage:
+        p = self.p
+        return Stage(name, key, {"generator": model}, model.param_groups(p.lr, p.head_lr_mult),
+                     loss_fn, epochs, optimizer=p.optimizer, schedule=p.schedule,
+                     weight_decay=p.weight_decay)
+
+    def _load_gen(self, folder) -> CamNet:
+        model = new_generator(self.ctx)
+        model.load_state_dict(torch.load(folder / "generator.pt", map_location=self.ctx.device))
+        return model
+
+    def _load_prompts(self, folder) -> Prompts:
+        prompts = self._new_prompts()
+        prompts.load_state_dict(torch.load(folder / "prompts.pt", map_location=self.ctx.device))
+        return prompts
+
+    # the stages
+    def stage_a(self) -> str:
+        p = self.p
+        model, init_key = self._init_generator()
+        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": p.epochs,
+                "lambda_b": p.lambda_b}
+        key = stage_key("semples-a", deps)
+
+        def build(folder):
+            stage = self._gen_stage("semples-a", key, model,
+                                    lambda b: generator_step(model, self.teacher, b, self.text,
+                                                             None, p), p.epochs)
+            train_stage(self.ctx, stage)
+            torch.save(model.state_dict(), folder / "generator.pt")
+
+        self.folder_a, key = self.ctx.stages.get_or_build("semples-a", deps, build)
+        return key
+
+    def stage_b(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
+                round_: int) -> tuple[Any, str]:
+        """Learn prompts against the frozen generator `gen_key` (continuing `prompt_key`)."""
+        p = self.p
+        epochs = self._per_round(p.prompt_epochs)
+        deps = {**self.base, "generator": gen_key, "prompts_from": prompt_key, "round": round_,
+                "epochs": epochs, "lambda_b": p.lambda_b, "lambda_T": p.lambda_T,
+                "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
+                "prompt_lr": p.prompt_lr, "prompt_init_std": p.prompt_init_std,
+                "optimizer": p.optimizer, "schedule": p.schedule}
+        key = stage_key("semples-b", deps)
+
+        def build(folder):
+            model = self._load_gen(gen_folder).eval().requires_grad_(False)
+            prompts = self._load_prompts(prompt_folder) if prompt_folder else self._new_prompts()
+            stage = Stage("semples-b", key, {"prompts": prompts},
+                          [{"params": list(prompts.parameters()), "lr": p.prompt_lr}],
+                          lambda b: prompt_step(model, self.teacher, prompts, b, self.text, p),
+                          epochs, optimizer=p.optimizer, schedule=p.schedule, weight_decay=0.0)
+            train_stage(self.ctx, stage)
+            torch.save(prompts.state_dict(), folder / "prompts.pt")
+
+        return self.ctx.stages.get_or_build("semples-b", deps, build)
+
+    def random_prompts(self) -> tuple[Any, str]:
+        """Table 4 row 2: the prompts at their random init, never learned."""
+        p = self.p
+        deps = {"seed": self.ctx.cfg.seed, "teacher": teacher_key(self.ctx),
+                "n_classes": self.n_classes, "prompt_length": p.prompt_length,
+                "prompt_init_std": p.prompt_init_std}
+
+        def build(folder):
+            torch.save(self._new_prompts().state_dict(), folder / "prompts.pt")
+
+        return self.ctx.stages.get_or_build("semples-random-prompts", deps, build)
+
+    def stage_c(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
+                round_: int) -> tuple[Any, str]:
+        """Re-train S from `gen_key` with L_match + λ·L_refine against frozen prompts."""
+        p = self.p
+        epochs = self._per_round(p.refine_epochs)
+        deps = {**self.base, **self.gen_opt, "generator": gen_key, "prompts": prompt_key,
+                "round": round_, "epochs": epochs, "lambda_b": p.lambda_b,
+                "lambda_refine": p.lambda_refine}
+        key = stage_key("semples-c", deps)
+
+        def build(folder):
+            model = self._load_gen(gen_folder)
+            ub = None
+            if prompt_folder is not None:
+                with torch.no_grad():  # prompts frozen: u^b once for the whole stage
+                    ub = self.teacher.encode_prompts(
+                        self._load_prompts(prompt_folder).embeddings).float()
+            stage = self._gen_stage("semples-c", key, model,
+                                    lambda b: generator_step(model, self.teacher, b, self.text,
+                                                             ub, p), epochs)
+            train_stage(self.ctx, stage)
+            torch.save(model.state_dict(), folder / "generator.pt")
+
+        return self.ctx.stages.get_or_build("semples-c", deps, build)
+
+    def _per_round(self, epochs: int) -> int:
+        # Alternating keeps the total budget of (b) and (c): each round gets 1/R of it.
+        return max(1, math.ceil(epochs / self.p.rounds))
+
+    def joint(self) -> CamNet:
+        p = self.p
+        model, init_key = self._init_generator()
+        prompts = self._new_prompts()
+        # as many generator epochs as (a) + (c) of the sequential scheme
+        epochs = p.epochs + p.refine_epochs
+        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": epochs,
+                "lambda_b": p.lambda_b, "lambda_T": p.lambda_T, "lambda_refine": p.lambda_refine,
+                "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
+                "prompt_lr": p.prompt_lr, "prompt_init_std": p.prompt_init_std}
+        key = stage_key("semples-joint", deps)
+
+        def build(folder):
+            groups = model.param_groups(p.lr, p.head_lr_mult)
+            if p.prompt_losses != "none":
+                groups.append({"params": list(prompts.parameters()), "lr": p.prompt_lr,
+                               "weight_decay": 0.0})
+            else:
+                prompts.requires_grad_(False)
+            stage = Stage("semples-joint", key, {"generator": model, "prompts": prompts}, groups,
+                          lambda b: joint_step(model, self.teacher, prompts, b, self.text, p),
+                          epochs, optimizer=p.optimizer, schedule=p.schedule,
+                          weight_decay=p.weight_decay)
+            train_stage(self.ctx, stage)
+            torch.save(model.state_dict(), folder / "generator.pt")
+
+        folder, _ = self.ctx.stages.get_or_build("semples-joint", deps, build)
+        return self._load_gen(folder).eval()
+
+    def train(self) -> CamNet:
+        p = self.p
+        if p.scheme == "joint":
+            return self.joint()
+        gen_key = self.stage_a()
+        gen_folder = self.folder_a
+        if p.lambda_refine == 0:  # L_match only: prompts unused, stage (b) skipped
+            gen_folder, gen_key = self.stage_c(gen_key, gen_folder, None, None, 1)
+            return self._load_gen(gen_folder).eval()
+        prompt_folder, prompt_key = None, None
+        if p.prompt_losses == "none":
+            prompt_folder, prompt_key = self.random_prompts()
+        for r in range(1, p.rounds + 1):
+            if p.prompt_losses != "none":
+                prompt_folder, prompt_key = self.stage_b(gen_key, gen_folder, prompt_key,
+                                                         prompt_folder, r)
+            gen_folder, gen_key = self.stage_c(gen_key, gen_folder, prompt_key, prompt_folder, r)
+        return self._load_gen(gen_folder).eval()
+
+
+# --- variants: the rows of the paper's Tables 4 and 6 (Table 5: --set lambda_refine=…) ---
+
+@register_variant("semples/match-only", table="Table 4: L_match only")
+def match_only() -> dict:
+    """L_match only (λ = 0): stage (a), then (c) without L_refine; no prompts."""
+    return {"lambda_refine": 0.0}
+
+
+@register_variant("semples/random-prompts", table="Table 4: L_match + L_refine, random prompts")
+def random_prompts() -> dict:
+    """L_match + L_refine with randomly initialised, never learned prompts (no stage (b))."""
+    return {"prompt_losses": "none"}
+
+
+@register_variant("semples/text-prompt-only", table="Table 4: + L^T_prompt only")
+def text_prompt_only() -> dict:
+    """Prompts learned with L^T_prompt only (away from the class text), then refinement."""
+    return {"prompt_losses": "text"}
+
+
+@register_variant("semples/image-prompt-only", table="Table 4: + L^I_prompt only")
+def image_prompt_only() -> dict:
+    """Prompts learned with L^I_prompt only (towards the background crops), then refinement."""
+    return {"prompt_losses": "image"}
+
+
+@register_variant("semples/joint", table="Table 6: joint training")
+def joint() -> dict:
+    """Joint scheme: matching, prompt learning and refinement losses together from the start."""
+    return {"scheme": "joint"}
+
+
+@register_variant("semples/alternate-r2", table="Table 6: alternate, 2 rounds")
+def alternate_r2() -> dict:
+    """Alternate scheme: stage (a), then (b) and (c) alternated for 2 rounds."""
+    return {"scheme": "alternate", "rounds": 2}
+
+
+@register_variant("semples/alternate-r3", table="Table 6: alternate, 3 rounds")
+def alternate_r3() -> dict:
+    """Alternate scheme: stage (a), then (b) and (c) alternated for 3 rounds."""
+    return {"scheme": "alternate", "rounds": 3}
