@@ -1,0 +1,128 @@
+"""`bench report` (a paper table: measured beside published) and `bench reproduce` (run
+the table's missing cells, then report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from harness.cli import app
+from harness.errors import BenchError
+
+
+def _emit(name: str, dataset: str, runs_dir: Path | None, seeds: int, sets: list[str],
+          epochs: int | None, fmt: str | None, out: Path | None, plot_path: Path | None,
+          wandb_log: bool) -> None:
+    from reports.compile import compile_table
+    from reports.render import plot, print_table, render
+
+    df = compile_table(name, dataset=dataset, runs_dir=runs_dir, seeds=seeds, sets=sets,
+                       epochs=epochs)
+    if fmt is None and out is not None:
+        fmt = {".md": "markdown", ".csv": "csv", ".tex": "latex"}.get(out.suffix.lower())
+        if fmt is None:
+            raise BenchError(f"--out {out}: give --format markdown|csv|latex")
+    if fmt is not None:
+        text = render(df, fmt)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+            typer.echo(f"wrote {out}", err=True)
+        else:
+            typer.echo(text, nl=False)
+    else:
+        print_table(df)
+    if plot_path is not None:
+        typer.echo(f"wrote {plot(df, plot_path)}", err=True)
+    if wandb_log:
+        _log_wandb(df, name, runs_dir, plot_path)
+
+
+def _log_wandb(df, name: str, runs_dir: Path | None, plot_path: Path | None) -> None:
+    import os
+
+    import wandb
+
+    from harness.store import default_runs_dir
+    from harness.tracking import resolve_mode
+    from reports.render import display_frame
+
+    mode = resolve_mode(None)
+    if mode == "disabled":
+        return
+    os.environ.setdefault("WANDB_SILENT", "true")
+    folder = Path(runs_dir or default_runs_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "wsss-bench"), mode=mode,
+                     job_type="report", name=f"report-{name}-{df.attrs['dataset']}",
+                     dir=str(folder), reinit="create_new")
+    row = {f"report/{name}": wandb.Table(dataframe=display_frame(df).astype(str))}
+    if plot_path is not None:
+        row[f"report/{name}_plot"] = wandb.Image(str(plot_path))
+    run.log(row)
+    run.finish()
+
+
+@app.command("report")
+def report_command(
+    table: str = typer.Option(None, "--table", "-t", help="table name (see --list)"),
+    list_: bool = typer.Option(False, "--list", help="list the tables and their sources"),
+    dataset: str = typer.Option("synth", help="synth, voc or coco"),
+    fmt: str = typer.Option(None, "--format", help="markdown, csv or latex (default: terminal)"),
+    out: Path = typer.Option(None, help="write the formatted table to this file"),
+    plot_path: Path = typer.Option(None, "--plot", help="write a PNG plot (λ/ω curve or "
+                                   "per-class IoU bars)"),
+    wandb_log: bool = typer.Option(False, "--wandb", help="also log the table to W&B "
+                                   "(mode from WANDB_MODE, offline by default)"),
+    runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
+    seeds: int = typer.Option(1, help="seeds a complete cell has (0 … N-1)"),
+    set_: list[str] = typer.Option([], "--set", help="only runs made with this extra setting "
+                                   "(key=value, repeatable), as given to bench run/reproduce"),
+    epochs: int = typer.Option(None, help="only runs made with this --epochs"),
+) -> None:
+    """A paper table from the results store: measured mean ± std, n, published, Δ."""
+    from reports import get_table, table_names
+
+    if list_ or table is None:
+        for name in table_names():
+            typer.echo(f"{name:12s} {get_table(name).title}")
+        if table is None and not list_:
+            raise typer.Exit(1)
+        return
+    _emit(table, dataset, runs_dir, seeds, set_, epochs, fmt, out, plot_path, wandb_log)
+
+
+@app.command("reproduce")
+def reproduce_command(
+    table: str = typer.Argument(..., help="table name (bench report --list)"),
+    dataset: str = typer.Option("synth", help="synth, voc or coco"),
+    seeds: int = typer.Option(1, help="seeds per cell (0 … N-1)"),
+    workers: int = typer.Option(1, help="accepted; runs are sequential for now"),
+    set_: list[str] = typer.Option([], "--set", help="extra setting for every run (key=value)"),
+    epochs: int = typer.Option(None, help="override every method's training epochs"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the missing runs, run nothing"),
+    device: str = typer.Option("auto", help="cpu, cuda or cuda:N"),
+    runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
+    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR", help="stage cache"),
+    wandb: str = typer.Option(None, help="offline (default), online or disabled"),
+    data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
+    clip_weights: Path = typer.Option(None, help="local open_clip weights file"),
+    backbone_weights: Path = typer.Option(None, help="local timm backbone weights file"),
+    vqa_path: Path = typer.Option(None, help="local BLIP VQA folder (qa-clims corpus)"),
+    fmt: str = typer.Option(None, "--format", help="report format (default: terminal)"),
+    out: Path = typer.Option(None, help="write the report to this file"),
+    plot_path: Path = typer.Option(None, "--plot", help="write a PNG plot"),
+) -> None:
+    """Run the TABLE cells missing from the results store (resumable), then report."""
+    from reports import get_table
+    from reports.reproduce import reproduce
+
+    get_table(table)
+    result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
+                       device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run,
+                       data_root=data_root, clip_weights=clip_weights,
+                       backbone_weights=backbone_weights, vqa_path=vqa_path)
+    typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}, "
+               f"skipped {len(result['skipped'])}", err=True)
+    _emit(table, dataset, runs_dir, seeds, set_, epochs, fmt, out, plot_path, False)

@@ -1,0 +1,162 @@
+"""A compiled table (`reports.compile.compile_table`) on the terminal (rich), as Markdown,
+CSV and LaTeX (through pandas), and as a PNG plot (matplotlib): the λ / ω curves, or
+per-class IoU bars across the table's rows in the manner of QA-CLIMS Fig. 4."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+FORMATS = ("markdown", "csv", "latex")
+DASH = "—"
+
+
+def _num(v: float, fmt: str = "{:.1f}") -> str:
+    return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Strings for people: `mean ± std`, `—` for nothing, a command where a cell is missing."""
+    pub_head = "published" + (f" ({df.attrs['reference']})" if df.attrs.get("reference") else "")
+    out = pd.DataFrame({
+        "row": df["row"], "variant": df["variant"], "settings": df["settings"],
+        "n": df["n"].astype(int).astype(str),
+        "seed mIoU": [_num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
+                      for m, s in zip(df["mean"], df["std"], strict=True)],
+        pub_head: [_num(v) for v in df["published"]],
+        "Δ": [_num(v, "{:+.1f}") for v in df["delta"]],
+        "source": [s.split(" (")[0] for s in df["source"]],
+    })
+    if df["context_fp"].notna().any():
+        out["context FP %"] = [_num(v) for v in df["context_fp"]]
+    if (df["command"] != "").any():
+        out["missing: run"] = df["command"]
+    return out
+
+
+def notes(df: pd.DataFrame) -> list[str]:
+    seen, out = set(), []
+    for row, note in zip(df["row"], df["note"], strict=True):
+        if note and note not in seen:
+            seen.add(note)
+            out.append(f"{row}: {note}")
+    return out
+
+
+def _md_cell(v: object) -> str:
+    return str(v).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    d = display_frame(df)
+    lines = [f"### {df.attrs.get('title', '')} — {df.attrs.get('dataset', '')}", ""]
+    lines.append("| " + " | ".join(_md_cell(c) for c in d.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in d.columns) + "|")
+    for rec in d.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in rec) + " |")
+    extra = notes(df)
+    if extra:
+        lines += ["", "Notes:", *[f"- {n}" for n in extra]]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, float_format="%.2f", lineterminator="\n")
+
+
+def to_latex(df: pd.DataFrame) -> str:
+    d = display_frame(df).drop(columns=["missing: run"], errors="ignore")
+    return d.to_latex(index=False, escape=True, caption=f"{df.attrs.get('title', '')} "
+                      f"({df.attrs.get('dataset', '')})", label=f"tab:{df.attrs.get('table', '')}")
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    if fmt not in FORMATS:
+        from harness.errors import BenchError
+
+        raise BenchError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    return {"markdown": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](df)
+
+
+def print_table(df: pd.DataFrame, console=None) -> None:
+    """The table on the terminal; missing cells' commands and notes follow it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    d = display_frame(df).drop(columns=["missing: run"], errors="ignore")
+    d = d.rename(columns={c: "published" for c in d.columns if c.startswith("published")})
+    ref = df.attrs.get("reference")
+    t = Table(title=f"{df.attrs.get('title', '')} — {df.attrs.get('dataset', '')}",
+              caption=f"published = {ref}" if ref else None)
+    for col in d.columns:
+        t.add_column(col, overflow="fold",
+                     justify="right" if col in ("n", "Δ", "seed mIoU", "published") else "left")
+    for rec in d.itertuples(index=False):
+        t.add_row(*[str(v) for v in rec])
+    console.print(t)
+    commands = list(dict.fromkeys(c for c in df["command"] if c))
+    if commands:
+        console.print(f"{len(commands)} missing cell(s); fill them with `bench reproduce "
+                      f"{df.attrs.get('table', 'TABLE')} --dataset {df.attrs.get('dataset')}` "
+                      "or:", highlight=False)
+        for c in commands:
+            console.print(f"  {c}", highlight=False, soft_wrap=True)
+    for n in notes(df):
+        console.print(f"  note: {n}", highlight=False, soft_wrap=True)
+
+
+def plot(df: pd.DataFrame, path: Path | str) -> Path:
+    """A curve where the table runs along a hyperparameter (λ, ω); else per-class IoU bars
+    per measured row (QA-CLIMS Fig. 4 style); else measured vs published mIoU bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{df.attrs.get('title', '')} — {df.attrs.get('dataset', '')}"
+    ref = df.attrs.get("reference")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    per_class = df.attrs.get("per_class") or {}
+    if df.attrs.get("x"):
+        xs = df.attrs["x_values"]
+        have = df["n"] > 0
+        if have.any():
+            ax.errorbar([x for x, h in zip(xs, have, strict=True) if h], df["mean"][have],
+                        yerr=df["std"][have].fillna(0), marker="o", capsize=3, label="measured")
+        pub = df["published"].notna()
+        if pub.any():
+            ax.plot([x for x, p in zip(xs, pub, strict=True) if p], df["published"][pub],
+                    "s--", color="gray", label="published" + (f" ({ref})" if ref else ""))
+        ax.set_xlabel(df.attrs.get("x_label") or df.attrs["x"])
+        ax.set_ylabel("seed mIoU (%)")
+        ax.legend()
+    elif per_class:
+        classes = sorted({c for v in per_class.values() for c in v},
+                         key=lambda c: (c != "background", c))
+        width = 0.8 / len(per_class)
+        for i, (name, ious) in enumerate(per_class.items()):
+            ax.bar([j + i * width for j in range(len(classes))],
+                   [ious.get(c, 0.0) for c in classes], width, label=name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(classes))], classes,
+                      rotation=45, ha="right")
+        ax.set_ylabel("IoU (%)")
+        ax.legend(fontsize="small")
+    else:
+        labels = [f"{r} {s}".strip() for r, s in zip(df["row"], df["settings"], strict=True)]
+        idx = range(len(df))
+        ax.bar([i - 0.2 for i in idx], df["mean"].fillna(0), 0.4, label="measured")
+        ax.bar([i + 0.2 for i in idx], df["published"].fillna(0), 0.4, color="gray",
+               label="published" + (f" ({ref})" if ref else ""))
+        ax.set_xticks(list(idx), labels, rotation=30, ha="right", fontsize="small")
+        ax.set_ylabel("seed mIoU (%)")
+        ax.legend()
+    ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
