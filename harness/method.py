@@ -37,6 +37,19 @@ class Method:
         raise NotImplementedError
 
 
+def data_options(dataset: str, params: MethodConfig, cache_dir: Path, root: str | None = None,
+                 seed: int = 0) -> dict[str, Any]:
+    """Keyword options of `load_dataset` for these settings (shared by run and eval)."""
+    from harness.data.synth import SynthSpec
+
+    opts: dict[str, Any] = {"cache_dir": cache_dir, "limit": params.limit, "root": root,
+                            "crop_size": params.crop_size, "seed": seed}
+    if dataset == "synth":
+        opts["spec"] = SynthSpec(image_size=params.image_size, p_cooccur=params.p_cooccur,
+                                 n_train=params.n_train, n_eval=params.n_eval)
+    return opts
+
+
 @dataclass
 class RunContext:
     """The engine's services for one run."""
@@ -70,16 +83,8 @@ class RunContext:
         return cache[split]
 
     def data_options(self) -> dict[str, Any]:
-        from harness.data.synth import SynthSpec
-
-        p = self.params
-        opts: dict[str, Any] = {"cache_dir": self.cache_dir, "limit": p.limit,
-                                "root": self.cfg.data_root, "crop_size": p.crop_size,
-                                "seed": self.cfg.seed}
-        if self.cfg.dataset == "synth":
-            opts["spec"] = SynthSpec(image_size=p.image_size, p_cooccur=p.p_cooccur,
-                                     n_train=p.n_train, n_eval=p.n_eval)
-        return opts
+        return data_options(self.cfg.dataset, self.params, self.cache_dir, self.cfg.data_root,
+                            self.cfg.seed)
 
     def data_key(self) -> dict[str, Any]:
         """What identifies the training data, for stage-cache keys."""

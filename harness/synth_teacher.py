@@ -179,7 +179,9 @@ def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progres
 def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
     import hashlib
 
-    key = hashlib.sha256(json.dumps([asdict(synth), asdict(spec)], sort_keys=True).encode())
+    # The teacher sees its own split: only what shapes that split's images is in the key.
+    used = {"image_size": synth.image_size, "p_cooccur": synth.p_cooccur, "seed": synth.seed}
+    key = hashlib.sha256(json.dumps([used, asdict(spec)], sort_keys=True).encode())
     return cache_dir / "teachers" / f"synth-{key.hexdigest()[:12]}.pt"
 
 

@@ -21,12 +21,14 @@ from reports.tables import Row, Table
 @dataclass(frozen=True)
 class Job:
     row: Row
+    dataset: str
     seed: int
     sets: tuple[str, ...]
 
     @property
     def command(self) -> str:
-        return " ".join(["bench run", self.row.variant, f"--seed {self.seed}",
+        return " ".join(["bench run", self.row.variant, f"--dataset {self.dataset}",
+                         f"--seed {self.seed}",
                          *[f"--set {s}" for s in self.sets]])
 
 
@@ -44,7 +46,7 @@ def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dic
             if seed in have or key in seen:
                 continue
             seen.add(key)
-            jobs.append(Job(row, seed, tuple([*row.sets(), *sets])))
+            jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets])))
     return jobs
 
 

@@ -16,14 +16,20 @@ def eval_command(
     dataset: str = typer.Option("synth", help="dataset whose evaluation split they cover"),
     data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
     cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
+    set_: list[str] = typer.Option([], "--set", help="dataset settings the CAMs were made with, "
+                                   "e.g. n_eval=16 on synth"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Seed mIoU (threshold sweep and fixed 0.15), per-class IoU, context_fp of CAM files."""
     from harness.camio import cam_folder, read_cam
+    from harness.config import MethodConfig, parse_sets
     from harness.data import default_cache_dir, load_dataset
     from harness.evaluate import SeedEvaluator
+    from harness.method import data_options
 
-    ds = load_dataset(dataset, "eval", cache_dir=cache_dir or default_cache_dir(), root=data_root)
+    params = MethodConfig(**parse_sets(MethodConfig, set_)).validate()
+    ds = load_dataset(dataset, "eval", **data_options(dataset, params, cache_dir or default_cache_dir(),
+                                                      str(data_root) if data_root else None))
     paths = cam_folder(cams, ds.image_names)
     ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
     for i, path in enumerate(paths):

@@ -1,0 +1,50 @@
+"""Training augmentation for real images: random rescale, horizontal flip, random crop.
+
+The CLIMS / QA-CLIMS reference pipeline (from IRN): resize the long side to a random
+length in [crop·0.625, crop·1.25] (320–640 for the 512 crop), flip with p = 0.5, then a
+random crop padded with zeros to crop×crop. Evaluation images are never augmented: CAM
+inference runs at full size over scales and flips (`harness.infer`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+SCALE_RANGE = (0.625, 1.25)  # long side relative to the crop: 320–640 px for a 512 crop
+
+
+def random_rescale(img: np.ndarray, crop_size: int, rng: np.random.Generator,
+                   scale_range: tuple[float, float] = SCALE_RANGE) -> np.ndarray:
+    """Resize so the long side is a random length in crop_size·scale_range (bilinear)."""
+    h, w = img.shape[:2]
+    target = rng.uniform(*scale_range) * crop_size
+    s = target / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    if (nh, nw) == (h, w):
+        return img
+    return np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
+
+
+def random_flip(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return img[:, ::-1] if rng.random() < 0.5 else img
+
+
+def random_crop(img: np.ndarray, crop_size: int, rng: np.random.Generator) -> np.ndarray:
+    """A crop_size×crop_size window; smaller images are placed at a random offset on zeros."""
+    h, w = img.shape[:2]
+    out = np.zeros((crop_size, crop_size, img.shape[2]), img.dtype)
+    ch, cw = min(h, crop_size), min(w, crop_size)
+    y0 = int(rng.integers(0, h - ch + 1))  # where the window starts in the image
+    x0 = int(rng.integers(0, w - cw + 1))
+    oy = int(rng.integers(0, crop_size - ch + 1))  # where the image lands in the window
+    ox = int(rng.integers(0, crop_size - cw + 1))
+    out[oy:oy + ch, ox:ox + cw] = img[y0:y0 + ch, x0:x0 + cw]
+    return out
+
+
+def train_augment(img: np.ndarray, crop_size: int, rng: np.random.Generator) -> np.ndarray:
+    """HxWx3 uint8 → crop_size×crop_size×3 uint8: rescale, flip, crop."""
+    img = random_rescale(img, crop_size, rng)
+    img = random_flip(img, rng)
+    return np.ascontiguousarray(random_crop(img, crop_size, rng))

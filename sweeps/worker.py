@@ -1,0 +1,354 @@
+"""One sweep worker: take trials from the study until the grid or the budget is done.
+
+A trial's value is the mean of the sweep's metric (seed mIoU) over the study's seeds; each
+seed is a full `harness.runner.run` in this process, grouped in W&B by the study name.
+A diverged loss fails that trial with its reason and the sweep goes on.
+
+Dead workers: on PostgreSQL the heartbeat fails a silent worker's trial and
+`RetryFailedTrialCallback` queues it again. On a journal file, every worker, before each
+trial and while it waits, fails RUNNING trials whose worker process on this host is gone
+and queues their parameters again, so a grid still completes after a `kill -9`.
+
+`python -m sweeps.worker --study NAME` (storage URL in $BENCH_SWEEP_STORAGE) is what the
+launcher starts; it reads the sweep's definition from the study itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError, NonFiniteLoss
+from sweeps import storage as st
+from sweeps.spaces import SweepSpec
+
+POLL_S = 2.0
+
+
+class TrialFailed(Exception):
+    """A trial that ended without a value (diverged loss, bad config); reason in user attrs."""
+
+
+# ---------------------------------------------------------------- progress of a study
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return v
+    return round(float(v), 12)
+
+
+def params_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, _norm(v)) for k, v in params.items()))
+
+
+def trial_params(t) -> dict[str, Any]:
+    return dict(t.params) or dict(t.system_attrs.get("fixed_params") or {})
+
+
+@dataclass
+class Tally:
+    total: int = 0
+    complete: int = 0
+    running: int = 0
+    waiting: int = 0
+    failed: int = 0  # failed and not retried
+    retried: int = 0  # failed, then queued again
+    pruned: int = 0
+    remaining: list[dict[str, Any]] = field(default_factory=list)  # grid points never started
+    budget: int = 0
+    counted: int = 0
+
+    @property
+    def can_start(self) -> bool:
+        if self.waiting:
+            return True
+        return self.counted < self.budget and (self.remaining or self.budget_is_trials)
+
+    budget_is_trials: bool = False
+
+    @property
+    def done(self) -> bool:
+        return not self.can_start and self.running == 0
+
+
+def retried_numbers(trials) -> set[int]:
+    out: set[int] = set()
+    for t in trials:
+        out.update(t.system_attrs.get("retry_history") or [])
+    return out
+
+
+def tally(study, spec: SweepSpec, n_trials: int | None) -> Tally:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    t = Tally(total=len(trials))
+    for tr in trials:
+        if tr.state == TrialState.COMPLETE:
+            t.complete += 1
+        elif tr.state == TrialState.RUNNING:
+            t.running += 1
+        elif tr.state == TrialState.WAITING:
+            t.waiting += 1
+        elif tr.state == TrialState.PRUNED:
+            t.pruned += 1
+        elif tr.state == TrialState.FAIL:
+            if tr.number in retried:
+                t.retried += 1
+            else:
+                t.failed += 1
+    t.counted = t.total - t.retried
+    t.budget = n_trials if n_trials else spec.default_trials()
+    if spec.sampler_kind == "grid":
+        covered = {params_key(trial_params(tr)) for tr in trials}
+        t.remaining = [p for p in spec.grid_points() if params_key(p) not in covered]
+    else:
+        t.budget_is_trials = True
+    return t
+
+
+# ---------------------------------------------------------------- dead-worker recovery
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields and fields[0] == "Z":  # a zombie is dead, only not yet reaped
+        return None
+    return fields[19] if len(fields) > 19 else "?"
+
+
+def worker_identity(device: str) -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": platform.node(), "pid": pid, "pid_start": _proc_start(pid), "device": device}
+
+
+def worker_alive(w: dict[str, Any]) -> bool:
+    pid = w.get("pid")
+    if not isinstance(pid, int):
+        return True  # unknown: never fail a trial we cannot judge
+    if not Path("/proc").is_dir():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    start = _proc_start(pid)
+    if start is None:
+        return False
+    return not (w.get("pid_start") and start != w.get("pid_start"))  # pid reused → dead
+
+
+def recover_dead_trials(study, max_retry: int = st.MAX_RETRY, log: Callable[[str], None] = print) -> int:
+    """Fail RUNNING trials whose worker on this host is gone, and queue them again."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import RetryFailedTrialCallback
+    from optuna.trial import TrialState
+
+    host, n = platform.node(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker") or {}
+        if w.get("host") != host or worker_alive(w):
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (UpdateFinishedTrialError, RuntimeError, KeyError):
+            continue  # another worker recovered it first
+        reason = f"worker pid {w.get('pid')} on {host} died mid-trial"
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+        except Exception:  # noqa: BLE001 - the reason is informative only
+            pass
+        RetryFailedTrialCallback(max_retry=max_retry)(study, study._storage.get_trial(t._trial_id))
+        log(f"trial {t.number}: {reason}; queued again with {trial_params(t)}")
+        n += 1
+    return n
+
+
+def fail_stale(study, ref: st.StorageRef, log: Callable[[str], None]) -> None:
+    if ref.kind == "journal":
+        recover_dead_trials(study, log=log)
+    else:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(study)
+
+
+# ---------------------------------------------------------------- the objective
+
+def make_pruner(name: str):
+    import optuna
+
+    name = (name or "none").lower()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    raise BenchError(f"--pruner must be none, median or hyperband (got {name!r})")
+
+
+def trial_sets(definition: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    spec = SweepSpec.from_dict(definition["spec"])
+    return [*spec.sets, *definition.get("sets", []), *(f"{k}={v!r}" if isinstance(v, float)
+                                                      else f"{k}={v}" for k, v in params.items())]
+
+
+def make_objective(definition: dict[str, Any], study_name: str, device: str, runs_dir: Path,
+                   cache_dir: Path | None, wandb_mode: str | None, prune: bool,
+                   log: Callable[[str], None]):
+    import optuna
+
+    from harness.runner import resolve_config, run
+
+    spec = SweepSpec.from_dict(definition["spec"])
+    seeds: list[int] = list(definition["seeds"])
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker_identity(device))
+        params = {p.name: p.suggest(trial) for p in spec.params}
+        log(f"trial {trial.number} start {params}")
+        values, runs, step = [], [], 0
+        for i, seed in enumerate(seeds):
+            def on_epoch(stage: str, epoch: int, means: dict[str, float]) -> None:
+                nonlocal step
+                if not prune or not means:
+                    return
+                loss = means.get("loss", next(iter(means.values())))
+                if math.isfinite(loss):
+                    trial.report(-float(loss), i * 1000 + step)  # higher is better, like the metric
+                step += 1
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at {stage} epoch {epoch + 1}")
+
+            try:
+                cfg = resolve_config(spec.method, definition["dataset"], seed,
+                                     trial_sets(definition, params), device=device)
+                record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode,
+                             group=study_name, on_epoch=on_epoch, log=log, show_progress=False)
+            except NonFiniteLoss as exc:
+                _fail(trial, f"seed {seed}: {exc}", runs, getattr(exc, "record", None))
+                log(f"trial {trial.number} failed: {exc}")
+                raise TrialFailed(str(exc)) from None
+            except (optuna.TrialPruned, KeyboardInterrupt):
+                raise
+            except BenchError as exc:
+                _fail(trial, f"seed {seed}: {exc}", runs, None)
+                log(f"trial {trial.number} failed: {exc}")
+                raise TrialFailed(str(exc)) from None
+            except Exception as exc:  # a bug in a method must not end the whole sweep
+                tb = traceback.format_exc(limit=3)
+                _fail(trial, f"seed {seed}: {type(exc).__name__}: {exc}", runs, None)
+                log(f"trial {trial.number} crashed:\n{tb}")
+                raise TrialFailed(str(exc)) from None
+            value = record.get(spec.metric)
+            if value is None or not math.isfinite(float(value)):
+                _fail(trial, f"seed {seed}: metric {spec.metric} missing or not finite", runs, record)
+                raise TrialFailed(f"metric {spec.metric} missing")
+            values.append(float(value))
+            runs.append(record["run_id"])
+            trial.set_user_attr("runs", runs)
+            trial.set_user_attr(spec.metric + "_per_seed", values)
+        mean = sum(values) / len(values)
+        log(f"trial {trial.number} done {spec.metric}={mean:.3f} {params}")
+        return mean
+
+    return objective
+
+
+def _fail(trial, reason: str, runs: list[str], record: dict[str, Any] | None) -> None:
+    trial.set_user_attr("fail_reason", reason[:500])
+    if record and record.get("run_id"):
+        runs = [*runs, record["run_id"]]
+    if runs:
+        trial.set_user_attr("runs", runs)
+
+
+# ---------------------------------------------------------------- the loop
+
+def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
+               runs_dir: Path | str = "runs", cache_dir: Path | None = None,
+               wandb_mode: str | None = None, n_trials: int | None = None,
+               timeout: float | None = None, pruner: str = "none",
+               heartbeat: int = st.DEFAULT_HEARTBEAT, tag: str = "",
+               log: Callable[[str], None] | None = None) -> Tally:
+    import optuna
+
+    tag = tag or f"{platform.node()}:{os.getpid()}"
+    log = log or (lambda m: print(f"[{tag}] {m}", flush=True))
+    storage = st.open_storage(ref, heartbeat=heartbeat)
+    definition = st.study_definition(st.load_study(storage, study_name))
+    spec = SweepSpec.from_dict(definition["spec"])
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=spec.make_sampler(), pruner=make_pruner(pruner))
+    objective = make_objective(definition, study_name, device, Path(runs_dir), cache_dir,
+                               wandb_mode, pruner != "none", log)
+    log(f"worker on {device}, study {study_name!r} in {ref.masked}")
+    t0 = time.time()
+    while True:
+        fail_stale(study, ref, log)
+        state = tally(study, spec, n_trials)
+        if state.done:
+            break
+        if timeout and time.time() - t0 > timeout:
+            log(f"timeout ({timeout:g} s): no new trials")
+            break
+        if not state.can_start:
+            time.sleep(POLL_S)  # others are running the last trials; recover them if they die
+            continue
+        study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+    log(f"worker finished: {state.complete} complete, {state.failed} failed, "
+        f"{state.pruned} pruned")
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="one bench sweep worker (started by `bench sweep`)")
+    ap.add_argument("--study", required=True)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--wandb", default=None)
+    ap.add_argument("--n-trials", type=int, default=None)
+    ap.add_argument("--timeout", type=float, default=None)
+    ap.add_argument("--pruner", default="none")
+    ap.add_argument("--heartbeat", type=int, default=st.DEFAULT_HEARTBEAT)
+    ap.add_argument("--tag", default="")
+    a = ap.parse_args(argv)
+    url = st.env_storage()
+    if not url:
+        print("error: BENCH_SWEEP_STORAGE is not set", file=sys.stderr)
+        return 2
+    ref = st.StorageRef(url, "journal" if url.startswith("journal:") else "rdb")
+    try:
+        run_worker(ref, a.study, a.device, a.runs_dir, Path(a.cache_dir) if a.cache_dir else None,
+                   a.wandb, a.n_trials, a.timeout, a.pruner, a.heartbeat, a.tag)
+    except BenchError as exc:
+        print(f"error: {st.mask(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Shared fixtures: one cache (synth data + the real synth teacher) per test session.
+
+The teacher is trained once per session (about two minutes on two cores) and reused by
+every test that runs a CLIP-guided method; runs use tiny synth sizes via TINY.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+# Tiny synth runs: small splits, one epoch; the teacher is keyed independently of these.
+TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A session-wide BENCH_CACHE_DIR (synth arrays, teacher, stages)."""
+    path = Path(os.environ.get("BENCH_TEST_CACHE") or tmp_path_factory.mktemp("bench-cache"))
+    os.environ["BENCH_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_teacher(cache_dir):
+    """The real embedded teacher (trained on first use in this session) and its info."""
+    from harness.data.synth import SynthSpec
+    from harness.synth_teacher import load_or_train
+
+    return load_or_train(SynthSpec(), cache_dir, log=lambda m: None)
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    return tmp_path / "runs"

@@ -1,0 +1,113 @@
+"""The CLI end to end at tiny sizes, and every bad input: one line, non-zero exit."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY
+
+BENCH = [sys.executable, "-m", "harness"]
+
+
+def bench(*args, cache_dir, runs_dir=None, check=False):
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "WANDB_MODE": "disabled"}
+    if runs_dir is not None:
+        env["BENCH_RUNS_DIR"] = str(runs_dir)
+    proc = subprocess.run([*BENCH, *args], capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def assert_one_line_error(proc, fragment):
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_cam_run(cache_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    sets = [a for s in TINY for a in ("--set", s)]
+    proc = bench("run", "cam", "--json", *sets, cache_dir=cache_dir, runs_dir=runs, check=True)
+    return json.loads(proc.stdout), runs
+
+
+def test_run_cam_json_record(tiny_cam_run):
+    record, runs = tiny_cam_run
+    for key in ("seed_miou", "seed_miou_fixed", "per_class_iou", "context_fp", "best_threshold",
+                "wall_s", "git_rev", "config"):
+        assert key in record
+    assert record["status"] == "ok" and 0 <= record["seed_miou"] <= 100
+    assert set(record["per_class_iou"]) == {"background", "aeroplane", "bird", "boat", "car", "cow",
+                                            "train"}
+    run_dir = Path(record["path"])
+    assert (run_dir / "result.json").exists() and (run_dir / "metrics.jsonl").exists()
+    assert len(list((run_dir / "cams").glob("*.npy"))) == 16
+    assert not list(runs.glob(".inprogress-*"))
+
+
+def test_eval_rescores_written_cams_identically(tiny_cam_run, cache_dir):
+    record, _ = tiny_cam_run
+    proc = bench("eval", "--cams", str(Path(record["path"]) / "cams"), "--json",
+                 "--set", "n_eval=16",
+                 cache_dir=cache_dir, check=True)
+    scored = json.loads(proc.stdout)
+    assert scored["seed_miou"] == pytest.approx(record["seed_miou"])
+    assert scored["context_fp"] == pytest.approx(record["context_fp"])
+
+
+def test_wrong_shape_cam_file(tiny_cam_run, cache_dir, tmp_path):
+    record, _ = tiny_cam_run
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    for f in (Path(record["path"]) / "cams").glob("*.npy"):
+        (cams / f.name).write_bytes(f.read_bytes())
+    first = sorted(cams.glob("*.npy"))[0]
+    np.save(first, {"keys": np.array([0]), "high_res": np.zeros((1, 8, 8), np.float32)})
+    proc = bench("eval", "--cams", str(cams), "--set", "n_eval=16", cache_dir=cache_dir)
+    assert_one_line_error(proc, "expected")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "no-such-method"], "unknown method"),
+    (["run", "cam", "--dataset", "imagenet"], "unknown dataset"),
+    (["run", "cam", "--set", "lambda_nope=1"], "unknown setting"),
+    (["run", "cam", "--set", "p_cooccur=1.5"], "p_cooccur must be ≤ 1"),
+    (["run", "cam", "--set", "batch_size=many"], "batch_size expects a int"),
+    (["run", "cam", "--set", "batch_size"], "key=value"),
+    (["eval", "--cams", "/nonexistent/cams"], "does not exist"),
+])
+def test_bad_input_is_one_line(args, fragment, cache_dir):
+    assert_one_line_error(bench(*args, cache_dir=cache_dir), fragment)
+
+
+def test_unwritable_runs_dir(cache_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = bench("run", "cam", *[a for s in TINY for a in ("--set", s)], "--runs-dir",
+                 str(blocker / "runs"), cache_dir=cache_dir)
+    assert_one_line_error(proc, "not writable")
+
+
+def test_missing_cam_files(cache_dir, tmp_path):
+    (tmp_path / "cams").mkdir()
+    assert_one_line_error(bench("eval", "--cams", str(tmp_path / "cams"), cache_dir=cache_dir), "lacks 300")
+
+
+def test_data_show_writes_a_picture(cache_dir, tmp_path):
+    out = tmp_path / "grid.png"
+    bench("data", "show", "synth", "--out", str(out), "--n", "4", cache_dir=cache_dir, check=True)
+    assert out.stat().st_size > 10_000
+
+
+def test_list_shows_methods(cache_dir):
+    proc = bench("list", cache_dir=cache_dir, check=True)
+    assert "cam" in proc.stdout and "synth" in proc.stdout

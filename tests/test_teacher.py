@@ -1,0 +1,54 @@
+"""The embedded teacher: accuracy gate, the prompt path through the frozen text tower."""
+
+import pytest
+import torch
+
+from harness.data.synth import SynthSpec
+from harness.errors import BenchError
+from harness.synth_teacher import ACCURACY_GATE, TinyClipSpec, check_gate, load_or_train
+
+
+@pytest.mark.slow
+def test_synth_teacher_passes_its_accuracy_gate(synth_teacher):
+    _, info = synth_teacher
+    assert info["zero_shot_objects"] >= ACCURACY_GATE
+    assert info["zero_shot_contexts"] >= ACCURACY_GATE
+    check_gate(info)
+
+
+def test_gate_refuses_a_weak_teacher():
+    with pytest.raises(BenchError, match="below the 90% gate"):
+        check_gate({"zero_shot_objects": 95.0, "zero_shot_contexts": 42.0})
+
+
+def test_learned_prompts_equal_text_when_they_are_word_embeddings(synth_teacher):
+    teacher, _ = synth_teacher
+    word = teacher.tokenizer(["boat"])[0][1:2]  # the token between SOT and EOT
+    prompts = teacher.clip.token_embedding(word)[None].clone().requires_grad_(True)
+    via_prompts = teacher.encode_prompts(prompts)
+    via_text = teacher.encode_text(["a photo of boat ."])
+    torch.testing.assert_close(via_prompts, via_text, atol=1e-5, rtol=1e-4)
+    via_prompts.sum().backward()
+    assert prompts.grad is not None and prompts.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.clip.parameters())  # the tower stays frozen
+
+
+def test_encode_image_is_differentiable_wrt_input_only(synth_teacher):
+    teacher, _ = synth_teacher
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    feats = teacher.encode_image(images)
+    assert torch.allclose(feats.norm(dim=-1), torch.ones(2), atol=1e-5)
+    feats.sum().backward()
+    assert images.grad is not None and all(p.grad is None for p in teacher.clip.parameters())
+
+
+def test_corrupt_cached_teacher_is_one_clear_error(tmp_path):
+    from harness.synth_teacher import teacher_path
+
+    spec = TinyClipSpec()
+    path = teacher_path(SynthSpec(), spec, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    path.with_suffix(".json").write_text("{}")
+    with pytest.raises(BenchError, match="is corrupt"):
+        load_or_train(SynthSpec(), tmp_path, spec)
