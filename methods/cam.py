@@ -66,5 +66,11 @@ class Cam(Method):
     needs_teacher = False
     epochs_field = "cam_epochs"
 
+    @classmethod
+    def dataset_defaults(cls, dataset: str) -> dict:
+        from harness.data.paper_settings import shared_defaults
+
+        return shared_defaults("cam", dataset)
+
     def train(self, ctx: RunContext) -> CamNet:
         return trained_cam(ctx)[0]
