@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.data.synth import CLASSES, COOCCUR, CONTEXTS, SynthSpec, make_image
+from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, SynthSpec, make_image
 from harness.data.synth_dataset import SynthDataset
 
 

@@ -49,3 +49,19 @@ def show(dataset: str = typer.Argument("synth"),
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     typer.echo(f"wrote {out}")
+
+
+@data_app.command("teacher")
+def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR")) -> None:
+    """Train (first use) or load the embedded synth teacher; print its zero-shot accuracy."""
+    from harness.data import default_cache_dir
+    from harness.data.synth import SynthSpec
+    from harness.progress import log, progress_bar
+    from harness.synth_teacher import TinyClipSpec, check_gate, load_or_train
+
+    with progress_bar("synth teacher", TinyClipSpec().steps) as advance:
+        _, info = load_or_train(SynthSpec(), cache_dir or default_cache_dir(), log=log,
+                                progress=lambda s, n, loss: advance(loss=loss))
+    typer.echo(f"synth teacher at {info['path']}: zero-shot objects {info['zero_shot_objects']:.1f}%, "
+               f"contexts {info['zero_shot_contexts']:.1f}% (gate 90%)")
+    check_gate(info)

@@ -16,7 +16,8 @@ def print_summary(record: dict[str, Any], console: Console | None = None) -> Non
     head.add_row("seed mIoU (fixed t)",
                  f"{record['seed_miou_fixed']:.2f}  (t = {record['fixed_threshold']:.2f})")
     if record.get("context_fp") is not None:
-        head.add_row("context_fp", f"{record['context_fp']:.2f} %  (co-occurring context labelled as the class)")
+        head.add_row("context_fp",
+                     f"{record['context_fp']:.2f} %  (co-occurring context labelled as the class)")
     head.add_row("wall time", f"{record['wall_s']:.1f} s on {record['device']}")
     head.add_row("run", record["path"])
     console.print(head)

@@ -79,7 +79,8 @@ def make_image(spec: SynthSpec, split: str, index: int):
         obj = draw_object(img, cls, subtype, cy, cx, s, bool(rng.integers(2)), rng)
         mask[obj] = ci + 1
         ys, xs = np.nonzero(obj)
-        box = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1) if len(ys) else (0, 0, 0, 0)
+        box = ((int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1) if len(ys)
+               else (0, 0, 0, 0))
         objects.append({"class": cls, "subtype": subtype, "context": ctx, "box": box})
         contexts.append(ctx)
     ctx_map[mask > 0] = -1
