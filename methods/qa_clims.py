@@ -60,7 +60,8 @@ class QAClimsConfig(MethodConfig):
 # ----------------------------------------------------------------------------- losses
 
 
-def fat_regions(p: torch.Tensor, omega: float, fat: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def fat_regions(p: torch.Tensor, omega: float,
+                fat: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Foreground adaptive thresholding of maps p (M, H, W) in [0, 1] → (R^f, R^b)."""
     if not fat:
         return p, 1 - p
@@ -120,7 +121,8 @@ class CorpusTexts:
         rows = [entry_texts(class_names[e["class"]], e["answers"], sets) for e in corpus]
         vocab = list(dict.fromkeys(t for fg, bg in rows for t in (*fg, *bg)))
         index = {t: i for i, t in enumerate(vocab)}
-        feats = torch.cat([teacher.encode_text(vocab[i:i + 512]) for i in range(0, len(vocab), 512)])
+        feats = torch.cat([teacher.encode_text(vocab[i:i + 512])
+                           for i in range(0, len(vocab), 512)])
         self.feats = feats.to(device)
         self.vocab = vocab
         n_fg = max(len(fg) for fg, _ in rows)

@@ -88,13 +88,15 @@ def parse_sets(questions: str) -> tuple[str, ...]:
     return sets
 
 
-def entry_texts(class_name: str, answers: Sequence[str], sets: Sequence[str]) -> tuple[list[str], list[str]]:
+def entry_texts(class_name: str, answers: Sequence[str],
+                sets: Sequence[str]) -> tuple[list[str], list[str]]:
     """(FG texts, BG texts) of one (image, class) from the selected question sets.
 
     With no BG set selected, the BG text is "no {class}" (the paper's RITC-only baseline).
     """
-    fg = [a for a, (kind, _) in zip(answers, TEMPLATES, strict=True) if kind in sets and kind in FG_SETS]
-    bg = [a for a, (kind, _) in zip(answers, TEMPLATES, strict=True) if kind in sets and kind in BG_SETS]
+    kinds = [kind for kind, _ in TEMPLATES]
+    fg = [a for a, kind in zip(answers, kinds, strict=True) if kind in sets and kind in FG_SETS]
+    bg = [a for a, kind in zip(answers, kinds, strict=True) if kind in sets and kind in BG_SETS]
     fgt = fg_texts(class_name, fg)
     if not any(s in BG_SETS for s in sets):
         return fgt, [wrap(f"no {class_name}")]
@@ -133,8 +135,9 @@ def _read_shard(path: Path) -> dict[tuple[int, int], dict]:
     return done
 
 
-def build_corpus(ds, answerer, folder: Path, shard: Path, log=print, show_progress: bool = True) -> dict:
-    """Answer every pending item into `shard`, then write `corpus.jsonl` + `meta.json` to `folder`."""
+def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
+                 show_progress: bool = True) -> dict:
+    """Answer every pending item into `shard`, then write corpus.jsonl + meta.json to `folder`."""
     items = corpus_items(ds)
     done = _read_shard(shard)
     by_image: dict[int, list[int]] = {}

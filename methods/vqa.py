@@ -80,7 +80,8 @@ class BlipAnswerer:
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
         self._processor = BlipProcessor.from_pretrained(str(self.path))
-        self._model = BlipForQuestionAnswering.from_pretrained(str(self.path)).to(self.device).eval()
+        model = BlipForQuestionAnswering.from_pretrained(str(self.path))
+        self._model = model.to(self.device).eval()
 
     @property
     def model(self):
@@ -145,7 +146,8 @@ class BlipAnswerer:
                                       encoder_hidden_states=q_embeds,
                                       encoder_attention_mask=tok["attention_mask"],
                                       **self._gen_kwargs())
-        return [s.strip() for s in self.processor.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        texts = self.processor.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [s.strip() for s in texts]
 
 
 class SynthAnswerer:
@@ -197,7 +199,8 @@ class SynthAnswerer:
         if rng.random() >= self.error_rate:
             return truth
         if kind in FG_SETS:
-            pool = [n for c in self.classes if c != cls for n in (*self.subtypes[c], *self.aliases[c])]
+            pool = [n for c in self.classes if c != cls
+                    for n in (*self.subtypes[c], *self.aliases[c])]
         else:
             pool = [*self.contexts, "clutter", *self.classes]
         pool = [p for p in pool if p != truth]
@@ -224,7 +227,8 @@ class SynthAnswerer:
         region = ctx[regions[t]] if t in regions else ring
         if region.size == 0:
             region = ring
-        values = region[region != -1] if t in (2, 3, 4) else region.ravel()  # behind/around: context
+        # behind / around / next to: the context; above, under, sides: clutter counts too
+        values = region[region != -1] if t in (2, 3, 4) else region.ravel()
         if values.size == 0:
             values = ring.ravel()
         vals, counts = np.unique(values, return_counts=True)
