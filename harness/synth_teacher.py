@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.compat import ensure_torchvision
-from harness.data.synth import CLASSES, CONTEXTS, SynthSpec
+from harness.data.synth import CLASSES, CONTEXTS, GENERATOR_VERSION, SynthSpec
 from harness.data.synth_dataset import SynthDataset
 from harness.errors import BenchError
 from harness.teacher import Teacher
@@ -181,6 +181,8 @@ def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
 
     # The teacher sees its own split: only what shapes that split's images is in the key.
     used = {"image_size": synth.image_size, "p_cooccur": synth.p_cooccur, "seed": synth.seed}
+    if GENERATOR_VERSION > 1:  # version-1 keys predate the field; later versions re-key
+        used["generator"] = GENERATOR_VERSION
     key = hashlib.sha256(json.dumps([used, asdict(spec)], sort_keys=True).encode())
     return cache_dir / "teachers" / f"synth-{key.hexdigest()[:12]}.pt"
 

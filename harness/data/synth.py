@@ -25,6 +25,8 @@ SUBTYPES = {"aeroplane": ("jet", "propeller plane"), "bird": ("eagle", "parrot")
             "cow": ("dairy cow", "bull"), "train": ("passenger train", "freight train")}
 ALIASES = {"aeroplane": ("airplane", "plane"), "bird": ("fowl",), "boat": ("ship", "vessel"),
            "car": ("automobile",), "cow": ("cattle",), "train": ("locomotive",)}
+# Bump when drawing or scene code changes what an image looks like: it re-keys every cache.
+GENERATOR_VERSION = 1
 # Split ids keep the splits' random streams disjoint for the same dataset seed.
 SPLIT_IDS = {"train": 1, "eval": 2, "teacher": 3, "teacher_holdout": 4}
 
@@ -38,7 +40,8 @@ class SynthSpec:
     seed: int = 0  # the benchmark's own seed, independent of a run's training seed
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        blob = {**asdict(self), **({"generator": GENERATOR_VERSION} if GENERATOR_VERSION > 1 else {})}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
