@@ -24,12 +24,14 @@ class Job:
     dataset: str
     seed: int
     sets: tuple[str, ...]
+    epochs: int | None = None
 
     @property
     def command(self) -> str:
         return " ".join(["bench run", self.row.variant, f"--dataset {self.dataset}",
                          f"--seed {self.seed}",
-                         *[f"--set {s}" for s in self.sets]])
+                         *[f"--set {s}" for s in self.sets]]
+                        + ([f"--epochs {self.epochs}"] if self.epochs is not None else []))
 
 
 def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dict[str, Any]],
@@ -46,7 +48,7 @@ def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dic
             if seed in have or key in seen:
                 continue
             seen.add(key)
-            jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets])))
+            jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets]), epochs))
     return jobs
 
 
