@@ -67,13 +67,13 @@ class Tally:
     budget: int = 0
     counted: int = 0
 
+    budget_is_trials: bool = False  # TPE: the budget counts trials; grid: points left
+
     @property
     def can_start(self) -> bool:
         if self.waiting:
             return True
-        return self.counted < self.budget and (self.remaining or self.budget_is_trials)
-
-    budget_is_trials: bool = False
+        return self.counted < self.budget and bool(self.remaining or self.budget_is_trials)
 
     @property
     def done(self) -> bool:
@@ -229,7 +229,7 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str, run
         log(f"trial {trial.number} start {params}")
         values, runs, step = [], [], 0
         for i, seed in enumerate(seeds):
-            def on_epoch(stage: str, epoch: int, means: dict[str, float]) -> None:
+            def on_epoch(stage: str, epoch: int, means: dict[str, float], i: int = i) -> None:
                 nonlocal step
                 if not prune or not means:
                     return

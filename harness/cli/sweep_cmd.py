@@ -1,0 +1,92 @@
+"""`bench sweep NAME`: an Optuna study over a named search space (or `custom`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from harness.cli import app
+from harness.errors import BenchError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`3` → seeds 0, 1, 2; `0,4,7` → those seeds."""
+    text = (text or "1").strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise BenchError(f"--seeds takes a count (3 → seeds 0,1,2) or a list (0,4,7); got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"--seeds: each seed once (got {text!r})")
+    return seeds
+
+
+@app.command("sweep")
+def sweep_command(
+    name: str = typer.Argument(..., help="a named sweep (see `bench list`) or `custom`"),
+    method: str = typer.Option(None, help="custom sweeps: the method or variant to sweep"),
+    param: list[str] = typer.Option([], "--param",
+                                    help="custom sweeps: NAME=float:LOW:HIGH[:log] | int:… | "
+                                         "grid:V1,V2,… | cat:A,B,… (repeatable)"),
+    dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
+    n_trials: int = typer.Option(None, help="trials in the study, all workers together "
+                                            "(default: the grid size, or the sweep's budget)"),
+    seeds: str = typer.Option("1", help="seeds per trial: a count (3 → 0,1,2) or a list (0,4,7); "
+                                        "a trial's value is the mean over them"),
+    workers: int = typer.Option(1, help="local worker processes"),
+    devices: str = typer.Option("cpu", help="cpu or cuda:0,cuda:1,… (one per worker, cycled)"),
+    storage: str = typer.Option(None, envvar="BENCH_SWEEP_STORAGE",
+                                help="journal file (default <runs-dir>/sweeps/<study>.journal) "
+                                     "or postgresql://user:pw@host/db for many machines"),
+    study: str = typer.Option(None, help="study name (default NAME-DATASET); the same "
+                                         "storage and study on another machine joins it"),
+    timeout: float = typer.Option(None, help="seconds after which a worker starts no new trial"),
+    pruner: str = typer.Option("none", help="none, median or hyperband (per-epoch −loss)"),
+    set_: list[str] = typer.Option([], "--set", help="fixed setting for every trial: key=value"),
+    runs_dir: Path = typer.Option(Path("runs"), envvar="BENCH_RUNS_DIR", help="results store"),
+    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR", help="data/teacher/stage cache"),
+    wandb: str = typer.Option(None, help="offline (default), online or disabled"),
+    heartbeat: int = typer.Option(60, help="PostgreSQL: heartbeat seconds; a silent worker's "
+                                           "trial is retried after twice this"),
+    status: bool = typer.Option(False, "--status", help="print the study's progress and exit "
+                                                       "(for a sweep running elsewhere)"),
+) -> None:
+    """Run an Optuna study: each trial = full runs over --seeds, value = mean seed mIoU."""
+    from rich.console import Console
+
+    from sweeps import get_sweep
+    from sweeps import storage as st
+    from sweeps.launcher import SweepRequest, launch
+    from sweeps.spaces import SweepSpec, custom_sweep
+
+    if name == "custom":
+        spec = custom_sweep(method, param, n_trials=n_trials)
+    else:
+        if method or param:
+            raise BenchError("--method and --param are for `bench sweep custom`")
+        spec = get_sweep(name)
+    req = SweepRequest(spec, dataset, parse_seeds(seeds), list(set_), study, storage, runs_dir,
+                       cache_dir, n_trials, workers, devices, timeout, pruner, wandb, heartbeat)
+    console = Console()
+    if status:
+        from sweeps import view
+
+        study_name = req.study_name()
+        ref = st.resolve(storage, runs_dir, study_name)
+        if ref.kind == "journal" and not ref.journal_path.exists():
+            raise BenchError(f"no study {study_name!r}: {ref.journal_path} does not exist")
+        s = st.load_study(st.open_storage(ref, heartbeat=heartbeat), study_name)
+        stored = SweepSpec.from_dict(st.study_definition(s)["spec"])
+        console.print(f"storage {ref.masked}", soft_wrap=True)
+        console.print(view.snapshot(s, stored, n_trials))
+        return
+    out = launch(req, console)
+    if out["exit_codes"] and any(c not in (0, None) for c in out["exit_codes"]):
+        raise typer.Exit(1)

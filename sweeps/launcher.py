@@ -1,0 +1,186 @@
+"""Start a sweep: create the study once, then N local worker processes, one per device slot.
+
+`--devices cuda:0,cuda:1` pins worker k to device k mod len(devices) through
+CUDA_VISIBLE_DEVICES (the worker then sees it as cuda:0); `cpu` gives every worker the
+CPU. Running the same command on another machine with the same `--storage` and
+`--study` starts more workers on the same study: they share its grid or trial budget.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError
+from sweeps import storage as st
+from sweeps.spaces import SweepSpec
+
+
+@dataclass
+class SweepRequest:
+    spec: SweepSpec
+    dataset: str = "synth"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    sets: list[str] = field(default_factory=list)
+    study: str | None = None
+    storage: str | None = None
+    runs_dir: Path = Path("runs")
+    cache_dir: Path | None = None
+    n_trials: int | None = None
+    workers: int = 1
+    devices: str = "cpu"
+    timeout: float | None = None
+    pruner: str = "none"
+    wandb: str | None = None
+    heartbeat: int = st.DEFAULT_HEARTBEAT
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        if self.spec.name == "custom":
+            return f"custom-{self.spec.method.replace('/', '-')}-{self.spec.fingerprint()}-{self.dataset}"
+        return f"{self.spec.name}-{self.dataset}"
+
+    def definition(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "dataset": self.dataset, "seeds": list(self.seeds),
+                "sets": list(self.sets)}
+
+
+def parse_devices(devices: str, workers: int) -> list[tuple[str, str | None]]:
+    """`cpu` or `cuda:0,cuda:1` → per worker (device inside the worker, CUDA_VISIBLE_DEVICES)."""
+    items = [d.strip() for d in (devices or "cpu").split(",") if d.strip()]
+    out = []
+    for k in range(workers):
+        d = items[k % len(items)]
+        if d == "cpu":
+            out.append(("cpu", ""))
+        elif d == "cuda":
+            out.append(("cuda", None))  # all visible GPUs, as the environment says
+        elif d.startswith("cuda:") and d[5:].isdigit():
+            out.append(("cuda:0", d[5:]))
+        else:
+            raise BenchError(f"--devices takes cpu or cuda:N[,cuda:M…] (got {d!r})")
+    return out
+
+
+def preflight(req: SweepRequest) -> None:
+    """Fail fast (before any worker) on an unregistered method or an unknown parameter."""
+    from harness.errors import BenchError as BE
+    from harness.registry import get_variant
+    from harness.runner import resolve_config
+    from sweeps.worker import trial_sets
+
+    try:
+        get_variant(req.spec.method)
+    except BE as exc:
+        raise BenchError(f"sweep {req.spec.name!r} needs method {req.spec.method!r}, which is not "
+                         f"registered here ({exc})") from None
+    probe = {}
+    for p in req.spec.params:
+        probe[p.name] = p.choices[0] if p.choices else (int(p.low) if p.kind == "int" else p.low)
+    resolve_config(req.spec.method, req.dataset, req.seeds[0], trial_sets(req.definition(), probe),
+                   device="cpu")
+
+
+def prepare(req: SweepRequest):
+    """Resolve the storage and create (or join) the study: exactly once, before workers."""
+    if req.workers < 1:
+        raise BenchError("--workers must be ≥ 1")
+    if not req.seeds:
+        raise BenchError("--seeds must name at least one seed")
+    preflight(req)
+    name = req.study_name()
+    ref = st.resolve(req.storage, req.runs_dir, name)
+    storage = st.open_storage(ref, heartbeat=req.heartbeat)
+    study = st.create_study(storage, name, req.definition(), req.spec.direction)
+    return ref, study
+
+
+def worker_command(req: SweepRequest, name: str, device: str, tag: str) -> list[str]:
+    cmd = [sys.executable, "-m", "sweeps.worker", "--study", name, "--device", device,
+           "--runs-dir", str(Path(req.runs_dir).resolve()), "--pruner", req.pruner,
+           "--heartbeat", str(req.heartbeat), "--tag", tag]
+    if req.cache_dir:
+        cmd += ["--cache-dir", str(Path(req.cache_dir).resolve())]
+    if req.wandb:
+        cmd += ["--wandb", req.wandb]
+    if req.n_trials:
+        cmd += ["--n-trials", str(req.n_trials)]
+    if req.timeout:
+        cmd += ["--timeout", str(req.timeout)]
+    return cmd
+
+
+def start_workers(req: SweepRequest, ref: st.StorageRef, name: str,
+                  log_dir: Path | None = None) -> list[subprocess.Popen]:
+    procs = []
+    log_dir = log_dir or Path(req.runs_dir) / "sweeps" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    for k, (device, visible) in enumerate(parse_devices(req.devices, req.workers)):
+        env = dict(os.environ, BENCH_SWEEP_STORAGE=ref.url, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        if visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = visible
+        if device == "cpu" and req.workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # N CPU workers share the cores instead of each taking all of them
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // req.workers))
+        tag = f"w{k}@{platform.node()}"
+        logf = open(log_dir / f"{name}.{platform.node()}.w{k}.log", "ab")  # noqa: SIM115
+        procs.append(subprocess.Popen(worker_command(req, name, device, tag), env=env,
+                                      stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd()))
+        logf.close()
+    return procs
+
+
+def launch(req: SweepRequest, console=None, show: bool = True) -> dict[str, Any]:
+    """Create the study, run N local workers to the end, print the result; return a summary."""
+    from rich.console import Console
+
+    from sweeps import view
+    from sweeps.worker import tally
+
+    console = console or Console()
+    ref, study = prepare(req)
+    name = study.study_name
+    t0 = time.time()
+    log_dir = Path(req.runs_dir) / "sweeps" / "logs"
+    console.print(f"sweep {req.spec.name} ({req.spec.method}, {req.spec.sampler_kind}: "
+                  f"{req.spec.space_text()}) → study {name!r} in {ref.masked}; "
+                  f"{req.workers} worker(s) on {req.devices}; logs in {log_dir}", soft_wrap=True)
+    procs = start_workers(req, ref, name, log_dir)
+    try:
+        if show:
+            view.live(study, req.spec, lambda: any(p.poll() is None for p in procs),
+                      req.n_trials, console)
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
+    wall = time.time() - t0
+    codes = [p.returncode for p in procs]
+    if show:
+        view.final_report(study, req.spec, console, req.n_trials)
+        console.print(f"wall time {wall:.1f} s with {req.workers} worker(s)")
+    bad = [c for c in codes if c not in (0, None)]
+    if bad:
+        console.print(f"[red]{len(bad)} worker(s) exited with an error: see {log_dir}[/red]")
+    t = tally(study, req.spec, req.n_trials)
+    return {"study": name, "storage": ref.masked, "wall_s": wall, "exit_codes": codes,
+            "complete": t.complete, "failed": t.failed, "pruned": t.pruned,
+            "remaining": len(t.remaining), "running": t.running}
