@@ -94,14 +94,44 @@ def build_generator(backbone: str, n_classes: int, weights: str | Path | None = 
         return CamNet(SynthCNN(), n_classes)
     if weights is None and not allow_random:
         raise BenchError(f"backbone {backbone} needs local ImageNet weights: pass "
-                         "--backbone-weights PATH (a timm state dict), or --allow-random-weights")
+                         f"--backbone-weights PATH with {_EXPECTED.get(backbone, 'a timm state dict')} "
+                         "(or --allow-random-weights for smoke tests)")
     net = CamNet(TimmFeatures(backbone), n_classes)
     if weights is not None:
         if not Path(weights).is_file():
             raise BenchError(f"backbone weights file {weights} does not exist")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = read_state_dict(Path(weights), f"backbone {backbone}")
         missing, _ = net.backbone.net.load_state_dict(state, strict=False)
         if len(missing) > len(state) // 2:
             raise BenchError(f"backbone weights {weights} do not match {backbone} "
                              f"({len(missing)} tensors missing)")
     return net
+
+
+_EXPECTED = {
+    "resnet50": "ImageNet ResNet-50 weights (torchvision resnet50-19c8e357.pth / "
+                "resnet50-0676ba61.pth, or timm resnet50 model.safetensors)",
+    "deit_small_patch16_224": "ImageNet DeiT-S weights (deit_small_patch16_224-cd65a155.pth, "
+                              "or timm deit_small_patch16_224.fb_in1k model.safetensors)",
+}
+
+
+def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A state dict from .pt/.pth/.bin or .safetensors, unwrapped from {"model"|"state_dict"}
+    and a DataParallel "module." prefix; one line naming the file when it cannot be read."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BenchError(f"cannot read {what} weights {path}: {reason}") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state:
+        raise BenchError(f"{what} weights {path} hold no state dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}

@@ -25,6 +25,8 @@ PROMPT_PREFIX = "a photo of"  # learned prompts sit in "SOT a photo of [p_1 … 
 class Teacher(nn.Module):
     """A frozen open_clip CLIP with L2-normalised outputs."""
 
+    weights: str | None = None  # the local file a real teacher was loaded from
+
     def __init__(self, clip: nn.Module, tokenizer, name: str,
                  mean: tuple[float, ...] = OPENAI_MEAN, std: tuple[float, ...] = OPENAI_STD):
         super().__init__()
@@ -86,18 +88,109 @@ class Teacher(nn.Module):
         return F.normalize(x, dim=-1)
 
 
-def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = False) -> Teacher:
-    """An open_clip model built from its config; weights only from a local file."""
+def local_clip_weights(arch: str) -> Path | None:
+    """An already-downloaded OpenAI checkpoint of `arch` in open_clip's caches (the Hugging
+    Face hub cache, or ~/.cache/clip), or None. Never downloads."""
     ensure_torchvision()
     import open_clip
 
+    cfg = open_clip.get_pretrained_cfg(arch, "openai")
+    if not cfg:
+        return None
+    repo = (cfg.get("hf_hub") or "").rstrip("/")
+    if repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str):
+                return Path(found)
+    if cfg.get("url"):
+        cached = Path.home() / ".cache" / "clip" / cfg["url"].rsplit("/", 1)[-1]
+        if cached.is_file():
+            return cached
+    return None
+
+
+def _expected_file(arch: str) -> str:
+    """What to download, in words, for the one-line missing-weights error."""
+    ensure_torchvision()
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, "openai")
+    if cfg.get("hf_hub"):
+        return (f"the OpenAI {arch} weights, e.g. open_clip_pytorch_model.bin from "
+                f"huggingface.co/{cfg['hf_hub'].rstrip('/')} or {cfg['url'].rsplit('/', 1)[-1]}")
+    return f"an open_clip {arch} .pt/.bin/.safetensors file"
+
+
+def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = False,
+                      quick_gelu: bool | None = None) -> Teacher:
+    """An open_clip model built from its config; weights only from a local file.
+
+    `weights` None: an OpenAI checkpoint already in open_clip's local caches, else random
+    init only if `allow_random`, else one line saying which file to provide. `quick_gelu`
+    None = QuickGELU for architectures with OpenAI weights (both papers use OpenAI CLIP,
+    trained with QuickGELU; open_clip's plain `ViT-B-32` config would use GELU).
+    """
+    ensure_torchvision()
+    import open_clip
+
+    if weights is None:
+        weights = local_clip_weights(arch)
     if weights is None and not allow_random:
-        raise BenchError(f"CLIP {arch} needs local weights: pass --clip-weights PATH "
-                         f"(an open_clip .pt/.safetensors file), or --allow-random-weights")
+        raise BenchError(f"CLIP {arch} needs local weights: pass --clip-weights PATH with "
+                         f"{_expected_file(arch)} (or --allow-random-weights for smoke tests)")
     if weights is not None and not Path(weights).is_file():
         raise BenchError(f"CLIP weights file {weights} does not exist")
+    if quick_gelu is None:
+        quick_gelu = (bool(open_clip.get_pretrained_cfg(arch, "openai").get("quick_gelu"))
+                      and not arch.endswith("-quickgelu"))
+    import logging
+
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly" before we load
     try:
-        model = open_clip.create_model(arch, pretrained=str(weights) if weights else None)
+        model = open_clip.create_model(arch, pretrained=None, quick_gelu=quick_gelu)
     except RuntimeError as exc:
-        raise BenchError(f"cannot load CLIP {arch} from {weights}: {str(exc).splitlines()[0]}") from exc
-    return Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}")
+        raise BenchError(f"cannot build CLIP {arch}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        logging.disable(logging.NOTSET)
+    if weights is not None:
+        _load_clip_weights(model, Path(weights), arch)
+    teacher = Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}")
+    teacher.weights = str(weights) if weights is not None else None
+    return teacher
+
+
+def _load_clip_weights(model: nn.Module, path: Path, arch: str) -> None:
+    """open_clip's loader (plain / wrapped state dicts, safetensors); OpenAI TorchScript
+    archives (ViT-B-32.pt) through torch.jit. Any failure is one line naming the file."""
+    from open_clip.factory import load_checkpoint
+
+    try:
+        try:
+            load_checkpoint(model, str(path))
+        except Exception:
+            if not _is_torchscript(path):
+                raise
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            for key in ("input_resolution", "context_length", "vocab_size"):
+                state.pop(key, None)
+            model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is the user's
+        import pickle
+
+        reason = ("not a PyTorch or safetensors checkpoint" if isinstance(exc, pickle.UnpicklingError)
+                  else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
+        raise BenchError(f"cannot load CLIP {arch} from {path}: {reason} "
+                         f"(is it an open_clip {arch} checkpoint?)") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False

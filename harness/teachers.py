@@ -29,4 +29,4 @@ def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
 
     weights = Path(ctx.cfg.clip_weights) if ctx.cfg.clip_weights else None
     teacher = load_clip_teacher(ctx.params.clip_arch, weights, ctx.cfg.allow_random_weights)
-    return teacher, {"teacher": teacher.name, "weights": str(weights) if weights else "random"}
+    return teacher, {"teacher": teacher.name, "weights": teacher.weights or "random"}
