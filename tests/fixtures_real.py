@@ -1,0 +1,116 @@
+"""Builders of tiny datasets in the real on-disk layouts, and a random ViT-B-32 weights file.
+
+VOC: VOCdevkit/VOC2012 with JPEGImages, palette SegmentationClass PNGs, index
+SegmentationClassAug PNGs and ImageSets/Segmentation/{train,val,train_aug}.txt. COCO:
+{train2014,val2014}/*.jpg and annotations/instances_{train,val}2014.json with polygon
+annotations, category ids with gaps, and one unlabelled image (which the splits skip).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+VOC_IDS = ["2007_000032", "2007_000039", "2007_000063", "2008_000002", "2008_000008"]
+VOC_TRAIN_AUG = VOC_IDS[:4]  # the last id is the val image
+VOC_TRAIN = VOC_IDS[1:3]  # the `train` images with SegmentationClass masks (the eval split)
+# (class index 1-based, box y0, y1, x0, x1) per image
+VOC_OBJECTS = {
+    "2007_000032": [(1, 10, 40, 8, 50)],            # aeroplane
+    "2007_000039": [(4, 30, 60, 5, 40), (15, 5, 30, 40, 60)],  # boat, person
+    "2007_000063": [(8, 8, 56, 8, 56)],             # cat
+    "2008_000002": [(19, 20, 50, 0, 64)],           # train
+    "2008_000008": [(12, 10, 50, 10, 50)],          # dog
+}
+
+
+def _image(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    img = rng.integers(0, 60, (*mask.shape, 3), dtype=np.uint8)
+    for k in np.unique(mask):
+        if 0 < k < 255:
+            img[mask == k] = (np.array([k * 37, k * 71, k * 113]) % 200 + 55).astype(np.uint8)
+    return img
+
+
+def voc_mask(name: str, size: int = 64) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    for k, y0, y1, x0, x1 in VOC_OBJECTS[name]:
+        m[y0:y1, x0:x1] = 255  # the VOC border around each object
+        m[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = k
+    return m
+
+
+def make_voc(root: Path, size: int = 64) -> Path:
+    """ROOT/VOCdevkit/VOC2012 with the five images above; returns ROOT."""
+    from harness.data.voc import palette
+
+    voc = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in VOC_IDS:
+        m = voc_mask(name, size)
+        Image.fromarray(_image(rng, m)).save(voc / "JPEGImages" / f"{name}.jpg", quality=95)
+        aug = m.copy()
+        aug[aug == 255] = 0  # SBD masks carry no border
+        Image.fromarray(aug, mode="L").save(voc / "SegmentationClassAug" / f"{name}.png")
+        if name in VOC_TRAIN or name not in VOC_TRAIN_AUG:
+            pal = Image.fromarray(m, mode="P")
+            pal.putpalette(palette().reshape(-1).tolist())
+            pal.save(voc / "SegmentationClass" / f"{name}.png")
+    sets = voc / "ImageSets" / "Segmentation"
+    (sets / "train.txt").write_text("\n".join(VOC_TRAIN) + "\n")
+    (sets / "val.txt").write_text("\n".join(VOC_IDS[4:]) + "\n")
+    # the DeepLab list format, as train_aug.txt often comes
+    (sets / "train_aug.txt").write_text("".join(
+        f"/JPEGImages/{n}.jpg /SegmentationClassAug/{n}.png\n" for n in VOC_TRAIN_AUG))
+    return root
+
+
+COCO_CATS = [(1, "person"), (18, "dog"), (90, "toothbrush")]  # ids with gaps → indices 0, 1, 2
+
+
+def make_coco(root: Path, size: int = 64) -> Path:
+    """ROOT/{train2014,val2014} with 3 labelled images each (+1 unlabelled), instances JSONs."""
+    rng = np.random.default_rng(1)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    boxes = [[(1, 8, 8, 40, 40)], [(18, 20, 4, 30, 50), (1, 0, 30, 20, 30)], [(90, 16, 16, 24, 24)],
+             []]  # (category id, x, y, w, h); the last image has no annotation
+    for folder in ("train2014", "val2014"):
+        (root / folder).mkdir(exist_ok=True)
+        images, anns = [], []
+        for i, objs in enumerate(boxes):
+            image_id = 100 + i
+            name = f"COCO_{folder}_{image_id:012d}.jpg"
+            m = np.zeros((size, size), np.uint8)
+            for cat, x, y, w, h in objs:
+                m[y:y + h, x:x + w] = [c for c, _ in COCO_CATS].index(cat) + 1
+                anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat,
+                             "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                             "area": float(w * h), "bbox": [x, y, w, h], "iscrowd": 0})
+            Image.fromarray(_image(rng, m)).save(root / folder / name, quality=95)
+            images.append({"id": image_id, "file_name": name, "height": size, "width": size})
+        data = {"images": images, "annotations": anns,
+                "categories": [{"id": c, "name": n, "supercategory": n} for c, n in COCO_CATS]}
+        (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(data))
+    return root
+
+
+def make_clip_weights(path: Path, arch: str = "ViT-B-32") -> Path:
+    """A random-init open_clip `arch` state dict saved to `path` (fp16: half the bytes)."""
+    import torch
+
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import open_clip
+
+    model = open_clip.create_model(arch, pretrained=None, quick_gelu=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return path
