@@ -113,7 +113,7 @@ class Clims(Method):
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         if dataset == "synth":  # small CNN from the CAM checkpoint, a few CPU minutes
-            return {"epochs": 3, "lr": 0.01, "batch_size": 32, "optimizer": "sgd",
+            return {"epochs": 3, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
                     "schedule": "poly", "head_lr_mult": 10.0}
         common = {"epochs": 15, "lr": 2.5e-4, "batch_size": 16, "optimizer": "sgd",
                   "schedule": "poly", "head_lr_mult": 10.0, "backbone": "resnet50",
