@@ -1,0 +1,216 @@
+"""QAPE: templates, post-processing, the synth answerer, and the resumable BLIP build."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from methods.qape import bg_texts, entry_texts, fg_texts, lemmatise
+from methods.vqa import TEMPLATES
+
+
+def test_templates_are_the_papers():
+    kinds = [k for k, _ in TEMPLATES]
+    assert len(TEMPLATES) == 16
+    assert [kinds.count(s) for s in ("object", "scene", "fine", "alias")] == [7, 3, 2, 4]
+    assert ("scene", "What enviroment is the {} in?") in TEMPLATES  # the paper's typo, kept
+    assert TEMPLATES[0] == ("object", "What is above the {}?")
+    assert TEMPLATES[-1] == ("alias", "What is another name for this {}?")
+
+
+def test_lemmatise():
+    assert lemmatise("Trees!") == "tree"
+    assert lemmatise("dining tables") == "dining table"
+    assert lemmatise("potted plants") == "potted plant"
+
+
+def test_fg_texts_append_class_and_add_bare_class():
+    assert fg_texts("train", ["passenger", "freight trains", ""]) == [
+        "a photo of passenger train.", "a photo of freight train.", "a photo of train.",
+        "a photo of train."]
+    assert fg_texts("dining table", ["wooden", "Dining Tables"]) == [
+        "a photo of wooden dining table.", "a photo of dining table.", "a photo of dining table."]
+    assert fg_texts("tv monitor", ["flat screen"]) == [
+        "a photo of flat screen tv monitor.", "a photo of tv monitor."]
+    assert fg_texts("boat", []) == ["a photo of boat."]  # L = 0 → just the class
+
+
+def test_bg_texts_dedup_and_drop_class():
+    assert bg_texts("boat", ["water", "Water", "boat", "trees", "tree", "boats"]) == [
+        "a photo of water.", "a photo of tree."]
+    assert bg_texts("potted plant", ["potted plants", "window", "windows", "potted plant pot"]) == [
+        "a photo of window.", "a photo of pot."]
+    assert bg_texts("tv monitor", ["tv monitors", "desk", "desk", "tv monitor desk"]) == [
+        "a photo of desk."]
+    assert bg_texts("dining table", ["dining tables"]) == []
+
+
+def test_entry_texts_question_sets():
+    answers = ["sky"] * 7 + ["clouds"] * 3 + ["jet"] * 2 + ["airplane"] * 4
+    fg, bg = entry_texts("aeroplane", answers, ())
+    assert (fg, bg) == (["a photo of aeroplane."], ["a photo of no aeroplane."])
+    fg, bg = entry_texts("aeroplane", answers, ("fine",))
+    assert fg == ["a photo of jet aeroplane."] * 2 + ["a photo of aeroplane."]
+    assert bg == ["a photo of no aeroplane."]
+    fg, bg = entry_texts("aeroplane", answers, ("scene",))
+    assert (fg, bg) == (["a photo of aeroplane."], ["a photo of cloud."])
+    fg, bg = entry_texts("aeroplane", answers, ("fine", "alias", "object", "scene"))
+    assert len(fg) == 7 and bg == ["a photo of sky.", "a photo of cloud."]
+
+
+@pytest.fixture(scope="module")
+def small_train(cache_dir):
+    from harness.data.synth import SynthSpec
+    from harness.data.synth_dataset import SynthDataset
+
+    return SynthDataset(SynthSpec(n_train=40, n_eval=8), "train", cache_dir)
+
+
+def test_synth_answerer_truthful_and_deterministic(small_train):
+    from harness.data.synth import ALIASES, CONTEXTS
+    from methods.vqa import SynthAnswerer
+
+    ds = small_train
+    a = SynthAnswerer(ds, error_rate=0.0)
+    for i in range(10):
+        for obj in ds.scenes[i].objects:
+            ans = a.answer(i, ds.image(i), [(obj["class"], t) for t in range(16)])
+            assert ans[10] == ans[11] == obj["subtype"]
+            assert all(x in ALIASES[obj["class"]] for x in ans[12:])
+            assert ans[7:10] == [obj["context"]] * 3
+            assert all(x in (*CONTEXTS, "clutter") or x in ds.class_names for x in ans[:7])
+    wrong = SynthAnswerer(ds, error_rate=1.0)
+    i, obj = 0, ds.scenes[0].objects[0]
+    asks = [(obj["class"], t) for t in range(16)]
+    truth = a.answer(i, ds.image(i), asks)
+    bad = wrong.answer(i, ds.image(i), asks)
+    assert all(x != y for x, y in zip(truth, bad, strict=True))
+    assert bad == SynthAnswerer(ds, error_rate=1.0).answer(i, ds.image(i), asks)  # deterministic
+    some = SynthAnswerer(ds, error_rate=0.3)
+    n_wrong = sum(x != y for i in range(40) for o in ds.scenes[i].objects
+                  for x, y in zip(some.answer(i, None, [(o["class"], t) for t in range(16)]),
+                                  a.answer(i, None, [(o["class"], t) for t in range(16)]),
+                                  strict=True))
+    n_all = 16 * sum(len(ds.scenes[i].objects) for i in range(40))
+    assert 0.2 < n_wrong / n_all < 0.4
+
+
+# ----------------------------------------------------------------------------- tiny BLIP
+
+
+def make_tiny_blip(folder: Path) -> Path:
+    """A random BlipForQuestionAnswering from a BlipConfig + a hand-written vocabulary."""
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    from harness.data.synth import CLASSES, CONTEXTS
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "?"]
+    words = {w for _, t in TEMPLATES for w in re.findall(r"[a-z]+", t.lower())}
+    words |= {w for c in (*CLASSES, *CONTEXTS, "clutter", "dining table") for w in c.split()}
+    vocab = {w: i for i, w in enumerate(special + sorted(words - set(special)))}
+    tok = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
+    text = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64, bos_token_id=vocab["[DEC]"],
+                pad_token_id=0, sep_token_id=vocab["[SEP]"], eos_token_id=vocab["[SEP]"])
+    vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=64, image_size=32, patch_size=8)
+    torch.manual_seed(0)
+    model = BlipForQuestionAnswering(BlipConfig(text_config=text, vision_config=vision)).eval()
+    proc = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tok)
+    folder.mkdir(parents=True, exist_ok=True)
+    proc.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_blip(tmp_path_factory) -> Path:
+    return make_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
+
+
+def test_blip_batched_matches_one_call_per_question(tiny_blip):
+    from methods.vqa import BlipAnswerer
+
+    a = BlipAnswerer(tiny_blip)
+    img = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    asks = [("boat", t) for t in (0, 10)] + [("dining table", 3)]
+    batched = a.answer(0, img, asks)
+    assert a.generate_calls == 1 and len(batched) == len(asks)
+    a.batched = False
+    single = a.answer(0, img, asks)
+    assert a.generate_calls == 1 + len(asks)
+    assert batched == single  # padding is masked, so batching changes nothing
+    assert all("[DEC]" not in s for s in batched)
+
+
+def test_blip_build_is_killed_and_resumes_without_reasking(tiny_blip, tmp_path):
+    """`bench qape --vqa blip` in a subprocess, SIGKILLed mid-build; the resume asks only the rest."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "BENCH_QAPE_ITEM_DELAY": "0.3",
+           "HF_HUB_OFFLINE": "1"}
+    sets = ["--set", "n_train=8", "--set", "n_eval=4"]
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "qape",
+           "--dataset", "synth", "--vqa", "blip", "--vqa-path", str(tiny_blip), "--device", "cpu", *sets]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shard, lines = None, 0
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        found = list(cache.glob("stages/qape/.*.partial/answers.jsonl"))
+        if found:
+            shard = found[0]
+            lines = shard.read_text().count("\n")
+            if lines >= 2:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = [json.loads(x) for x in shard.read_text().splitlines() if x.strip().endswith("}")]
+    assert len(before) >= 2
+    assert not list(cache.glob("stages/qape/*/done"))  # nothing finalised
+
+    import torch
+
+    from harness.method import RunContext
+    from harness.runner import resolve_config
+    from methods.qape import load_corpus, qape_corpus
+    from methods.vqa import BlipAnswerer
+
+    cfg = resolve_config("qa-clims", "synth", 0, ["n_train=8", "n_eval=4", "vqa=blip"],
+                         device="cpu", vqa_path=tiny_blip)
+    ctx = RunContext(cfg, cache, torch.device("cpu"), log=lambda m: None, show_progress=False)
+    answerer = BlipAnswerer(tiny_blip)
+    folder, key = qape_corpus(ctx, answerer)
+    corpus = load_corpus(folder)
+    done_before = {(r["image"], r["class"]) for r in before}
+    assert answerer.questions_asked == 16 * (len(corpus) - len(done_before))
+    assert len({(e["image"], e["class"]) for e in corpus}) == len(corpus)
+    assert len(corpus) == int(ctx.dataset("train")._labels.sum())
+    first = {(r["image"], r["class"]): r["answers"] for r in before}
+    assert all(e["answers"] == first[(e["image"], e["class"])] for e in corpus
+               if (e["image"], e["class"]) in first)
+    assert all(e["fg"][-1] == f"a photo of {e['class_name']}." for e in corpus)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["answered_this_build"] == len(corpus) - len(done_before)
+    # a second build is a cache hit: nothing asked
+    again = BlipAnswerer(tiny_blip)
+    assert qape_corpus(ctx, again)[1] == key and again.questions_asked == 0
