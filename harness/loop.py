@@ -81,7 +81,7 @@ def train_stage(ctx: RunContext, stage: Stage) -> None:
                     loss, parts = stage.loss_fn(batch)
                 if not torch.isfinite(loss):
                     shown = ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items())
-                    raise NonFiniteLoss(f"{stage.name}: loss became {float(loss)} at epoch "
+                    raise NonFiniteLoss(f"{stage.name}: loss became {float(loss.detach())} at epoch "
                                         f"{epoch + 1}, step {i + 1} ({shown})")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

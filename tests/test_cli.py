@@ -27,9 +27,10 @@ def bench(*args, cache_dir, runs_dir=None, check=False):
 def assert_one_line_error(proc, fragment):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
-    assert "Traceback" not in proc.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == lines[-1], proc.stderr  # log lines may precede it
+    assert fragment in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,13 @@ def test_data_show_writes_a_picture(cache_dir, tmp_path):
 def test_list_shows_methods(cache_dir):
     proc = bench("list", cache_dir=cache_dir, check=True)
     assert "cam" in proc.stdout and "synth" in proc.stdout
+
+
+def test_nan_loss_is_one_line_and_recorded_failed(cache_dir, tmp_path):
+    sets = [a for s in [*TINY, "cam_lr=1e30", "cam_epochs=2"] for a in ("--set", s)]
+    proc = bench("run", "cam", *sets, cache_dir=cache_dir, runs_dir=tmp_path)
+    assert proc.returncode == 3
+    assert_one_line_error(proc, "loss became nan")
+    (result,) = tmp_path.glob("*/result.json")
+    record = json.loads(result.read_text())
+    assert record["status"] == "failed" and "nan" in record["error"]
