@@ -1,0 +1,152 @@
+"""QA-CLIMS: each loss against its formula on known tensors, config, variants, a tiny run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.errors import BenchError
+from methods.qa_clims import brc_loss, fat_regions, frc_loss
+
+TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
+
+
+def _known():
+    # one pair; 2-d features; two BG texts, the second padded away in the masked case
+    vf = torch.tensor([[1.0, 0.0]])
+    vb = torch.tensor([[0.0, 1.0]])
+    tf = torch.tensor([[1.0, 0.0]])
+    s = math.sqrt(0.5)
+    tb = torch.tensor([[[s, s], [0.0, 1.0]]])
+    return vf, vb, tf, tb
+
+
+def test_frc_matches_eq6():
+    vf, _, tf, tb = _known()
+    tau = 0.5
+    full = torch.tensor([[True, True]])
+    # s_ff = 1, s_fb = (√½, 0):  −log e^{2} / (e^{2} + e^{2√½} + e^{0})
+    want = -math.log(math.exp(2) / (math.exp(2) + math.exp(2 * math.sqrt(0.5)) + 1))
+    assert frc_loss(vf, tf, tb, full, tau).item() == pytest.approx(want, rel=1e-6)
+    masked = torch.tensor([[True, False]])
+    want = -math.log(math.exp(2) / (math.exp(2) + math.exp(2 * math.sqrt(0.5))))
+    assert frc_loss(vf, tf, tb, masked, tau).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_brc_matches_both_forms():
+    _, vb, tf, tb = _known()
+    tau = 0.5
+    full = torch.tensor([[True, True]])
+    # s_bf = 0, s_bb = (√½, 1)
+    m = (math.exp(math.sqrt(0.5) / tau) + math.exp(1 / tau)) / 2
+    want_ref = -math.log(m / (math.exp(0 / tau) + m))
+    assert brc_loss(vb, tf, tb, full, tau, "reference").item() == pytest.approx(want_ref, rel=1e-6)
+    sbar = (math.sqrt(0.5) + 1) / 2
+    want_paper = -math.log(math.exp(sbar / tau) / (math.exp(0.0) + math.exp(sbar / tau)))
+    assert brc_loss(vb, tf, tb, full, tau, "paper").item() == pytest.approx(want_paper, rel=1e-6)
+    masked = torch.tensor([[True, False]])
+    m1 = math.exp(math.sqrt(0.5) / tau)
+    assert brc_loss(vb, tf, tb, masked, tau).item() == pytest.approx(
+        -math.log(m1 / (1 + m1)), rel=1e-6)
+    # s_bf is taken without /τ in the paper form: it differs once s_bf ≠ 0
+    vb2 = F.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)
+    s_bf, s_bb = math.sqrt(0.5), (0.5 + 0.5 + math.sqrt(0.5)) / 2
+    want = -math.log(math.exp(s_bb / tau) / (math.exp(s_bf) + math.exp(s_bb / tau)))
+    assert brc_loss(vb2, tf, tb, full, tau, "paper").item() == pytest.approx(want, rel=1e-6)
+
+
+def test_fat_regions():
+    p = torch.tensor([[[0.05, 0.5], [1.0, 0.09]]], requires_grad=True)
+    rf, rb = fat_regions(p, omega=0.1)  # θ = 0.1 · 1.0
+    assert torch.allclose(rf, torch.tensor([[[0.0, 0.5], [1.0, 0.0]]]))
+    assert torch.allclose(rb, torch.tensor([[[0.95, 0.0], [0.0, 0.91]]]))
+    (rf.sum() + rb.sum()).backward()
+    assert torch.allclose(p.grad, torch.tensor([[[-1.0, 1.0], [1.0, -1.0]]]))  # via P only
+    rf, rb = fat_regions(p, omega=0.1, fat=False)
+    assert torch.equal(rf, p) and torch.allclose(rb, 1 - p)
+    rf, _ = fat_regions(torch.full((1, 2, 2), 0.3), omega=1.0)  # θ = max: ≥ keeps the max
+    assert torch.allclose(rf, torch.full((1, 2, 2), 0.3))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("omega=1.5", "omega must be ≤ 1"), ("omega=-0.1", "omega must be ≥ 0"),
+    ("tau=0", "tau must be > 0"), ("alpha=-1", "alpha must be ≥ 0"),
+    ("beta=-2", "beta must be ≥ 0"), ("gamma=-0.1", "gamma must be ≥ 0"),
+    ("questions=fine,colour", "unknown question set"), ("brc_form=other", "brc_form must be"),
+])
+def test_config_validation(setting, message):
+    from harness.runner import resolve_config
+
+    with pytest.raises(BenchError, match=message):
+        resolve_config("qa-clims", "synth", 0, [setting], device="cpu")
+
+
+def test_defaults_and_variants():
+    from harness.registry import list_variants
+    from harness.runner import resolve_config
+
+    voc = resolve_config("qa-clims", "voc", 0, [], device="cpu").params
+    assert (voc.alpha, voc.beta, voc.gamma, voc.omega, voc.tau) == (10, 8, 0.2, 0.1, 0.7)
+    coco = resolve_config("qa-clims", "coco", 0, [], device="cpu").params
+    assert (coco.alpha, coco.beta) == (30, 24)
+    names = {v.name: v for v in list_variants() if v.family == "qa-clims"}
+    want = {"qa-clims", "qa-clims/frc", "qa-clims/brc", "qa-clims/frc-brc", "qa-clims/q-category",
+            "qa-clims/q-fine", "qa-clims/q-alias", "qa-clims/q-object", "qa-clims/q-scene",
+            "qa-clims/q-fine-alias", "qa-clims/q-object-scene", "qa-clims/no-fat"}
+    assert want <= set(names)
+    for n in want - {"qa-clims"}:
+        assert names[n].table and names[n].description
+        resolve_config(n, "synth", 0, [], device="cpu")  # every variant validates
+    frc = resolve_config("qa-clims/frc", "synth", 0, [], device="cpu").params
+    assert (frc.beta, frc.gamma) == (0, 0) and frc.alpha > 0
+
+
+class _FakeTeacher:
+    name = "fake"
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode_text(self, texts):
+        self.calls += 1
+        g = torch.Generator().manual_seed(0)
+        table = F.normalize(torch.randn(len(texts), 4, generator=g), dim=-1)
+        return table
+
+
+def test_corpus_texts_padded_and_masked():
+    from methods.qa_clims import CorpusTexts
+
+    answers = ["water", "sky", "water", "water", "boat", "water", "water",
+               "water", "sea", "lake", "sailboat", "sailboat", "ship", "ship", "ship", "vessel"]
+    corpus = [{"image": 0, "class": 0, "answers": answers},
+              {"image": 1, "class": 1, "answers": ["road"] * 10 + ["sedan"] * 6}]
+    t = _FakeTeacher()
+    texts = CorpusTexts(corpus, "fine,alias,object,scene", t, 2, 2, torch.device("cpu"),
+                        ("boat", "car"))
+    assert t.calls == 1  # every distinct text encoded once, in one call
+    fg, bg, mask = texts(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert fg.shape == (2, 4) and bg.shape == (2, 4, 4)
+    assert mask.tolist() == [[True] * 4, [True, False, False, False]]  # water, sky, sea, lake
+    assert torch.allclose(fg.norm(dim=-1), torch.ones(2))
+    with pytest.raises(BenchError):
+        texts(torch.tensor([0]), torch.tensor([1]))
+
+
+def test_tiny_run_end_to_end(synth_teacher, cache_dir, runs_dir):
+    from harness.runner import resolve_config, run
+
+    cfg = resolve_config("qa-clims", "synth", 0, [*TINY, "epochs=1"], device="cpu")
+    record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
+                 log=lambda m: None, show_progress=False)
+    assert record["status"] == "ok" and 0 <= record["seed_miou"] <= 100
+    assert record["context_fp"] is not None
+    assert "qape" in record["stage_cache"]["misses"] or "qape" in record["stage_cache"]["hits"]
+    # an ablation shares the CAM checkpoint and the corpus
+    cfg = resolve_config("qa-clims/q-category", "synth", 0, [*TINY, "epochs=1"], device="cpu")
+    record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
+                 log=lambda m: None, show_progress=False)
+    assert {"cam", "qape"} <= set(record["stage_cache"]["hits"])
