@@ -109,7 +109,8 @@ class RunContext:
                seed_offset: int = 0) -> torch.utils.data.DataLoader:
         g = torch.Generator().manual_seed(self.cfg.seed * 1000 + seed_offset)
         cuda = self.device.type == "cuda"
+        ds, bs = self.dataset(split), batch_size or self.params.batch_size
+        # drop the ragged last batch, but never every batch (a `limit` below the batch size)
         return torch.utils.data.DataLoader(
-            self.dataset(split), batch_size=batch_size or self.params.batch_size, shuffle=shuffle,
-            drop_last=shuffle, generator=g, num_workers=4 if cuda else 0, pin_memory=cuda,
-            persistent_workers=False)
+            ds, batch_size=bs, shuffle=shuffle, drop_last=shuffle and len(ds) > bs, generator=g,
+            num_workers=4 if cuda else 0, pin_memory=cuda, persistent_workers=False)

@@ -31,7 +31,7 @@ def _image(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     img = rng.integers(0, 60, (*mask.shape, 3), dtype=np.uint8)
     for k in np.unique(mask):
         if 0 < k < 255:
-            img[mask == k] = (np.array([k * 37, k * 71, k * 113]) % 200 + 55).astype(np.uint8)
+            img[mask == k] = (np.array([int(k) * 37, int(k) * 71, int(k) * 113]) % 200 + 55).astype(np.uint8)
     return img
 
 

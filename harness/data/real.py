@@ -42,7 +42,7 @@ def read_image(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB, or one line naming the file that cannot be read."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # writable: torch.from_numpy needs it
     except FileNotFoundError:
         raise UnreadableFile(f"image file {path} is missing") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
