@@ -7,6 +7,7 @@ CAM inference, evaluation, the results store and tracking.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -93,7 +94,8 @@ class RunContext:
         if self.cfg.dataset == "synth":
             key.update(image_size=p.image_size, p_cooccur=p.p_cooccur, n_train=p.n_train)
         else:
-            key.update(root=self.cfg.data_root, crop_size=p.crop_size)
+            env_root = os.environ.get(f"BENCH_{self.cfg.dataset.upper()}_ROOT")
+            key.update(root=self.cfg.data_root or env_root, crop_size=p.crop_size)
         return key
 
     @cached_property
