@@ -18,6 +18,7 @@ import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def resolve(storage: str | None, runs_dir: Path | str, study: str) -> StorageRef
 
 def open_storage(ref: StorageRef, heartbeat: int = DEFAULT_HEARTBEAT, max_retry: int = MAX_RETRY):
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -78,11 +79,40 @@ def open_storage(ref: StorageRef, heartbeat: int = DEFAULT_HEARTBEAT, max_retry:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     try:
-        return RDBStorage(ref.url, engine_kwargs={"pool_pre_ping": True},
-                          heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=max_retry))
+        with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
+            warnings.simplefilter("ignore")
+            return RDBStorage(ref.url, engine_kwargs={"pool_pre_ping": True},
+                              heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                              heartbeat_stale_trial_callback=StaleRetry(max_retry))
     except Exception as exc:  # connection refused, bad credentials, missing driver
         raise BenchError(f"cannot open sweep storage {ref.masked}: {mask(_one_line(exc))}") from None
+
+
+class StaleRetry:
+    """Queue a dead worker's trial again with the same parameters (like Optuna's
+    `RetryFailedTrialCallback`, whose `retry_history` / `failed_trial` attrs it keeps), but
+    without the dead worker's identity, so the retry is never mistaken for a dead trial."""
+
+    def __init__(self, max_retry: int = MAX_RETRY, reason: str = "worker stopped beating (heartbeat)"):
+        self.max_retry, self.reason = max_retry, reason
+
+    def __call__(self, study, trial) -> None:
+        import optuna
+
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                               f"{self.reason} mid-trial; queued again")
+        except Exception:  # noqa: BLE001 - informative only
+            pass
+        history = [*(trial.system_attrs.get("retry_history") or []), trial.number]
+        if len(history) > self.max_retry:
+            return
+        system_attrs = {**trial.system_attrs, "failed_trial": trial.number, "retry_history": history}
+        user_attrs = {k: v for k, v in trial.user_attrs.items()
+                      if k not in ("worker", "fail_reason", "runs")}
+        study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING,
+                                            params=trial.params, distributions=trial.distributions,
+                                            user_attrs=user_attrs, system_attrs=system_attrs))
 
 
 def _one_line(exc: BaseException) -> str:

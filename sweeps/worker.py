@@ -32,6 +32,7 @@ from sweeps import storage as st
 from sweeps.spaces import SweepSpec
 
 POLL_S = 2.0
+ORPHAN_S = 600  # a RUNNING trial that never named its worker is dead after this
 
 
 class TrialFailed(Exception):
@@ -156,24 +157,24 @@ def worker_alive(w: dict[str, Any]) -> bool:
 def recover_dead_trials(study, max_retry: int = st.MAX_RETRY, log: Callable[[str], None] = print) -> int:
     """Fail RUNNING trials whose worker on this host is gone, and queue them again."""
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages import RetryFailedTrialCallback
     from optuna.trial import TrialState
 
     host, n = platform.node(), 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker") or {}
-        if w.get("host") != host or worker_alive(w):
+        if not w and t.datetime_start is not None:
+            # died between taking the trial and naming itself: judge it by age alone
+            started = t.datetime_start.timestamp()
+            if time.time() - started > ORPHAN_S:
+                w = {"host": host, "pid": "unknown"}
+        if not w or w.get("host") != host or (isinstance(w.get("pid"), int) and worker_alive(w)):
             continue
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except (UpdateFinishedTrialError, RuntimeError, KeyError):
             continue  # another worker recovered it first
-        reason = f"worker pid {w.get('pid')} on {host} died mid-trial"
-        try:
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-        except Exception:  # noqa: BLE001 - the reason is informative only
-            pass
-        RetryFailedTrialCallback(max_retry=max_retry)(study, study._storage.get_trial(t._trial_id))
+        reason = f"worker pid {w.get('pid')} on {host} died"
+        st.StaleRetry(max_retry, reason)(study, study._storage.get_trial(t._trial_id))
         log(f"trial {t.number}: {reason}; queued again with {trial_params(t)}")
         n += 1
     return n

@@ -1,0 +1,278 @@
+"""Sweeps: the same tests against every storage backend (a journal file and a real
+PostgreSQL the fixture starts itself), plus the parts that need no storage.
+
+Trials are tiny `cam` runs over `cam_lr` (TINY sizes), a few seconds each.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BenchError
+from sweeps import get_sweep, sweep_names
+from sweeps import storage as st
+from sweeps.launcher import SweepRequest, launch, parse_devices, prepare, start_workers
+from sweeps.spaces import SweepSpec, custom_sweep, parse_param
+from sweeps.worker import run_worker, tally
+from tests.conftest import TINY
+
+PG_PASSWORD = "s3cr3t-pw"  # trust auth ignores it; it must never appear in any output
+
+
+# ---------------------------------------------------------------- PostgreSQL, started here
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL on 127.0.0.1 (initdb + pg_ctl, as user postgres when root)."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries not found (initdb); CI: apt-get install -y postgresql")
+    root = tempfile.mkdtemp(prefix="bench-pg-")
+    data, sock = Path(root) / "data", Path(root) / "sock"
+    sock.mkdir()
+    as_root = os.geteuid() == 0
+    if as_root:
+        os.chmod(root, 0o755)
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+
+    def sh(*args: str) -> None:
+        cmd = ["runuser", "-u", "postgres", "--", *args] if as_root else list(args)
+        subprocess.run(cmd, check=True, capture_output=True, cwd=root)
+
+    port = _free_port()
+    sh(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    sh(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(Path(root) / "log"), "-w", "-t", "60",
+       "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+             "-c synchronous_commit=off -c max_connections=200", "start")
+    try:
+        yield f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        sh(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def storage(request, tmp_path) -> str:
+    """The storage URL each backend test runs against (one fresh study per test)."""
+    if request.param == "journal":
+        return str(tmp_path / "study.journal")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def warm_cache(cache_dir):
+    """Make the synth arrays once, so concurrent workers never race to build them."""
+    from harness.runner import resolve_config, run
+
+    cfg = resolve_config("cam", "synth", 0, TINY, device="cpu")
+    run(cfg, runs_dir=Path(cache_dir) / "warm-runs", cache_dir=cache_dir, wandb_mode="disabled",
+        show_progress=False, log=lambda m: None)
+    return cache_dir
+
+
+def _request(spec: SweepSpec, storage: str, runs_dir: Path, cache_dir: Path, study: str,
+             **kw) -> SweepRequest:
+    return SweepRequest(spec, "synth", [0], list(TINY), study, storage, runs_dir, cache_dir,
+                        wandb="disabled", heartbeat=2, **kw)
+
+
+def _study_name(request) -> str:
+    return "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name)[-50:] + f"-{os.getpid()}"
+
+
+def _states(study) -> list[tuple[str, dict]]:
+    return [(t.state.name, dict(t.params)) for t in study.get_trials(deepcopy=False)]
+
+
+def _complete_points(study) -> list[float]:
+    return sorted(t.params["cam_lr"] for t in study.get_trials(deepcopy=False)
+                  if t.state.name == "COMPLETE")
+
+
+# ---------------------------------------------------------------- the same tests, every backend
+
+def test_two_workers_share_one_study(storage, runs_dir, warm_cache, request, capsys):
+    spec = custom_sweep("cam", ["cam_lr=grid:0.01,0.02,0.05,0.1"])
+    name = _study_name(request)
+    out = launch(_request(spec, storage, runs_dir, warm_cache, name, workers=2), show=True)
+    assert out["exit_codes"] == [0, 0]
+    _, study = prepare(_request(spec, storage, runs_dir, warm_cache, name))
+    # every grid point exactly once, all complete: the workers split the grid
+    assert _complete_points(study) == [0.01, 0.02, 0.05, 0.1]
+    assert len(study.get_trials()) == 4
+    pids = {t.user_attrs["worker"]["pid"] for t in study.get_trials()}
+    assert 1 <= len(pids) <= 2
+    # each trial's runs are in the results store, grouped under the study
+    for t in study.get_trials():
+        for run_id in t.user_attrs["runs"]:
+            assert (runs_dir / run_id / "result.json").exists()
+    text = capsys.readouterr().out
+    assert "best params: --set cam_lr=" in text and PG_PASSWORD not in text
+    # joining a finished study runs nothing more
+    again = launch(_request(spec, storage, runs_dir, warm_cache, name, workers=1), show=False)
+    assert again["complete"] == 4 and len(study.get_trials()) == 4
+
+
+def test_nan_trial_fails_with_reason_and_sweep_goes_on(storage, runs_dir, warm_cache, request):
+    spec = custom_sweep("cam", ["cam_lr=grid:0.05,1e12"])
+    name = _study_name(request)
+    req = _request(spec, storage, runs_dir, warm_cache, name)
+    ref, study = prepare(req)
+    state = run_worker(ref, name, "cpu", runs_dir, warm_cache, "disabled", heartbeat=2,
+                       log=lambda m: None)
+    assert state.done and state.complete == 1 and state.failed == 1
+    failed = [t for t in study.get_trials() if t.state.name == "FAIL"]
+    assert failed[0].params["cam_lr"] == 1e12
+    assert "nan" in failed[0].user_attrs["fail_reason"].lower()
+    # the diverged run is in the store too, as failed
+    (run_id,) = failed[0].user_attrs["runs"]
+    assert '"status": "failed"' in (runs_dir / run_id / "result.json").read_text()
+
+
+def test_killed_worker_loses_nothing_and_grid_completes(storage, runs_dir, warm_cache, request):
+    spec = custom_sweep("cam", ["cam_lr=grid:0.015,0.03,0.06"])
+    name = _study_name(request)
+    req = _request(spec, storage, runs_dir, warm_cache, name, workers=1)
+    ref, study = prepare(req)
+    (victim,) = start_workers(req, ref, name)
+    try:
+        # wait until one trial has finished and the next one is running, then kill -9
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            trials = study.get_trials(deepcopy=False)
+            done = [t for t in trials if t.state.name == "COMPLETE"]
+            running = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+            if done and running:
+                break
+            assert victim.poll() is None, "worker exited before it could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail("no trial was running in time")
+        finished_before = {t.number: t.value for t in done}
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        killed = running[0].number
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    # a fresh worker recovers the dead trial (journal: pid gone; PostgreSQL: heartbeat)
+    (rescuer,) = start_workers(req, ref, name)
+    assert rescuer.wait(timeout=150) == 0
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[killed].state.name == "FAIL"
+    for number, value in finished_before.items():  # no finished result lost
+        assert trials[number].state.name == "COMPLETE" and trials[number].value == value
+    assert _complete_points(study) == [0.015, 0.03, 0.06]
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert tally(study, spec, None).done
+
+
+# ---------------------------------------------------------------- no storage needed
+
+def test_named_sweeps_are_declared_without_their_methods():
+    names = sweep_names()
+    for n in ("lambda_refine", "lambda_b", "lambda_T", "semples_weights", "omega", "tau",
+              "qa_clims_weights"):
+        assert n in names
+    lr = get_sweep("lambda_refine")
+    assert lr.method == "semples" and lr.sampler_kind == "grid"
+    assert lr.grid() == {"lambda_refine": [0.0, 0.01, 0.02, 0.05, 0.1]}
+    assert get_sweep("semples_weights").sampler_kind == "tpe"
+    assert {p.name for p in get_sweep("qa_clims_weights").params} == {"alpha", "beta", "gamma"}
+    assert get_sweep("omega").method == "qa-clims"
+    with pytest.raises(BenchError, match="unknown sweep"):
+        get_sweep("nope")
+
+
+def test_bench_list_survives_unregistered_sweep_methods():
+    from typer.testing import CliRunner
+
+    from harness.cli import _register, app
+
+    _register()
+    res = CliRunner().invoke(app, ["list"])
+    assert res.exit_code == 0, res.output
+    assert "lambda_refine" in res.output
+
+
+def test_unregistered_method_fails_before_any_worker(tmp_path):
+    spec = SweepSpec("x", "no-such-method", (parse_param("lambda_b=grid:1,2"),))
+    with pytest.raises(BenchError, match="needs method 'no-such-method'"):
+        prepare(SweepRequest(spec, runs_dir=tmp_path))
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_param_syntax():
+    p = parse_param("lambda_b=float:0.5:5:log")
+    assert (p.kind, p.low, p.high, p.log) == ("float", 0.5, 5.0, True)
+    assert parse_param("omega=grid:0.05,0.1,0.2").choices == (0.05, 0.1, 0.2)
+    assert parse_param("epochs=int:1:4").kind == "int"
+    assert parse_param("optimizer=cat:sgd,adamw").choices == ("sgd", "adamw")
+    for bad in ("lambda_b", "x=float:5:1", "x=float:0:1:log", "x=foo:1", "x=grid:", "x=grid:1,1"):
+        with pytest.raises(BenchError):
+            parse_param(bad)
+    mixed = custom_sweep("semples", ["lambda_b=float:0.5:5:log", "omega=grid:0.1,0.2"])
+    assert mixed.sampler_kind == "tpe"
+    assert custom_sweep("cam", ["cam_lr=grid:0.1,0.2"]).sampler_kind == "grid"
+
+
+def test_storage_urls_and_masking(tmp_path):
+    ref = st.resolve(None, tmp_path, "s")
+    assert ref.kind == "journal" and ref.journal_path == (tmp_path / "sweeps" / "s.journal").resolve()
+    pg = st.resolve("postgresql://u:hunter2@db:5432/optuna", tmp_path, "s")
+    assert pg.kind == "rdb" and pg.url.startswith("postgresql+psycopg://")
+    assert "hunter2" not in pg.masked and "u:***@db" in pg.masked
+    masked = st.mask("error at postgresql+psycopg://a:b@c/d here")
+    assert masked == "error at postgresql+psycopg://a:***@c/d here"
+    with pytest.raises(BenchError):
+        st.resolve("redis://x", tmp_path, "s")
+
+
+def test_devices_pin_one_gpu_per_worker():
+    assert parse_devices("cuda:0,cuda:1", 3) == [("cuda:0", "0"), ("cuda:0", "1"), ("cuda:0", "0")]
+    assert parse_devices("cpu", 2) == [("cpu", ""), ("cpu", "")]
+    with pytest.raises(BenchError):
+        parse_devices("tpu:0", 1)
+
+
+def test_status_of_a_study_elsewhere(postgres_url, runs_dir, warm_cache, request):
+    from typer.testing import CliRunner
+
+    from harness.cli import _register, app
+
+    _register()
+    spec = custom_sweep("cam", ["cam_lr=grid:0.05"])
+    name = _study_name(request)
+    prepare(_request(spec, postgres_url, runs_dir, warm_cache, name))
+    res = CliRunner().invoke(app, ["sweep", "custom", "--method", "cam", "--param",
+                                   "cam_lr=grid:0.05", "--storage", postgres_url, "--study", name,
+                                   "--status"])
+    assert res.exit_code == 0, res.output
+    assert name in res.output and "1 grid points not started" in res.output
+    assert PG_PASSWORD not in res.output
