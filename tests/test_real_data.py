@@ -31,7 +31,7 @@ from tests.fixtures_real import (
 )
 
 FAMILIES = ("cam", "clims", "semples", "qa-clims")
-TINY = ["--set", "crop_size=64", "--set", "batch_size=2", "--set", "limit=4", "--epochs", "1",
+TINY = ["--set", "crop_size=64", "--set", "batch_size=2", "--set", "limit=2", "--epochs", "1",
         "--set", "cam_epochs=1"]
 
 
@@ -277,7 +277,7 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
                         "BLIP VQA folder (no tiny BLIP fixture yet)")
         extra = ["--vqa-path", vqa, "--set", "clip_arch=ViT-B-32"]
     if family == "semples":
-        extra = ["--set", "crop_size=64"]
+        extra = ["--set", "prompt_epochs=1", "--set", "refine_epochs=1"]
     root = voc_root if dataset == "voc" else coco_root
     code, out, err = bench(
         monkeypatch, capsys, "run", family, "--dataset", dataset, "--data-root", root,
@@ -289,7 +289,7 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
     assert record["status"] == "ok" and record["dataset"] == dataset
     assert record["allow_random_weights"] is True
     assert record["config"]["params"]["crop_size"] == 64
-    n_eval = 2 if dataset == "voc" else 3  # COCO: 3 labelled val images (limit 4)
+    n_eval = 2  # limit=2 (both fixtures have at least 2 labelled evaluation images)
     assert len(list(Path(record["path"]).glob("cams/*.npy"))) == n_eval
     if family != "cam":
         assert record["teacher"]["weights"] == str(clip_file)
