@@ -227,6 +227,12 @@ class QAClims(Method):
 # Table 4 (losses) and Table 5 (question sets) of the QA-CLIMS paper, and FAT off.
 
 
+@register_variant("qa-clims", table="Table 4: FRC+BRC+REG = Table 5: all questions")
+def full() -> dict:
+    """QA-CLIMS: RITC contrast against the QAPE corpus (FRC + BRC + REG, FAT, all questions)."""
+    return {}
+
+
 @register_variant("qa-clims/frc", table="Table 4: L_FRC")
 def frc() -> dict:
     """L_FRC only (Table 4)."""
