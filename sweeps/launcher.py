@@ -132,8 +132,8 @@ def start_workers(req: SweepRequest, ref: st.StorageRef, name: str,
         if device == "cpu" and req.workers > 1 and "OMP_NUM_THREADS" not in os.environ:
             # N CPU workers share the cores instead of each taking all of them
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // req.workers))
-        tag = f"w{k}@{platform.node()}"
-        logf = open(log_dir / f"{name}.{platform.node()}.w{k}.log", "ab")  # noqa: SIM115
+        tag = f"w{k}@{platform.node()}:{os.getpid()}"
+        logf = open(log_dir / f"{name}.{platform.node()}.{os.getpid()}.w{k}.log", "ab")  # noqa: SIM115
         procs.append(subprocess.Popen(worker_command(req, name, device, tag), env=env,
                                       stdout=logf, stderr=subprocess.STDOUT, cwd=os.getcwd()))
         logf.close()

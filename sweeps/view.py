@@ -77,11 +77,14 @@ def trials_table(study, spec: SweepSpec, title: str | None = None) -> Table:
         secs = (end - start).total_seconds() if start and end else None
         w = t.user_attrs.get("worker") or {}
         note = t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason") or ""
+        if state == "pruned" and t.intermediate_values:
+            step = max(t.intermediate_values)
+            note = f"pruned at step {step} (−loss {t.intermediate_values[step]:.3g})"
         if t.system_attrs.get("failed_trial") is not None:
             note = (f"retry of #{t.system_attrs['failed_trial']}" + (f"; {note}" if note else ""))
         table.add_row(str(t.number), Text(state, style=style),
                       *[_fmt(params.get(p.name, "")) for p in spec.params],
-                      f"{t.value:.3f}" if t.value is not None else "",
+                      f"{t.value:.3f}" if t.value is not None and state == "complete" else "",
                       " ".join(f"{v:.2f}" for v in per_seed),
                       f"{secs:.0f}s" if secs is not None else "",
                       f"{w.get('host', '')}:{w.get('pid', '')}" if w else "",

@@ -180,6 +180,20 @@ def recover_dead_trials(study, max_retry: int = st.MAX_RETRY, log: Callable[[str
     return n
 
 
+def requeue_interrupted(study, log: Callable[[str], None]) -> None:
+    """A trial stopped by Ctrl-C / SIGINT is queued again, so rerunning the command redoes it."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    for t in trials:
+        w = t.user_attrs.get("worker") or {}
+        if (t.state == TrialState.FAIL and t.number not in retried and w.get("pid") == os.getpid()
+                and w.get("host") == platform.node() and "fail_reason" not in t.user_attrs):
+            st.StaleRetry(st.MAX_RETRY, "interrupted")(study, t)
+            log(f"trial {t.number} interrupted; queued again for the next run")
+
+
 def fail_stale(study, ref: st.StorageRef, log: Callable[[str], None]) -> None:
     if ref.kind == "journal":
         recover_dead_trials(study, log=log)
@@ -316,7 +330,11 @@ def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
         if not state.can_start:
             time.sleep(POLL_S)  # others are running the last trials; recover them if they die
             continue
-        study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+        try:
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+        except KeyboardInterrupt:
+            requeue_interrupted(study, log)
+            raise
     log(f"worker finished: {state.complete} complete, {state.failed} failed, "
         f"{state.pruned} pruned")
     return state
