@@ -276,3 +276,27 @@ def test_status_of_a_study_elsewhere(postgres_url, runs_dir, warm_cache, request
     assert res.exit_code == 0, res.output
     assert name in res.output and "1 grid points not started" in res.output
     assert PG_PASSWORD not in res.output
+
+
+def test_interrupted_trial_is_queued_again(tmp_path):
+    import optuna
+
+    from sweeps.worker import requeue_interrupted, worker_identity
+
+    spec = custom_sweep("cam", ["cam_lr=grid:0.01,0.02"])
+    ref = st.resolve(None, tmp_path, "s")
+    study = st.create_study(st.open_storage(ref), "s", {"spec": spec.to_dict()}, "maximize")
+    study.sampler = spec.make_sampler()
+
+    def interrupted(trial):
+        trial.set_user_attr("worker", worker_identity("cpu"))
+        trial.suggest_categorical("cam_lr", [0.01, 0.02])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(interrupted, n_trials=1)
+    requeue_interrupted(study, log=lambda m: None)
+    t = tally(study, spec, None)
+    assert (t.waiting, t.retried, t.failed) == (1, 1, 0) and t.can_start
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))[0]
+    assert waiting.params == study.trials[0].params and "worker" not in waiting.user_attrs
