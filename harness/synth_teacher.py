@@ -44,6 +44,7 @@ class TinyClipSpec:
     n_images: int = 4000
     n_holdout: int = 300
     seed: int = 0
+    scene_share: float = 0.5  # target mass of a scene's own caption; the rest on its concepts
 
 
 def build_tiny_clip(spec: TinyClipSpec, image_size: int):
@@ -84,13 +85,20 @@ class _Crops:
         self.scenes = ds.scenes
         self.cap_index = {c: i for i, c in enumerate(captions())}
 
-    def items(self, rng: np.random.Generator, count: int, soft: bool):
-        imgs, targets = [], []
-        for i in rng.integers(0, len(self.scenes), count):
+    def items(self, rng: np.random.Generator, count: int, soft: bool, scene_share: float = 1.0):
+        """A batch of crops and their caption targets, each a distribution over captions."""
+        imgs, targets = [], torch.zeros(count, len(self.cap_index))
+        for j, i in enumerate(rng.integers(0, len(self.scenes), count)):
             img, target = self._one(int(i), rng, soft)
             imgs.append(img)
-            targets.append(target)
-        return torch.stack(imgs), torch.tensor(targets)
+            if isinstance(target, tuple):  # a scene: its caption and the concepts it shows
+                scene_cap, concepts = target
+                targets[j, scene_cap] = scene_share
+                for c in concepts:
+                    targets[j, c] += (1 - scene_share) / len(concepts)
+            else:
+                targets[j, target] = 1.0
+        return torch.stack(imgs), targets
 
     def _one(self, i: int, rng: np.random.Generator, soft: bool):
         image = self.images[i].float() / 255
@@ -102,7 +110,13 @@ class _Crops:
             names = [o["class"] for o in objs]
             cap = (f"a photo of {names[0]} on {obj['context']}." if len(names) == 1
                    else f"a photo of {names[0]} and {names[1]}.")
-            return (image.flip(-1) if rng.random() < 0.5 else image), self.cap_index[cap]
+            # As for real CLIP, a whole scene also matches "a photo of boat." and "a photo of
+            # water.": without this share the teacher scores scenes *against* the bare class
+            # prompt, and a mask still covering context gets no pull from -log sim(fg, t_k).
+            shown = names if len(names) > 1 else [names[0], obj["context"]]
+            concepts = [self.cap_index[object_prompt(c)] for c in shown]
+            image = image.flip(-1) if rng.random() < 0.5 else image
+            return image, (self.cap_index[cap], concepts)
         if kind == "object":
             keep = self.masks[i] == k
             cap = object_prompt(obj["class"])
@@ -160,7 +174,7 @@ def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progres
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, spec.lr, total_steps=spec.steps, pct_start=0.1)
     for step in range(spec.steps):
-        images, targets = data.items(rng, spec.batch_size, soft=True)
+        images, targets = data.items(rng, spec.batch_size, soft=True, scene_share=spec.scene_share)
         img = F.normalize(model.encode_image((images - teacher.mean) / teacher.std), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         loss = F.cross_entropy(model.logit_scale.exp().clamp(max=100) * img @ txt.T, targets)
@@ -170,6 +184,7 @@ def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progres
         sched.step()
         if progress is not None:
             progress(step + 1, spec.steps, loss.item())
+    opt.zero_grad(set_to_none=True)  # a frozen teacher keeps no leftover weight gradients
     model.eval().requires_grad_(False)
     holdout = SynthDataset(SynthSpec(**{**asdict(synth), "n_eval": spec.n_holdout}),
                            "teacher_holdout", cache_dir)

@@ -21,8 +21,17 @@ TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """A session-wide BENCH_CACHE_DIR (synth arrays, teacher, stages)."""
-    path = Path(os.environ.get("BENCH_TEST_CACHE") or tmp_path_factory.mktemp("bench-cache"))
+    """A session-wide BENCH_CACHE_DIR (synth arrays, teacher, stages).
+
+    BENCH_TEST_CACHE=DIR keeps the slow parts (synth arrays, the trained teacher) across
+    sessions; stages always start empty, since tests assert on which stages get trained.
+    """
+    path = tmp_path_factory.mktemp("bench-cache")
+    keep = os.environ.get("BENCH_TEST_CACHE")
+    if keep:
+        for sub in ("synth", "teachers"):
+            (Path(keep) / sub).mkdir(parents=True, exist_ok=True)
+            (path / sub).symlink_to(Path(keep).resolve() / sub, target_is_directory=True)
     os.environ["BENCH_CACHE_DIR"] = str(path)
     return path
 
