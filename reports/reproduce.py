@@ -1,12 +1,16 @@
 """`bench reproduce TABLE`: run the cells of a table that the results store still lacks,
-then report. Runs go in-process through `harness.runner.resolve_config` + `run` (the same
-entry point `bench run` uses, so the stage cache is shared), one after another. A run that
-was interrupted leaves nothing in the store, so re-running the command does exactly what is
-still missing. `workers` is accepted for the future sweeps-backed parallel path; today runs
-are sequential (one process; the 2-core CPU machines gain nothing from more)."""
+then report. Runs go through `harness.runner.resolve_config` + `run` (the same entry point
+`bench run` uses, so the stage cache is shared). A run that was interrupted leaves nothing
+in the store, so re-running the command does exactly what is still missing.
+
+`workers` > 1 runs the missing cells in that many spawned processes, pinned to `devices`
+as sweep workers are (`cuda:0,cuda:1` → one GPU each; CPU workers split the cores). The
+stage cache's file locks make concurrent runs of one seed build its CAM stage once.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +60,19 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
               epochs: int | None = None, runs_dir: Path | str | None = None,
               cache_dir: Path | None = None, wandb_mode: str | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
-              dry_run: bool = False, **paths: Any) -> dict[str, list]:
+              dry_run: bool = False, devices: str | None = None,
+              **paths: Any) -> dict[str, list]:
     """Run what is missing; returns {"ran": [...], "failed": [...], "skipped": [...]}."""
-    from harness.errors import BenchError, NonFiniteLoss
+    from harness.errors import BenchError
     from harness.registry import get_variant
-    from harness.runner import resolve_config, run
 
+    if workers < 1:
+        raise BenchError("--workers must be ≥ 1")
     records = ResultsStore(runs_dir).records()
     jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs)
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
-    if workers > 1:
-        log(f"note: --workers {workers}: runs are sequential for now")
     log(f"{table}: {len(jobs)} missing run(s) on {dataset}")
+    todo = []
     for i, job in enumerate(jobs, 1):
         try:
             get_variant(job.row.variant)
@@ -80,14 +85,84 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
             log(f"[{i}/{len(jobs)}] would run: {job.command}")
             out["skipped"].append(job)
             continue
-        log(f"[{i}/{len(jobs)}] {job.command}")
-        cfg = resolve_config(job.row.variant, dataset, job.seed, list(job.sets), epochs, device,
-                             **paths)
-        try:
-            run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode,
-                group=f"reproduce-{table}")
-            out["ran"].append(job)
-        except NonFiniteLoss as exc:
-            log(f"    failed: {exc}")
-            out["failed"].append(job)
+        todo.append(job)
+    options = {"epochs": epochs, "runs_dir": runs_dir, "cache_dir": cache_dir,
+               "wandb_mode": wandb_mode, "group": f"reproduce-{table}", "paths": paths}
+    if workers == 1 or len(todo) <= 1:
+        for i, job in enumerate(todo, 1):
+            log(f"[{i}/{len(todo)}] {job.command}")
+            error = _run_job(job, device, options)
+            _tally(out, job, error, log)
+    else:
+        _run_parallel(todo, workers, devices or ("cpu" if device == "auto" else device),
+                      options, out, log)
     return out
+
+
+def _tally(out: dict[str, list], job: Job, error: str | None, log: Callable[[str], None]) -> None:
+    if error is None:
+        out["ran"].append(job)
+    else:
+        log(f"    failed: {job.command}: {error}")
+        out["failed"].append(job)
+
+
+def _run_job(job: Job, device: str, options: dict[str, Any], show_progress: bool = True
+             ) -> str | None:
+    """One cell's run; None when it finished, else why it was recorded failed (NaN loss)."""
+    from harness.errors import NonFiniteLoss
+    from harness.runner import resolve_config, run
+
+    cfg = resolve_config(job.row.variant, job.dataset, job.seed, list(job.sets),
+                         options["epochs"], device, **options["paths"])
+    kwargs = {} if show_progress else {"log": lambda m: None, "show_progress": False}
+    try:
+        run(cfg, runs_dir=options["runs_dir"], cache_dir=options["cache_dir"],
+            wandb_mode=options["wandb_mode"], group=options["group"], **kwargs)
+    except NonFiniteLoss as exc:
+        return str(exc)
+    return None
+
+
+def _run_parallel(jobs: list[Job], workers: int, devices: str, options: dict[str, Any],
+                  out: dict[str, list], log: Callable[[str], None]) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from sweeps.launcher import parse_devices
+
+    slots = mp.get_context("spawn").Queue()
+    for slot in parse_devices(devices, workers):
+        slots.put(slot)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    log(f"{len(jobs)} run(s) on {workers} worker(s) ({devices})")
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(slots, threads)) as pool:
+        futures = {pool.submit(_worker_job, job, options): job for job in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            job = futures[future]
+            error = future.result()  # a BenchError or a crash propagates: stop, as one run would
+            log(f"[{done}/{len(jobs)}] {'done' if error is None else 'failed'}: {job.command}")
+            _tally(out, job, error, lambda m: None)
+            if error is not None:
+                log(f"    {error}")
+
+
+_WORKER_DEVICE = "cpu"
+
+
+def _init_worker(slots, threads: int) -> None:
+    """Pin this worker to one device slot before torch is imported in it."""
+    global _WORKER_DEVICE
+    _WORKER_DEVICE, visible = slots.get()
+    if visible is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    if _WORKER_DEVICE == "cpu":
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def _worker_job(job: Job, options: dict[str, Any]) -> str | None:
+    return _run_job(job, _WORKER_DEVICE, options, show_progress=False)

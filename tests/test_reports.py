@@ -168,6 +168,30 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     assert list(df["n"]) == [2, 2, 0]
 
 
+def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, cache_dir):
+    """--workers 2: real tiny cam runs in two spawned processes, every seed recorded once,
+    and a second call finds nothing missing."""
+    from reports import tables
+    from reports.reproduce import reproduce
+    from reports.tables import Row, Table
+    from tests.conftest import TINY
+
+    monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
+        "tiny-cam", "tiny", (Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),)))
+    runs, lines = tmp_path / "runs", []
+    out = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
+                    wandb_mode="disabled", workers=2, device="cpu", log=lines.append)
+    assert len(out["ran"]) == 3 and out["failed"] == [] and "3 run(s) on 2 worker(s) (cpu)" in lines
+    records = ResultsStore(runs).records()
+    assert sorted(r["seed"] for r in records) == [0, 1, 2]
+    assert {r["pid"] for r in records} != {__import__("os").getpid()}  # ran in the workers
+    again = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
+                      workers=2, device="cpu", log=lambda m: None)
+    assert again["ran"] == []
+    df = compile_table("tiny-cam", runs_dir=runs, seeds=3, sets=TINY)
+    assert list(df["n"]) == [3]
+
+
 # --- every published value, re-read from the paper text -------------------------------
 
 def _paper(name: str) -> str:

@@ -98,7 +98,9 @@ def reproduce_command(
     table: str = typer.Argument(..., help="table name (bench report --list)"),
     dataset: str = typer.Option("synth", help="synth, voc or coco"),
     seeds: int = typer.Option(1, help="seeds per cell (0 … N-1)"),
-    workers: int = typer.Option(1, help="accepted; runs are sequential for now"),
+    workers: int = typer.Option(1, help="runs in parallel, one process each"),
+    devices: str = typer.Option(None, help="with --workers: cpu or cuda:0,cuda:1,… "
+                                "(one per worker, cycled; default: --device)"),
     set_: list[str] = typer.Option([], "--set", help="extra setting for every run (key=value)"),
     epochs: int = typer.Option(None, help="override every method's training epochs"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the missing runs, run nothing"),
@@ -120,7 +122,7 @@ def reproduce_command(
 
     get_table(table)
     result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
-                       device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run,
+                       device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
                        data_root=data_root, clip_weights=clip_weights,
                        backbone_weights=backbone_weights, vqa_path=vqa_path)
     typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}, "
