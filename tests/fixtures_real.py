@@ -9,6 +9,7 @@ annotations, category ids with gaps, and one unlabelled image (which the splits 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,40 @@ def make_clip_weights(path: Path, arch: str = "ViT-B-32") -> Path:
     torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp)
     tmp.replace(path)
     return path
+
+
+def make_tiny_blip(folder: Path, extra_words: tuple[str, ...] = ()) -> Path:
+    """A random BlipForQuestionAnswering from a BlipConfig + a hand-written vocabulary
+    (the templates' words, synth's names and `extra_words`, e.g. a fixture's class names)."""
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    from harness.data.synth import CLASSES, CONTEXTS
+    from methods.vqa import TEMPLATES
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "?"]
+    words = {w for _, t in TEMPLATES for w in re.findall(r"[a-z]+", t.lower())}
+    words |= {w for c in (*CLASSES, *CONTEXTS, "clutter", "dining table", *extra_words) for w in c.split()}
+    vocab = {w: i for i, w in enumerate(special + sorted(words - set(special)))}
+    tok = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
+    text = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64, bos_token_id=vocab["[DEC]"],
+                pad_token_id=0, sep_token_id=vocab["[SEP]"], eos_token_id=vocab["[SEP]"])
+    vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=64, image_size=32, patch_size=8)
+    torch.manual_seed(0)
+    model = BlipForQuestionAnswering(BlipConfig(text_config=text, vision_config=vision)).eval()
+    proc = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tok)
+    folder.mkdir(parents=True, exist_ok=True)
+    proc.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from methods.qape import bg_texts, entry_texts, fg_texts, lemmatise
 from methods.vqa import TEMPLATES
+from tests.fixtures_real import make_tiny_blip
 
 
 def test_templates_are_the_papers():
@@ -105,41 +105,6 @@ def test_synth_answerer_truthful_and_deterministic(small_train):
 
 
 # ----------------------------------------------------------------------------- tiny BLIP
-
-
-def make_tiny_blip(folder: Path) -> Path:
-    """A random BlipForQuestionAnswering from a BlipConfig + a hand-written vocabulary."""
-    from harness.compat import ensure_torchvision
-
-    ensure_torchvision()
-    import torch
-    from transformers import (
-        BertTokenizer,
-        BlipConfig,
-        BlipForQuestionAnswering,
-        BlipImageProcessor,
-        BlipProcessor,
-    )
-
-    from harness.data.synth import CLASSES, CONTEXTS
-
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "?"]
-    words = {w for _, t in TEMPLATES for w in re.findall(r"[a-z]+", t.lower())}
-    words |= {w for c in (*CLASSES, *CONTEXTS, "clutter", "dining table") for w in c.split()}
-    vocab = {w: i for i, w in enumerate(special + sorted(words - set(special)))}
-    tok = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
-    text = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=64, max_position_embeddings=64, bos_token_id=vocab["[DEC]"],
-                pad_token_id=0, sep_token_id=vocab["[SEP]"], eos_token_id=vocab["[SEP]"])
-    vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64, image_size=32, patch_size=8)
-    torch.manual_seed(0)
-    model = BlipForQuestionAnswering(BlipConfig(text_config=text, vision_config=vision)).eval()
-    proc = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tok)
-    folder.mkdir(parents=True, exist_ok=True)
-    proc.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from tests.fixtures_real import (
     VOC_TRAIN_AUG,
     make_clip_weights,
     make_coco,
+    make_tiny_blip,
     make_voc,
     voc_mask,
 )
@@ -49,6 +50,15 @@ def voc_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def coco_root(tmp_path_factory) -> Path:
     return make_coco(tmp_path_factory.mktemp("coco"))
+
+
+@pytest.fixture(scope="session")
+def tiny_blip(tmp_path_factory) -> Path:
+    from harness.data.voc import CLASSES as VOC_CLASSES
+
+    names = (*VOC_CLASSES, *(name for _, name in COCO_CATS))
+    return make_tiny_blip(tmp_path_factory.mktemp("tiny-blip"),
+                          tuple(w for n in names for w in n.split()))
 
 
 @pytest.fixture(scope="session")
@@ -267,16 +277,12 @@ def _registered() -> set[str]:
 @pytest.mark.parametrize("family", [f if f == "cam" else pytest.param(f, marks=pytest.mark.slow)
                                     for f in FAMILIES])  # CLIP families: ViT-B-32 on CPU
 def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_root, coco_root,
-                                    clip_file, tmp_path):
+                                    clip_file, tiny_blip, tmp_path):
     if family not in _registered():
         pytest.skip(f"method family {family!r} is not registered in this checkout")
     extra: list[str] = []
-    if family == "qa-clims":
-        vqa = os.environ.get("BENCH_TEST_VQA_PATH")
-        if not vqa:
-            pytest.skip("qa-clims on real data asks BLIP: set BENCH_TEST_VQA_PATH to a local "
-                        "BLIP VQA folder (no tiny BLIP fixture yet)")
-        extra = ["--vqa-path", vqa, "--set", "clip_arch=ViT-B-32"]
+    if family == "qa-clims":  # the corpus from a tiny random BLIP; ViT-B-32 as the teacher
+        extra = ["--vqa-path", tiny_blip, "--set", "clip_arch=ViT-B-32"]
     if family == "semples":
         extra = ["--set", "prompt_epochs=1", "--set", "refine_epochs=1"]
     root = voc_root if dataset == "voc" else coco_root
