@@ -32,7 +32,7 @@ def main() -> None:
     from harness.data.synth_dataset import SynthDataset
     from methods.qape import corpus_items
     from methods.vqa import TEMPLATES, BlipAnswerer
-    from tests.test_qape import make_tiny_blip
+    from tests.fixtures_real import make_tiny_blip
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
