@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
     if ctx.cfg.dataset == "synth":
-        from harness.synth_teacher import TinyClipSpec, check_gate, load_or_train
+        from harness.synth_teacher import TinyClipSpec, accuracy_line, check_gate, load_or_train
 
         spec = ctx.data_options()["spec"]
         steps = TinyClipSpec().steps
@@ -22,8 +22,7 @@ def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
             teacher, info = load_or_train(spec, ctx.cache_dir, log=ctx.log,
                                           progress=lambda s, n, loss: advance(loss=loss))
         check_gate(info)
-        ctx.log(f"synth teacher zero-shot: objects {info['zero_shot_objects']:.1f}%, "
-                f"contexts {info['zero_shot_contexts']:.1f}%")
+        ctx.log(f"synth teacher zero-shot: {accuracy_line(info)}")
         return teacher, info
     from harness.teacher import load_clip_teacher
 

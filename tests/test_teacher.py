@@ -14,6 +14,19 @@ def test_synth_teacher_passes_its_accuracy_gate(synth_teacher):
     assert info["zero_shot_objects"] >= ACCURACY_GATE
     assert info["zero_shot_contexts"] >= ACCURACY_GATE
     check_gate(info)
+    # QA-CLIMS's FG answers name sub-types: the teacher tells them apart far above chance (1/12)
+    assert info["zero_shot_subtypes"] >= 60.0
+
+
+def test_teacher_captions_hold_the_fg_answer_names():
+    from harness.synth_teacher import captions, fine_names
+    from methods.qape import fg_texts
+
+    caps = set(captions())
+    assert fine_names("boat", "sailboat") == ["sailboat boat", "ship boat", "vessel boat"]
+    assert fine_names("cow", "dairy cow")[0] == "dairy cow"  # already holds the class name
+    # every FG text the post-processing makes from a truthful synth answer is a caption
+    assert set(fg_texts("train", ["freight train", "passenger", "locomotive"])) <= caps
 
 
 def test_gate_refuses_a_weak_teacher():

@@ -57,11 +57,11 @@ def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR")) -> N
     from harness.data import default_cache_dir
     from harness.data.synth import SynthSpec
     from harness.progress import log, progress_bar
-    from harness.synth_teacher import TinyClipSpec, check_gate, load_or_train
+    from harness.synth_teacher import TinyClipSpec, accuracy_line, check_gate, load_or_train
 
     with progress_bar("synth teacher", TinyClipSpec().steps) as advance:
         _, info = load_or_train(SynthSpec(), cache_dir or default_cache_dir(), log=log,
                                 progress=lambda s, n, loss: advance(loss=loss))
-    typer.echo(f"synth teacher at {info['path']}: zero-shot objects {info['zero_shot_objects']:.1f}%, "
-               f"contexts {info['zero_shot_contexts']:.1f}% (gate 90%)")
+    typer.echo(f"synth teacher at {info['path']}: zero-shot {accuracy_line(info)} "
+               "(gate 90% on objects and contexts)")
     check_gate(info)
