@@ -98,6 +98,16 @@ class RunContext:
             key.update(root=self.cfg.data_root or env_root, crop_size=p.crop_size)
         return key
 
+    def teacher_key(self) -> dict[str, Any]:
+        """What identifies the teacher, for stage-cache keys: the synth teacher's own cache
+        name (its spec and generator version), or the CLIP architecture and weights file."""
+        if self.cfg.dataset == "synth":
+            from harness.synth_teacher import TinyClipSpec, teacher_path
+
+            spec = self.data_options()["spec"]
+            return {"teacher": teacher_path(spec, TinyClipSpec(), self.cache_dir).stem}
+        return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights}
+
     @cached_property
     def teacher(self):
         """The frozen CLIP teacher: the embedded synth CLIP, or open_clip from local weights."""

@@ -135,7 +135,7 @@ class Clims(Method):
         words = BACKGROUND_WORDS.get(ctx.cfg.dataset, BACKGROUND_WORDS["voc"])
         bg_text = teacher.encode_text([background_prompt(w) for w in words])
         deps = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
-                "teacher": teacher_key(ctx), "bg_words": words,
+                "teacher": ctx.teacher_key(), "bg_words": words,
                 "params": {k: v for k, v in p.to_dict().items()
                            if k not in ("n_eval", "cam_epochs", "cam_lr")}}
 
@@ -156,9 +156,3 @@ class Clims(Method):
         model.load_state_dict(torch.load(folder / "generator.pt", map_location=ctx.device))
         return model.eval()
 
-
-def teacher_key(ctx: RunContext) -> dict[str, Any]:
-    """What identifies the teacher, for stage-cache keys."""
-    if ctx.cfg.dataset == "synth":
-        return {"teacher": "synth", "n_eval": ctx.params.n_eval}
-    return {"teacher": ctx.params.clip_arch, "weights": ctx.cfg.clip_weights}

@@ -214,7 +214,7 @@ class QAClims(Method):
                 f"(questions: {p.questions})")
         hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
         key = stage_key("qa-clims", {"cam": cam_key, "corpus": corpus_key, "params": hparams,
-                                     "seed": ctx.cfg.seed, "teacher": teacher.name})
+                                     "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
         stage = Stage("qa-clims", key, {"generator": model},
                       model.param_groups(p.lr, p.head_lr_mult),
                       lambda batch: ritc_loss(model, teacher, texts, p, batch), p.epochs,

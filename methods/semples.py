@@ -37,7 +37,7 @@ from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method, register_variant
 from methods.cam import new_generator, trained_cam
-from methods.clims import class_prompt, teacher_key
+from methods.clims import class_prompt
 from methods.clip_losses import (
     crops,
     encode_fg_bg,
@@ -217,7 +217,7 @@ class SemplesRun:
         names = ctx.dataset("train").class_names
         self.n_classes = len(names)
         self.text = self.teacher.encode_text([class_prompt(c) for c in names])  # once per run
-        self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": teacher_key(ctx),
+        self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": ctx.teacher_key(),
                      "backbone": self.p.backbone, "batch_size": self.p.batch_size,
                      "backbone_weights": ctx.cfg.backbone_weights}
         self.gen_opt = {"lr": self.p.lr, "head_lr_mult": self.p.head_lr_mult,
@@ -296,7 +296,7 @@ class SemplesRun:
     def random_prompts(self) -> tuple[Any, str]:
         """Table 4 row 2: the prompts at their random init, never learned."""
         p = self.p
-        deps = {"seed": self.ctx.cfg.seed, "teacher": teacher_key(self.ctx),
+        deps = {"seed": self.ctx.cfg.seed, "teacher": self.ctx.teacher_key(),
                 "n_classes": self.n_classes, "prompt_length": p.prompt_length,
                 "prompt_init_std": p.prompt_init_std}
 

@@ -65,3 +65,17 @@ def test_corrupt_cached_teacher_is_one_clear_error(tmp_path):
     path.with_suffix(".json").write_text("{}")
     with pytest.raises(BenchError, match="is corrupt"):
         load_or_train(SynthSpec(), tmp_path, spec)
+
+
+def test_stage_keys_name_the_teacher_file(tmp_path):
+    """A retrained (re-keyed) synth teacher re-keys every stage trained against it."""
+    from harness.method import RunContext
+    from harness.runner import resolve_config
+    from harness.synth_teacher import teacher_path
+
+    def key(*sets):
+        cfg = resolve_config("semples", "synth", 0, list(sets), device="cpu")
+        return RunContext(cfg, tmp_path, torch.device("cpu")).teacher_key()
+
+    assert key() == {"teacher": teacher_path(SynthSpec(), TinyClipSpec(), tmp_path).stem}
+    assert key("p_cooccur=0.5") != key() and key("n_eval=16") == key()
