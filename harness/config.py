@@ -42,6 +42,8 @@ class MethodConfig:
     n_train: int = hp(1200, "synth: training images", ge=8)
     n_eval: int = hp(300, "synth: evaluation images", ge=4)
     image_size: int = hp(64, "synth: image side in pixels", ge=32, le=256)
+    teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
+                           "another teacher: how much a result owes to one teacher)", ge=0)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
 
     def replace(self, **changes: Any) -> MethodConfig:

@@ -105,7 +105,8 @@ class RunContext:
             from harness.synth_teacher import TinyClipSpec, teacher_path
 
             spec = self.data_options()["spec"]
-            return {"teacher": teacher_path(spec, TinyClipSpec(), self.cache_dir).stem}
+            clip_spec = TinyClipSpec(seed=self.params.teacher_seed)
+            return {"teacher": teacher_path(spec, clip_spec, self.cache_dir).stem}
         return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights}
 
     @cached_property

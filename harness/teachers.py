@@ -17,9 +17,9 @@ def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
         from harness.synth_teacher import TinyClipSpec, accuracy_line, check_gate, load_or_train
 
         spec = ctx.data_options()["spec"]
-        steps = TinyClipSpec().steps
-        with progress_bar("synth teacher", steps, enabled=ctx.show_progress) as advance:
-            teacher, info = load_or_train(spec, ctx.cache_dir, log=ctx.log,
+        clip_spec = TinyClipSpec(seed=ctx.params.teacher_seed)
+        with progress_bar("synth teacher", clip_spec.steps, enabled=ctx.show_progress) as advance:
+            teacher, info = load_or_train(spec, ctx.cache_dir, clip_spec, log=ctx.log,
                                           progress=lambda s, n, loss: advance(loss=loss))
         check_gate(info)
         ctx.log(f"synth teacher zero-shot: {accuracy_line(info)}")

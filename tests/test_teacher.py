@@ -79,3 +79,6 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
 
     assert key() == {"teacher": teacher_path(SynthSpec(), TinyClipSpec(), tmp_path).stem}
     assert key("p_cooccur=0.5") != key() and key("n_eval=16") == key()
+    assert key("teacher_seed=1") == {
+        "teacher": teacher_path(SynthSpec(), TinyClipSpec(seed=1), tmp_path).stem}
+    assert key("teacher_seed=1") != key()
