@@ -2,8 +2,9 @@
 
     python benchmarks/sweep_workers.py [--grid 0.01,0.02,0.05,0.1] [--seeds 1] [--keep DIR]
 
-Each point of the grid is a tiny `cam` run on `synth` (TINY sizes). Both studies use their
-own journal and results store; the data cache is shared and built once before timing.
+Each point of the grid is a tiny `cam` run on `synth` (TINY sizes; `--full`: default
+sizes). Both studies use their own journal and results store; the data cache is shared and
+built once before timing.
 With N CPU workers each gets cores // N threads, so on a 2-core machine the ratio shows
 process-level parallelism against torch's own threading. Timings on a shared machine are
 noisy: run it twice before trusting a number.
@@ -31,7 +32,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--workers", default="1,2", help="worker counts to compare")
     ap.add_argument("--keep", default=None, help="keep runs/journals in this folder")
+    ap.add_argument("--full", action="store_true",
+                    help="default synth sizes (1,200 images, ~15 s a trial) instead of tiny runs")
     a = ap.parse_args()
+    sets = [] if a.full else TINY
 
     from rich.console import Console
 
@@ -43,7 +47,7 @@ def main() -> None:
     cache = Path(os.environ.get("BENCH_CACHE_DIR") or root / "cache")
     os.environ["BENCH_CACHE_DIR"] = str(cache)
     # build the synth arrays once, outside the timing
-    run(resolve_config("cam", "synth", 0, TINY, device="cpu"), runs_dir=root / "warm",
+    run(resolve_config("cam", "synth", 0, sets, device="cpu"), runs_dir=root / "warm",
         cache_dir=cache, wandb_mode="disabled", show_progress=False, log=lambda m: None)
     # distinct cam_lr per worker count, so no timed trial is a stage-cache hit
     base = [float(v) for v in a.grid.split(",")]
@@ -52,7 +56,7 @@ def main() -> None:
     for k, n in enumerate(int(w) for w in a.workers.split(",")):
         grid = ",".join(repr(round(v * (1 + 0.001 * (k + 1)), 6)) for v in base)
         spec = custom_sweep("cam", [f"cam_lr=grid:{grid}"])
-        req = SweepRequest(spec, "synth", list(range(a.seeds)), list(TINY), f"bench-w{n}-{os.getpid()}",
+        req = SweepRequest(spec, "synth", list(range(a.seeds)), list(sets), f"bench-w{n}-{os.getpid()}",
                            None, root / f"runs-w{n}", cache, None, n, "cpu", wandb="disabled")
         out = launch(req, console, show=False)
         assert out["complete"] == len(base), out

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 1  # bump when a stage's on-disk format changes
+CACHE_FORMAT = 2  # bump when a stage's on-disk format or what its key determines changes
 
 
 @contextlib.contextmanager
@@ -35,6 +35,14 @@ def stage_key(name: str, deps: dict[str, Any]) -> str:
     blob = json.dumps({"stage": name, "format": CACHE_FORMAT, "deps": deps}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _seed_from_key(key: str) -> None:
+    import torch
+
+    from harness.loop import stage_seed
+
+    torch.manual_seed(stage_seed(key))
 
 
 class StageCache:
@@ -63,6 +71,7 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
+            _seed_from_key(key)  # what `build` initialises randomly depends on its key alone
             build(tmp)
             (tmp / "done").touch()
             shutil.rmtree(final, ignore_errors=True)

@@ -56,6 +56,11 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
+def stage_seed(key: str, epoch: int = -1) -> int:
+    """A seed from a stage key (hex) and an epoch (−1: the stage's initialisation)."""
+    return (int(key[:12], 16) + 7919 * (epoch + 1)) % 2**63
+
+
 def train_stage(ctx: RunContext, stage: Stage) -> None:
     """Train `stage` to completion, resuming from its last epoch checkpoint if asked."""
     batches = stage.batches or (lambda epoch: ctx.loader("train", seed_offset=epoch))
@@ -68,6 +73,10 @@ def train_stage(ctx: RunContext, stage: Stage) -> None:
     for m in stage.modules.values():
         m.train()
     for epoch in range(start, stage.epochs):
+        # The epoch's random stream (flips, dropout) comes from the stage key alone, so a
+        # stage's output does not depend on which upstream stages were cache hits in this
+        # process, and a resumed run continues exactly as an uninterrupted one.
+        torch.manual_seed(stage_seed(stage.key, epoch))
         sums: dict[str, float] = {}
         label = f"{stage.name} epoch {epoch + 1}/{stage.epochs}"
         with progress_bar(label, steps_per_epoch, enabled=ctx.show_progress) as advance:

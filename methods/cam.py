@@ -15,12 +15,17 @@ from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
 
+# The CAM stage is one checkpoint shared by every method that starts from it, so it trains
+# with its own settings (cam_lr, cam_epochs and this head multiplier, the IRN reference's
+# 10×), never with the downstream method's optimizer settings.
+CAM_HEAD_LR_MULT = 10.0
+
 
 def cam_stage_deps(ctx: RunContext) -> dict:
     p = ctx.params
     return {"data": ctx.data_key(), "backbone": p.backbone, "epochs": p.cam_epochs,
-            "lr": p.cam_lr, "batch_size": p.batch_size, "seed": ctx.cfg.seed,
-            "backbone_weights": ctx.cfg.backbone_weights}
+            "lr": p.cam_lr, "head_lr_mult": CAM_HEAD_LR_MULT, "batch_size": p.batch_size,
+            "seed": ctx.cfg.seed, "backbone_weights": ctx.cfg.backbone_weights}
 
 
 def new_generator(ctx: RunContext) -> CamNet:
@@ -38,12 +43,12 @@ def classification_loss(model: CamNet, batch: dict):
 
 def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     """The CAM classifier of this run's data and seed, trained once and cached."""
-    model = new_generator(ctx)
     p = ctx.params
 
     def build(folder):
+        model = new_generator(ctx)  # initialised from the stage's own seed
         stage = Stage("cam", key, {"generator": model},
-                      model.param_groups(p.cam_lr, p.head_lr_mult),
+                      model.param_groups(p.cam_lr, CAM_HEAD_LR_MULT),
                       lambda b: classification_loss(model, b), p.cam_epochs,
                       optimizer="sgd", schedule="poly", weight_decay=1e-4)
         train_stage(ctx, stage)
@@ -54,6 +59,7 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     deps = cam_stage_deps(ctx)
     key = stage_key("cam", deps)
     folder, key = ctx.stages.get_or_build("cam", deps, build)
+    model = new_generator(ctx)
     model.load_state_dict(torch.load(folder / "generator.pt", map_location=ctx.device))
     return model.eval(), key
 

@@ -140,3 +140,26 @@ def test_lambda_change_retrains_only_stage_c(synth_teacher, cache_dir, runs_dir)
     third = run(resolve_config("semples/match-only", seed=7, sets=FAST), **quiet)
     assert third["stage_cache"]["misses"] == ["semples-c"]  # λ = 0: no prompts at all
     assert "semples-b" not in third["stage_cache"]["hits"]
+
+
+def test_stage_output_does_not_depend_on_upstream_cache_hits(synth_teacher, cache_dir, tmp_path):
+    """The same run gives the same numbers whether its CAM stage was trained in this process
+    or came from the cache (each stage draws its randomness from its own key)."""
+    from harness.runner import resolve_config, run
+
+    def fresh_cache(name):
+        path = tmp_path / name
+        path.mkdir()
+        for sub in ("synth", "teachers"):  # share the data and the trained teacher
+            (path / sub).symlink_to((cache_dir / sub).resolve(), target_is_directory=True)
+        return path
+
+    quiet = {"wandb_mode": "disabled", "log": lambda m: None, "show_progress": False}
+    cold, warm = fresh_cache("cold"), fresh_cache("warm")
+    run(resolve_config("cam", seed=3, sets=TINY), runs_dir=tmp_path / "r0", cache_dir=warm, **quiet)
+    a = run(resolve_config("semples/match-only", seed=3, sets=FAST), runs_dir=tmp_path / "r1",
+            cache_dir=cold, **quiet)
+    b = run(resolve_config("semples/match-only", seed=3, sets=FAST), runs_dir=tmp_path / "r2",
+            cache_dir=warm, **quiet)
+    assert "cam" in a["stage_cache"]["misses"] and "cam" in b["stage_cache"]["hits"]
+    assert a["seed_miou"] == b["seed_miou"] and a["per_class_iou"] == b["per_class_iou"]
