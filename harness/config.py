@@ -30,7 +30,8 @@ class MethodConfig:
     weight_decay: float = hp(1e-4, "weight decay", ge=0)
     optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
     schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
-    head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head", gt=0)
+    head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head (the cached "
+                             "CAM stage always uses its own 10×)", gt=0)
     backbone: str = hp("synth-cnn", "mask generator backbone",
                        choices=("synth-cnn", "resnet50", "deit_small_patch16_224"))
     clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data")
