@@ -86,6 +86,7 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
         ctx = RunContext(cfg, Path(cache_dir or default_cache_dir()), torch.device(cfg.device),
                          resume=resume, log=log, on_epoch=epoch_hook, show_progress=show_progress)
         seed_everything(cfg.seed)
+        ctx.dataset("train")  # a missing or incomplete data root is the first error, before weights
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
         record.update(scores.as_record())

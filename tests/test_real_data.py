@@ -218,6 +218,10 @@ def test_missing_root_is_one_line(monkeypatch, capsys, tmp_path):
                          tmp_path / "nowhere", "--allow-random-weights", "--runs-dir", tmp_path)
     line = one_error_line(code, err)
     assert "nowhere does not exist" in line and "instances_" in line
+    # without any weights either, the data root is still what the user hears about first
+    code, _, err = bench(monkeypatch, capsys, "run", "semples", "--dataset", "voc", "--data-root",
+                         tmp_path / "nowhere", "--runs-dir", tmp_path / "runs")
+    assert "VOC root" in one_error_line(code, err)
 
 
 def test_incomplete_layout_names_what_is_missing(monkeypatch, capsys, voc_root, coco_root, tmp_path):
