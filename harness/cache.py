@@ -37,12 +37,9 @@ def stage_key(name: str, deps: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _seed_from_key(key: str) -> None:
-    import torch
-
-    from harness.loop import stage_seed
-
-    torch.manual_seed(stage_seed(key))
+def stage_seed(key: str, epoch: int = -1) -> int:
+    """A seed from a stage key (hex) and an epoch (−1: the stage's initialisation)."""
+    return (int(key[:12], 16) + 7919 * (epoch + 1)) % 2**63
 
 
 class StageCache:
@@ -71,7 +68,9 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
-            _seed_from_key(key)  # what `build` initialises randomly depends on its key alone
+            import torch
+
+            torch.manual_seed(stage_seed(key))  # what `build` initialises depends on its key alone
             build(tmp)
             (tmp / "done").touch()
             shutil.rmtree(final, ignore_errors=True)

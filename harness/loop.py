@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.cache import stage_seed
 from harness.errors import NonFiniteLoss
 from harness.method import RunContext
 from harness.progress import progress_bar
@@ -54,11 +55,6 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return 1.0
-
-
-def stage_seed(key: str, epoch: int = -1) -> int:
-    """A seed from a stage key (hex) and an epoch (−1: the stage's initialisation)."""
-    return (int(key[:12], 16) + 7919 * (epoch + 1)) % 2**63
 
 
 def train_stage(ctx: RunContext, stage: Stage) -> None:

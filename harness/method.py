@@ -98,15 +98,20 @@ class RunContext:
             key.update(root=self.cfg.data_root or env_root, crop_size=p.crop_size)
         return key
 
+    def synth_teacher_spec(self):
+        """The embedded teacher this run uses (synth only): its recipe with `teacher_seed`."""
+        from harness.synth_teacher import TinyClipSpec
+
+        return TinyClipSpec(seed=self.params.teacher_seed)
+
     def teacher_key(self) -> dict[str, Any]:
         """What identifies the teacher, for stage-cache keys: the synth teacher's own cache
         name (its spec and generator version), or the CLIP architecture and weights file."""
         if self.cfg.dataset == "synth":
-            from harness.synth_teacher import TinyClipSpec, teacher_path
+            from harness.synth_teacher import teacher_path
 
-            spec = self.data_options()["spec"]
-            clip_spec = TinyClipSpec(seed=self.params.teacher_seed)
-            return {"teacher": teacher_path(spec, clip_spec, self.cache_dir).stem}
+            path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
+            return {"teacher": path.stem}
         return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights}
 
     @cached_property

@@ -265,7 +265,7 @@ def _load(path: Path, synth: SynthSpec, spec: TinyClipSpec) -> Teacher:
 def accuracy_line(info: dict) -> str:
     """"objects 97.9%, contexts 100.0%, sub-types 78.3%" (sub-types are reported, not gated:
     twelve look-alike pairs, e.g. sedan/truck, at 64 px)."""
-    line = (f"objects {info['zero_shot_objects']:.1f}%, contexts {info['zero_shot_contexts']:.1f}%")
+    line = f"objects {info['zero_shot_objects']:.1f}%, contexts {info['zero_shot_contexts']:.1f}%"
     if "zero_shot_subtypes" in info:
         line += f", sub-types {info['zero_shot_subtypes']:.1f}%"
     return line

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 
 def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
     if ctx.cfg.dataset == "synth":
-        from harness.synth_teacher import TinyClipSpec, accuracy_line, check_gate, load_or_train
+        from harness.synth_teacher import accuracy_line, check_gate, load_or_train
 
         spec = ctx.data_options()["spec"]
-        clip_spec = TinyClipSpec(seed=ctx.params.teacher_seed)
+        clip_spec = ctx.synth_teacher_spec()
         with progress_bar("synth teacher", clip_spec.steps, enabled=ctx.show_progress) as advance:
             teacher, info = load_or_train(spec, ctx.cache_dir, clip_spec, log=ctx.log,
                                           progress=lambda s, n, loss: advance(loss=loss))

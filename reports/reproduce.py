@@ -91,8 +91,7 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
     if workers == 1 or len(todo) <= 1:
         for i, job in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {job.command}")
-            error = _run_job(job, device, options)
-            _tally(out, job, error, log)
+            _tally(out, job, _run_job(job, device, options), log)
     else:
         _run_parallel(todo, workers, devices or ("cpu" if device == "auto" else device),
                       options, out, log)
@@ -100,11 +99,9 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
 
 
 def _tally(out: dict[str, list], job: Job, error: str | None, log: Callable[[str], None]) -> None:
-    if error is None:
-        out["ran"].append(job)
-    else:
+    out["ran" if error is None else "failed"].append(job)
+    if error is not None:
         log(f"    failed: {job.command}: {error}")
-        out["failed"].append(job)
 
 
 def _run_job(job: Job, device: str, options: dict[str, Any], show_progress: bool = True
@@ -131,21 +128,20 @@ def _run_parallel(jobs: list[Job], workers: int, devices: str, options: dict[str
 
     from sweeps.launcher import parse_devices
 
-    slots = mp.get_context("spawn").Queue()
+    spawn = mp.get_context("spawn")
+    slots = spawn.Queue()
     for slot in parse_devices(devices, workers):
         slots.put(slot)
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"{len(jobs)} run(s) on {workers} worker(s) ({devices})")
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+    with ProcessPoolExecutor(workers, mp_context=spawn,
                              initializer=_init_worker, initargs=(slots, threads)) as pool:
         futures = {pool.submit(_worker_job, job, options): job for job in jobs}
         for done, future in enumerate(as_completed(futures), 1):
             job = futures[future]
             error = future.result()  # a BenchError or a crash propagates: stop, as one run would
-            log(f"[{done}/{len(jobs)}] {'done' if error is None else 'failed'}: {job.command}")
-            _tally(out, job, error, lambda m: None)
-            if error is not None:
-                log(f"    {error}")
+            log(f"[{done}/{len(jobs)}] finished: {job.command}")
+            _tally(out, job, error, log)
 
 
 _WORKER_DEVICE = "cpu"
