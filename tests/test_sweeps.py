@@ -95,8 +95,8 @@ def warm_cache(cache_dir):
 
 
 def _request(spec: SweepSpec, storage: str, runs_dir: Path, cache_dir: Path, study: str,
-             **kw) -> SweepRequest:
-    return SweepRequest(spec, "synth", [0], list(TINY), study, storage, runs_dir, cache_dir,
+             sets: tuple[str, ...] = (), **kw) -> SweepRequest:
+    return SweepRequest(spec, "synth", [0], [*TINY, *sets], study, storage, runs_dir, cache_dir,
                         wandb="disabled", heartbeat=2, **kw)
 
 
@@ -156,7 +156,9 @@ def test_nan_trial_fails_with_reason_and_sweep_goes_on(storage, runs_dir, warm_c
 def test_killed_worker_loses_nothing_and_grid_completes(storage, runs_dir, warm_cache, request):
     spec = custom_sweep("cam", ["cam_lr=grid:0.015,0.03,0.06"])
     name = _study_name(request)
-    req = _request(spec, storage, runs_dir, warm_cache, name, workers=1)
+    # trials of a few seconds: a one-epoch tiny trial can finish between the snapshot that
+    # sees it running and the kill, and then there is no killed trial to recover
+    req = _request(spec, storage, runs_dir, warm_cache, name, sets=("cam_epochs=25",), workers=1)
     ref, study = prepare(req)
     (victim,) = start_workers(req, ref, name)
     try:
