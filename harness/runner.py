@@ -123,6 +123,9 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         "git_rev": git_revision(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
         "host": platform.node(), "pid": os.getpid(),
+        # float reductions on CPU depend on the thread count (a parallel worker gets fewer
+        # threads), so bit-identical reruns need the same count: record it
+        "torch_threads": torch.get_num_threads(),
     }
 
 

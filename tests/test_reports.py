@@ -179,12 +179,19 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
     monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
         "tiny-cam", "tiny", (Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),)))
     runs, lines = tmp_path / "runs", []
+    own = tmp_path / "cache"  # its own stages: the session's stay as other tests expect them
+    own.mkdir()
+    (cache_dir / "synth").mkdir(exist_ok=True)
+    (own / "synth").symlink_to((cache_dir / "synth").resolve(), target_is_directory=True)
+    cache_dir = own
     out = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
                     wandb_mode="disabled", workers=2, device="cpu", log=lines.append)
     assert len(out["ran"]) == 3 and out["failed"] == [] and "3 run(s) on 2 worker(s) (cpu)" in lines
     records = ResultsStore(runs).records()
     assert sorted(r["seed"] for r in records) == [0, 1, 2]
     assert {r["pid"] for r in records} != {__import__("os").getpid()}  # ran in the workers
+    # each CPU worker takes its share of the cores, and says so in its record
+    assert {r["torch_threads"] for r in records} == {max(1, (__import__("os").cpu_count() or 1) // 2)}
     again = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
                       workers=2, device="cpu", log=lambda m: None)
     assert again["ran"] == []
