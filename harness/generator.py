@@ -24,6 +24,7 @@ class SynthCNN(nn.Module):
     """A small CNN for 64-px synth images: stride 4, receptive field wide enough to see context."""
 
     out_channels = 128
+    stride = 4
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,7 +42,15 @@ class SynthCNN(nn.Module):
 
 
 class TimmFeatures(nn.Module):
-    """A timm backbone's last feature map; ViTs' patch tokens are laid back on their grid."""
+    """A timm backbone's last feature map; ViTs' patch tokens are laid back on their grid.
+
+    Any image size: a ViT pads the image on the right and bottom to the next patch multiple
+    (timm `dynamic_img_pad`, zeros after normalisation: the mean colour) and interpolates its
+    position embeddings to the grid (`dynamic_img_size`, bicubic as WeakTr's DeiT,
+    hustvl/WeakTr models.py `interpolate_pos_encoding`); a CNN's padded convolutions give a
+    grid of ceil(size / stride) cells. Either way cell (i, j) covers pixels
+    [i·stride, (i+1)·stride), which `CamNet.pixel_maps` uses to crop the map back.
+    """
 
     def __init__(self, name: str):
         super().__init__()
@@ -50,18 +59,26 @@ class TimmFeatures(nn.Module):
 
         self.is_vit = name.startswith("deit") or name.startswith("vit")
         if self.is_vit:
-            self.net = timm.create_model(name, pretrained=False, num_classes=0, dynamic_img_size=True)
+            self.net = timm.create_model(name, pretrained=False, num_classes=0,
+                                         dynamic_img_size=True, dynamic_img_pad=True)
             self.out_channels = self.net.num_features
+            self.stride = int(self.net.patch_embed.patch_size[0])
         else:
             self.net = timm.create_model(name, pretrained=False, features_only=True, out_indices=[-1])
             self.out_channels = self.net.feature_info.channels()[-1]
+            self.stride = int(self.net.feature_info.reduction()[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_vit:
             return self.net(x)[-1]
         tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
-        h, w = x.shape[-2] // 16, x.shape[-1] // 16
+        h, w = grid_size(x.shape[-2:], self.stride)
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+
+
+def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Feature-grid cells of an image of `size` pixels: ceil(size / stride) per side."""
+    return -(-int(size[0]) // stride), -(-int(size[1]) // stride)
 
 
 class CamNet(nn.Module):
@@ -82,9 +99,36 @@ class CamNet(nn.Module):
     def cam(self, images: torch.Tensor) -> torch.Tensor:
         return F.relu(self.maps(images))
 
+    @property
+    def stride(self) -> int:
+        return self.backbone.stride
+
+    def pixel_maps(self, maps: torch.Tensor, size: tuple[int, int],
+                   out: tuple[int, int] | None = None) -> torch.Tensor:
+        """Grid maps (B, K, h, w) of an image of `size` pixels, resampled to `out` (default:
+        `size`) pixels.
+
+        IRN / CLIMS `make_cam` (CVI-SZU/CLIMS step/make_cam.py, `get_strided_up_size`):
+        upsample to the padded size (cells × stride) and crop the image's own pixels. When the
+        image fills its grid exactly, this is one plain resize to `out`, as it always was.
+        """
+        size = (int(size[0]), int(size[1]))
+        out = size if out is None else (int(out[0]), int(out[1]))
+        padded = tuple(n * self.stride for n in maps.shape[-2:])
+        if padded == size:
+            return _resize(maps, out)
+        cropped = _resize(maps, padded)[..., : size[0], : size[1]]
+        return cropped if out == size else _resize(cropped, out)
+
     def param_groups(self, lr: float, head_mult: float) -> list[dict]:
         return [{"params": list(self.backbone.parameters()), "lr": lr},
                 {"params": list(self.classifier.parameters()), "lr": lr * head_mult}]
+
+
+def _resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
 def build_generator(backbone: str, n_classes: int, weights: str | Path | None = None,

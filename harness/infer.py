@@ -24,17 +24,30 @@ REAL_SCALES = (1.0, 0.5, 1.5, 2.0)
 
 @torch.no_grad()
 def image_cams(model: CamNet, images: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """(B, K, H, W) non-negative maps summed over scales and flips."""
+    """(B, K, H, W) non-negative maps summed over scales and flips, for any H, W."""
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], model.classifier.out_channels, h, w, device=images.device)
     for s in scales:
         x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
                                                    align_corners=False)
-        both = torch.cat([x, x.flip(-1)])
-        cams = model.cam(both)
-        cams = cams[: len(x)] + cams[len(x):].flip(-1)
-        total += F.interpolate(cams.float(), size=(h, w), mode="bilinear", align_corners=False)
+        cams = model.cam(torch.cat([x, x.flip(-1)])).float()
+        total += _unflip_and_sum(model, cams, tuple(x.shape[-2:]), (h, w))
     return total
+
+
+def _unflip_and_sum(model: CamNet, cams: torch.Tensor, size: tuple[int, int],
+                    out: tuple[int, int]) -> torch.Tensor:
+    """Maps of [images; flipped images] → their sum at `out` pixels, the flipped ones un-flipped.
+
+    A grid that the image fills exactly is mirror-symmetric, so the two halves are summed on
+    the grid and resized once (bit-identical to before). A padded grid is not (the flipped
+    image is padded on its own right), so each half is cropped back to its pixels first.
+    """
+    n = len(cams) // 2
+    if tuple(c * model.stride for c in cams.shape[-2:]) == size:
+        return model.pixel_maps(cams[:n] + cams[n:].flip(-1), size, out)
+    both = model.pixel_maps(cams, size, out)
+    return both[:n] + both[n:].flip(-1)
 
 
 def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.device,
