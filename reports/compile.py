@@ -1,6 +1,8 @@
 """A table definition + the results store → one pandas DataFrame: measured mean ± std over
-seeds, n, published value, Δ, context false positives, and for a missing cell the exact
-`bench run …` command that fills it."""
+all (seed, teacher_seed) pairs, n, published value, Δ to published, the paired Δ to the
+table's reference row with its 95 % CI (seed mIoU and context_fp), the controls (oracle
+row, negative-control FP), dead classes, threshold rule and split, and for a missing cell
+the exact `bench run …` command that fills it."""
 
 from __future__ import annotations
 
@@ -10,12 +12,21 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import BenchError
 from reports import get_table
+from reports.protocol import NOOP_NOISE_CONTEXT_FP, NOOP_NOISE_MIOU, THRESHOLD_FIELDS, THRESHOLD_RULES
+from reports.provenance import column_mismatch, split_text
+from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
 
 COLUMNS = ["row", "variant", "settings", "n", "mean", "std", "published", "delta", "source",
-           "context_fp", "command", "note"]
+           "context_fp", "command", "note",
+           # paired Δ to the reference row: seed mIoU, then context_fp
+           "reference", "ref_n", "ref_delta", "ref_low", "ref_high", "ref_mark", "ref_pairs",
+           "fp_ref_n", "fp_ref_delta", "fp_ref_low", "fp_ref_high", "fp_ref_mark",
+           "context_fp_negative", "dead_classes", "threshold", "split"]
 METRIC = "seed_miou"
+PairKey = tuple[int, int]  # (seed, teacher_seed): the two seed axes a cell is measured over
 
 
 def reference_label(dataset: str) -> str:
@@ -48,7 +59,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b or str(a) == str(b)
 
 
-def _record_params(rec: dict[str, Any]) -> dict[str, Any]:
+def record_params(rec: dict[str, Any]) -> dict[str, Any]:
     params = dict((rec.get("config") or {}).get("params") or {})
     params.update(rec.get("hparams") or {})
     return params
@@ -68,7 +79,7 @@ def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
     every setting must agree, so a smoke run or another sweep's run never pollutes a cell."""
     if rec.get("variant") != row.variant or rec.get("dataset") != dataset:
         return False
-    params = _record_params(rec)
+    params = record_params(rec)
     wanted = expected if expected is not None else {**row.hparams, **_parse_sets(list(sets))}
     for key, value in wanted.items():
         if key not in params:
@@ -80,51 +91,97 @@ def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
     return True
 
 
+def pair_key(rec: dict[str, Any]) -> PairKey:
+    """A record's place on the two seed axes; records from before `teacher_seed` existed
+    used teacher seed 0 (the default)."""
+    return int(rec.get("seed", 0)), int(record_params(rec).get("teacher_seed", 0))
+
+
+def check_threshold(threshold: str) -> str:
+    if threshold not in THRESHOLD_RULES:
+        raise BenchError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)} "
+                         f"(got {threshold!r})")
+    return threshold
+
+
+def metric_field(row: Row, threshold: str = "best") -> str:
+    """The record field that is this row's seed mIoU under the --threshold rule."""
+    check_threshold(threshold)
+    return "oracle_seed_miou" if row.control == "oracle" else THRESHOLD_RULES[threshold][0]
+
+
+def fp_field(row: Row) -> str:
+    return "oracle_context_fp" if row.control == "oracle" else "context_fp"
+
+
 def cell_records(records: list[dict[str, Any]], row: Row, dataset: str, sets: list[str] = (),
-                 epochs: int | None = None, strict: bool = True) -> dict[int, dict[str, Any]]:
-    """seed → the latest ok record of this cell."""
+                 epochs: int | None = None, strict: bool = True,
+                 metric: str = METRIC) -> dict[PairKey, dict[str, Any]]:
+    """(seed, teacher_seed) → the latest ok record of this cell that has `metric`."""
     expected = expected_params(row.variant, dataset, row.sets() + list(sets), epochs) \
         if strict else None
+    if expected is not None and "teacher_seed" not in _parse_sets(list(sets)):
+        expected.pop("teacher_seed", None)  # a seed axis, not a setting of the cell
     if expected is None and epochs is not None:
         sets = [*sets, f"epochs={epochs}"]
-    by_seed: dict[int, dict[str, Any]] = {}
+    by_pair: dict[PairKey, dict[str, Any]] = {}
     for rec in records:
-        if rec.get("status", "ok") != "ok" or rec.get(METRIC) is None:
+        if rec.get("status", "ok") != "ok" or rec.get(metric) is None:
             continue
         if not matches(rec, row, dataset, sets, expected):
             continue
-        seed = int(rec.get("seed", 0))
-        old = by_seed.get(seed)
+        key = pair_key(rec)
+        old = by_pair.get(key)
         if old is None or str(rec.get("finished_at", "")) >= str(old.get("finished_at", "")):
-            by_seed[seed] = rec
-    return by_seed
+            by_pair[key] = rec
+    return by_pair
 
 
-def run_command(row: Row, dataset: str, seeds: list[int], sets: list[str] = (),
-                epochs: int | None = None, runs_dir: Path | str | None = None) -> str:
-    """The exact `bench run …` command(s) that fill the missing seeds of a cell."""
-    parts = ["bench run", row.variant, f"--dataset {dataset}"]
-    parts += [f"--set {s}" for s in [*row.sets(), *sets]]
-    if epochs is not None:
-        parts.append(f"--epochs {epochs}")
-    if runs_dir is not None:
-        parts.append(f"--runs-dir {runs_dir}")
-    if len(seeds) == 1:
-        parts.insert(3, f"--seed {seeds[0]}")
-        return " ".join(parts)
-    parts.insert(3, "--seed $s")
-    return f"for s in {' '.join(map(str, seeds))}; do {' '.join(parts)}; done"
+def wanted_pairs(seeds: int, teacher_seeds: int = 1) -> list[PairKey]:
+    """Every (seed, teacher_seed) a complete cell has: seeds × teacher seeds."""
+    return [(s, t) for t in range(teacher_seeds) for s in range(seeds)]
+
+
+def run_command(row: Row, dataset: str, missing: list[PairKey], sets: list[str] = (),
+                epochs: int | None = None, runs_dir: Path | str | None = None,
+                teacher_axis: bool = False) -> str:
+    """The exact `bench run …` command(s) that fill the missing (seed, teacher_seed) pairs
+    of a cell; `--set teacher_seed=` appears where the table runs more than one teacher."""
+    by_teacher: dict[int, list[int]] = {}
+    for seed, teacher in missing:
+        by_teacher.setdefault(teacher, []).append(seed)
+    base = ["bench run", row.variant, f"--dataset {dataset}", "SEED"]
+    base += [f"--set {s}" for s in [*row.sets(), *sets]]
+    base += [x for x in ("TEACHER",) if teacher_axis or set(by_teacher) != {0}]
+    base += ([f"--epochs {epochs}"] if epochs is not None else [])
+    base += ([f"--runs-dir {runs_dir}"] if runs_dir is not None else [])
+    seed_lists = {tuple(v) for v in by_teacher.values()}
+    if len(by_teacher) > 1 and len(seed_lists) == 1:
+        inner = _seed_loop(base, list(seed_lists.pop()), "$t")
+        return f"for t in {' '.join(map(str, by_teacher))}; do {inner}; done"
+    return "; ".join(_seed_loop(base, seeds, str(t)) for t, seeds in by_teacher.items())
+
+
+def _seed_loop(base: list[str], seeds: list[int], teacher: str) -> str:
+    one = len(seeds) == 1
+    words = [{"SEED": f"--seed {seeds[0] if one else '$s'}",
+              "TEACHER": f"--set teacher_seed={teacher}"}.get(w, w) for w in base]
+    cmd = " ".join(words)
+    return cmd if one else f"for s in {' '.join(map(str, seeds))}; do {cmd}; done"
 
 
 def compile_table(table: Table | str, records: list[dict[str, Any]] | None = None,
                   dataset: str = "synth", runs_dir: Path | str | None = None, seeds: int = 1,
-                  sets: list[str] = (), epochs: int | None = None,
-                  strict: bool = True) -> pd.DataFrame:
-    """The table as a DataFrame (one row per paper row, columns `COLUMNS`).
+                  sets: list[str] = (), epochs: int | None = None, strict: bool = True,
+                  teacher_seeds: int = 1, threshold: str = "best",
+                  mixed_provenance: bool = False) -> pd.DataFrame:
+    """The table as a DataFrame (one row per table row, columns `COLUMNS`).
 
-    `seeds`: how many seeds (0 … seeds-1) a complete cell has; cells with fewer carry the
-    command for the rest. `sets`/`epochs`: extra settings every cell was run with (and the
-    records must have). `strict=False` matches on variant + the row's own settings only.
+    `seeds` × `teacher_seeds`: the (seed, teacher_seed) pairs a complete cell has; cells
+    with fewer carry the command for the rest. `sets`/`epochs`: extra settings every cell
+    was run with (and the records must have). `strict=False` matches on variant + the row's
+    own settings only. `threshold`: which seed mIoU (best | fixed | heldout). Rows whose
+    records differ in provenance are refused unless `mixed_provenance` (then flagged).
     """
     if isinstance(table, str):
         table = get_table(table)
@@ -132,38 +189,139 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
         from harness.store import ResultsStore
 
         records = ResultsStore(runs_dir).records()
-    ref = reference_label(dataset)
-    out, per_class = [], {}
-    for row in table.rows:
-        cell = cell_records(records, row, dataset, list(sets), epochs, strict)
-        values = [float(r[METRIC]) for r in cell.values()]
-        n = len(values)
-        mean = sum(values) / n if n else math.nan
-        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan)
-        fps = [float(r["context_fp"]) for r in cell.values() if r.get("context_fp") is not None]
-        pub = row.published.value
-        missing = [s for s in range(seeds) if s not in cell]
+    cells = [cell_records(records, row, dataset, list(sets), epochs, strict,
+                          metric_field(row, threshold)) for row in table.rows]
+    mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(table.rows, cells,
+                                                                               strict=True)
+                                for key, rec in cell.items()])
+    if mismatch and not mixed_provenance:
+        raise BenchError(f"{mismatch}; pass --mixed-provenance to show them anyway, flagged")
+    want = wanted_pairs(seeds, teacher_seeds)
+    out = []
+    for row, cell in zip(table.rows, cells, strict=True):
+        ref = table.reference_of(row)
+        ref_cell = cells[table.rows.index(ref)] if ref is not None else {}
+        # a control row is read from its variant's runs, which exist only on synth
+        missing = [p for p in want if p not in cell] if dataset == "synth" or not row.control \
+            else []
         out.append({
-            "row": row.label, "variant": row.variant, "settings": row.settings, "n": n,
-            "mean": mean, "std": std,
-            "published": math.nan if pub is None else pub,
-            "delta": mean - pub if (n and pub is not None) else math.nan,
-            "source": row.published.source + (f" ({ref})" if ref else ""),
-            "context_fp": sum(fps) / len(fps) if fps else math.nan,
-            "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir)
-            if missing else "",
-            "note": row.published.note,
+            **_measured(row, cell, threshold, dataset),
+            **_paired_columns(row, ref, cell, ref_cell, threshold),
+            "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir,
+                                   teacher_seeds > 1) if missing else "",
         })
-        if n:
-            classes: dict[str, list[float]] = {}
-            for r in cell.values():
-                for k, v in (r.get("per_class_iou") or {}).items():
-                    if v is not None:
-                        classes.setdefault(k, []).append(float(v))
-            key = row.variant + (f" {row.settings}" if row.settings else "")
-            per_class[key] = {k: sum(v) / len(v) for k, v in classes.items()}
     df = pd.DataFrame(out, columns=COLUMNS)
-    df.attrs.update(table=table.name, title=table.title, dataset=dataset, reference=ref,
-                    per_class=per_class, x=table.x, x_label=table.x_label,
-                    x_values=[row.hparams.get(table.x) for row in table.rows] if table.x else [])
+    df.attrs.update(table=table.name, title=table.title, dataset=dataset,
+                    reference=reference_label(dataset), reference_rows=table.reference_text(),
+                    per_class=_per_class(table, cells), x=table.x, x_label=table.x_label,
+                    x_values=[row.hparams.get(table.x) for row in table.rows] if table.x else [],
+                    threshold=threshold, provenance_warning=mismatch,
+                    noise_miou=NOOP_NOISE_MIOU, noise_context_fp=NOOP_NOISE_CONTEXT_FP)
     return df
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n if n else math.nan
+    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan)
+
+
+def _field_mean(cell: dict[PairKey, dict[str, Any]], name: str) -> float:
+    values = [float(r[name]) for r in cell.values() if r.get(name) is not None]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _measured(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str,
+              dataset: str) -> dict[str, Any]:
+    """Mean ± std over all the cell's pairs, Δ to published, controls and provenance."""
+    mean, std = _mean_std([float(r[metric_field(row, threshold)]) for r in cell.values()])
+    pub, ref = row.published.value, reference_label(dataset)
+    return {
+        "row": row.label, "variant": row.variant, "settings": row.settings, "n": len(cell),
+        "mean": mean, "std": std, "published": math.nan if pub is None else pub,
+        "delta": mean - pub if (cell and pub is not None) else math.nan,
+        "source": row.published.source + (f" ({ref})" if ref else ""),
+        "context_fp": _field_mean(cell, fp_field(row)), "note": row.published.note,
+        "context_fp_negative": math.nan if row.control else
+        _field_mean(cell, "context_fp_negative"),
+        "dead_classes": _dead_classes(row, cell), "threshold": _threshold_text(row, cell, threshold),
+        "split": split_text(list(cell.values())),
+    }
+
+
+def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]],
+                    ref_cell: dict[PairKey, dict[str, Any]], threshold: str) -> dict[str, Any]:
+    """Paired Δ (this row − reference row) of seed mIoU and of context_fp over the pairs
+    both measured; the reference row itself gets none."""
+    blank = {"reference": ref.label if ref else "", "ref_pairs": "", "ref_mark": "",
+             "fp_ref_mark": ""}
+    for prefix in ("ref", "fp_ref"):
+        blank.update({f"{prefix}_n": 0, f"{prefix}_delta": math.nan, f"{prefix}_low": math.nan,
+                      f"{prefix}_high": math.nan})
+    if ref is None or ref is row:
+        return blank
+    mine = _values(cell, metric_field(row, threshold))
+    delta = paired_delta(mine, _values(ref_cell, metric_field(ref, threshold)))
+    fp = paired_delta(_values(cell, fp_field(row)), _values(ref_cell, fp_field(ref)))
+    out = {**blank, **_delta_columns("ref", delta, NOOP_NOISE_MIOU),
+           **_delta_columns("fp_ref", fp, NOOP_NOISE_CONTEXT_FP)}
+    if delta is not None:
+        out["ref_pairs"] = " ".join(f"{s}/{t}" for s, t in delta.pairs)
+    return out
+
+
+def _values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
+    return {k: float(r[name]) for k, r in cell.items() if r.get(name) is not None}
+
+
+def _delta_columns(prefix: str, delta: PairedDelta | None, noise: float | None) -> dict[str, Any]:
+    if delta is None:
+        return {}
+    mark = "claim" if delta.is_claim(noise) else ("ci" if delta.excludes_zero() else "")
+    return {f"{prefix}_n": delta.n, f"{prefix}_delta": delta.mean, f"{prefix}_low": delta.low,
+            f"{prefix}_high": delta.high, f"{prefix}_mark": mark}
+
+
+def _dead_classes(row: Row, cell: dict[PairKey, dict[str, Any]]) -> str:
+    """How many classes never reach the matched recall, and which (over the cell's pairs:
+    `bird×2` = dead in 2 of them); `—` where the records predate the field."""
+    if row.control:
+        return ""
+    lists = [r["dead_classes"] for r in cell.values() if r.get("dead_classes") is not None]
+    if not lists:
+        return ""
+    counts: dict[str, int] = {}
+    for dead in lists:
+        for name in dead:
+            counts[name] = counts.get(name, 0) + 1
+    names = ", ".join(f"{k}×{v}" if v > 1 else k for k, v in sorted(counts.items()))
+    return f"{len(counts)}" + (f" ({names})" if names else "")
+
+
+def _threshold_text(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str) -> str:
+    """The rule that picked this row's threshold, with the t it used (a range over pairs)."""
+    if row.control == "oracle":
+        return "as the oracle is scored"
+    ts = sorted({float(r[THRESHOLD_FIELDS[threshold]]) for r in cell.values()
+                 if r.get(THRESHOLD_FIELDS[threshold]) is not None})
+    rule = THRESHOLD_RULES[threshold][2]
+    if not ts:
+        return rule
+    return f"{rule} ({ts[0]:g})" if len(ts) == 1 else f"{rule} ({ts[0]:g}–{ts[-1]:g})"
+
+
+def _per_class(table: Table, cells: list[dict[PairKey, dict[str, Any]]]
+               ) -> dict[str, dict[str, float]]:
+    """variant (+ settings) → mean per-class IoU over its records (for the plot)."""
+    per_class = {}
+    for row, cell in zip(table.rows, cells, strict=True):
+        if not cell or row.control:
+            continue
+        classes: dict[str, list[float]] = {}
+        for r in cell.values():
+            for k, v in (r.get("per_class_iou") or {}).items():
+                if v is not None:
+                    classes.setdefault(k, []).append(float(v))
+        key = row.variant + (f" {row.settings}" if row.settings else "")
+        per_class[key] = {k: sum(v) / len(v) for k, v in classes.items()}
+    return per_class

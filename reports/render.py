@@ -17,23 +17,91 @@ def _num(v: float, fmt: str = "{:.1f}") -> str:
     return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
 
+def _paired(df: pd.DataFrame, prefix: str) -> list[str]:
+    """`+2.0 [-0.5, +4.5] n=3 *` per row; `ref` on the reference row, `—` without pairs."""
+    out = []
+    for i in range(len(df)):
+        r = df.iloc[i]
+        if r["reference"] == r["row"] or not r["reference"]:
+            out.append("ref" if r["reference"] else "")
+        elif r[f"{prefix}_n"] == 0:
+            out.append(DASH)
+        else:
+            ci = "" if r[f"{prefix}_n"] < 2 else \
+                f" [{r[f'{prefix}_low']:+.1f}, {r[f'{prefix}_high']:+.1f}]"
+            mark = {"claim": " *", "ci": " †"}.get(r[f"{prefix}_mark"], "")
+            out.append(f"{r[f'{prefix}_delta']:+.1f}{ci} n={int(r[f'{prefix}_n'])}{mark}")
+    return out
+
+
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Strings for people: `mean ± std`, `—` for nothing, a command where a cell is missing."""
+    """Strings for people: `mean ± std`, paired Δ to the reference row with its CI, `—`
+    for nothing, a command where a cell is missing."""
     pub_head = "published" + (f" ({df.attrs['reference']})" if df.attrs.get("reference") else "")
     out = pd.DataFrame({
         "row": df["row"], "variant": df["variant"], "settings": df["settings"],
         "n": df["n"].astype(int).astype(str),
         "seed mIoU": [_num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
                       for m, s in zip(df["mean"], df["std"], strict=True)],
+        "Δ vs ref [95% CI]": _paired(df, "ref"),
         pub_head: [_num(v) for v in df["published"]],
         "Δ": [_num(v, "{:+.1f}") for v in df["delta"]],
         "source": [s.split(" (")[0] for s in df["source"]],
     })
     if df["context_fp"].notna().any():
         out["context FP %"] = [_num(v) for v in df["context_fp"]]
+        out["FP Δ vs ref [95% CI]"] = _paired(df, "fp_ref")
+    if df["context_fp_negative"].notna().any():
+        out["neg. control FP %"] = [_num(v) for v in df["context_fp_negative"]]
+    if (df["dead_classes"] != "").any():
+        out["dead classes"] = df["dead_classes"]
+    out["threshold"], out["split"] = df["threshold"], df["split"]
     if (df["command"] != "").any():
         out["missing: run"] = df["command"]
     return out
+
+
+def legend(df: pd.DataFrame) -> list[str]:
+    """What the paired Δ means, the smallest effect worth claiming, the pairs used, the
+    threshold rule, and any provenance flag: printed under every table."""
+    from reports.protocol import THRESHOLD_RULES
+
+    lines = []
+    if df.attrs.get("provenance_warning"):
+        lines.append(f"FLAGGED: {df.attrs['provenance_warning']}")
+    refs = df.attrs.get("reference_rows")
+    if refs:
+        lines.append(f"Δ vs ref = this row − reference row ({refs}), paired by (seed, "
+                     "teacher_seed) over the pairs both rows measured: mean [95 % CI, "
+                     "Student t over the paired differences] n=pairs.")
+        lines.append(_noise_line(df.attrs.get("noise_miou"), df.attrs.get("noise_context_fp")))
+        lines += _pairs_lines(df)
+    rule = df.attrs.get("threshold", "best")
+    lines.append(f"seed mIoU at: {THRESHOLD_RULES[rule][1]} (--threshold {rule}); means and "
+                 "stds over all (seed, teacher_seed) pairs of a cell.")
+    if df["context_fp"].notna().any():
+        lines.append("context FP %: false activation on the co-occurring context at 60 % object "
+                     "recall, over the classes that reach it (the others are dead classes); "
+                     "neg. control: the same on non-co-occurring context.")
+    return lines
+
+
+def _noise_line(noise_miou: float | None, noise_fp: float | None) -> str:
+    if noise_miou is None or noise_fp is None:
+        return ("Smallest effect worth claiming: no-op noise not measured yet "
+                "(reports/protocol.py), so no Δ is marked a claim; † = CI excludes 0.")
+    return (f"Smallest effect worth claiming (measured no-op noise): {noise_miou:g} mIoU "
+            f"points, {noise_fp:g} context-FP points. * = CI excludes 0 and |Δ| exceeds it; "
+            "† = CI excludes 0, |Δ| within the noise.")
+
+
+def _pairs_lines(df: pd.DataFrame) -> list[str]:
+    pairs = {r: p for r, p in zip(df["row"], df["ref_pairs"], strict=True) if p}
+    if not pairs:
+        return []
+    if len(set(pairs.values())) == 1:
+        return [f"pairs (seed/teacher_seed) of every Δ: {next(iter(pairs.values()))}"]
+    return [f"pairs (seed/teacher_seed) of {row}: {p}" for row, p in pairs.items()]
 
 
 def notes(df: pd.DataFrame) -> list[str]:
@@ -56,6 +124,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines.append("|" + "|".join("---" for _ in d.columns) + "|")
     for rec in d.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(v) for v in rec) + " |")
+    lines += ["", *[f"- {line}" for line in legend(df)]]
     extra = notes(df)
     if extra:
         lines += ["", "Notes:", *[f"- {n}" for n in extra]]
@@ -86,14 +155,17 @@ def print_table(df: pd.DataFrame, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    d = display_frame(df).drop(columns=["missing: run"], errors="ignore")
+    d = display_frame(df).drop(columns=["missing: run", "source"], errors="ignore")
+    if (d["settings"] == "").all():
+        d = d.drop(columns=["settings"])
     d = d.rename(columns={c: "published" for c in d.columns if c.startswith("published")})
     ref = df.attrs.get("reference")
     t = Table(title=f"{df.attrs.get('title', '')} — {df.attrs.get('dataset', '')}",
               caption=f"published = {ref}" if ref else None)
     for col in d.columns:
         t.add_column(col, overflow="fold",
-                     justify="right" if col in ("n", "Δ", "seed mIoU", "published") else "left")
+                     justify="right" if col in ("n", "Δ", "seed mIoU", "published",
+                                                  "Δ vs ref [95% CI]") else "left")
     for rec in d.itertuples(index=False):
         t.add_row(*[str(v) for v in rec])
     console.print(t)
@@ -104,6 +176,8 @@ def print_table(df: pd.DataFrame, console=None) -> None:
                       "or:", highlight=False)
         for c in commands:
             console.print(f"  {c}", highlight=False, soft_wrap=True)
+    for line in legend(df):
+        console.print(line, highlight=False, soft_wrap=True)
     for n in notes(df):
         console.print(f"  note: {n}", highlight=False, soft_wrap=True)
 

@@ -1,6 +1,7 @@
-"""`bench reproduce TABLE`: run the cells of a table that the results store still lacks,
-then report. Runs go through `harness.runner.resolve_config` + `run` (the same entry point
-`bench run` uses, so the stage cache is shared). A run that was interrupted leaves nothing
+"""`bench reproduce TABLE`: run the cells of a table that the results store still lacks
+(each cell over seeds × teacher seeds), then report. Runs go through
+`harness.runner.resolve_config` + `run` (the same entry point `bench run` uses, so the
+stage cache is shared). A run that was interrupted leaves nothing
 in the store, so re-running the command does exactly what is still missing.
 
 `workers` > 1 runs the missing cells in that many spawned processes, pinned to `devices`
@@ -18,7 +19,7 @@ from typing import Any
 
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import cell_records
+from reports.compile import cell_records, wanted_pairs
 from reports.tables import Row, Table
 
 
@@ -27,8 +28,9 @@ class Job:
     row: Row
     dataset: str
     seed: int
-    sets: tuple[str, ...]
+    sets: tuple[str, ...]  # the row's settings, the extra --set ones, and teacher_seed=
     epochs: int | None = None
+    teacher_seed: int = 0
 
     @property
     def command(self) -> str:
@@ -39,20 +41,24 @@ class Job:
 
 
 def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dict[str, Any]],
-                 sets: list[str] = (), epochs: int | None = None) -> list[Job]:
-    """One job per (cell, seed) not in the store; cells that are the same run (e.g. the
-    default `semples` row and `λ = 0.05`) are run once."""
+                 sets: list[str] = (), epochs: int | None = None,
+                 teacher_seeds: int = 1) -> list[Job]:
+    """One job per (cell, seed, teacher seed) not in the store; cells that are the same run
+    (e.g. the default `semples` row and `λ = 0.05`) are run once. Control rows (the oracle)
+    are read from their variant's runs and never add a job."""
     if isinstance(table, str):
         table = get_table(table)
     jobs, seen = [], set()
-    for row in table.rows:
+    for row in (r for r in table.rows if not r.control):
         have = cell_records(records, row, dataset, list(sets), epochs)
-        for seed in range(seeds):
-            key = (row.variant, tuple(sorted(row.hparams.items())), seed)
-            if seed in have or key in seen:
+        for seed, teacher in wanted_pairs(seeds, teacher_seeds):
+            key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
+            if (seed, teacher) in have or key in seen:
                 continue
             seen.add(key)
-            jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets]), epochs))
+            teacher_set = [f"teacher_seed={teacher}"] if teacher_seeds > 1 or teacher else []
+            jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
+                            teacher))
     return jobs
 
 
@@ -60,16 +66,17 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
               epochs: int | None = None, runs_dir: Path | str | None = None,
               cache_dir: Path | None = None, wandb_mode: str | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
-              dry_run: bool = False, devices: str | None = None,
+              dry_run: bool = False, devices: str | None = None, teacher_seeds: int = 1,
               **paths: Any) -> dict[str, list]:
-    """Run what is missing; returns {"ran": [...], "failed": [...], "skipped": [...]}."""
+    """Run what is missing (seeds × teacher_seeds per cell); returns {"ran": [...],
+    "failed": [...], "skipped": [...]}."""
     from harness.errors import BenchError
     from harness.registry import get_variant
 
-    if workers < 1:
-        raise BenchError("--workers must be ≥ 1")
+    if workers < 1 or seeds < 1 or teacher_seeds < 1:
+        raise BenchError("--workers, --seeds and --teacher-seeds must be ≥ 1")
     records = ResultsStore(runs_dir).records()
-    jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs)
+    jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds)
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
     log(f"{table}: {len(jobs)} missing run(s) on {dataset}")
     todo = []

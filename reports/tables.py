@@ -1,5 +1,6 @@
-"""The papers' tables as data: which variant and hyperparameters make each row, and the
-published value it is compared with (from `reports.published`)."""
+"""The papers' tables as data: which variant and hyperparameters make each row, the
+published value it is compared with (from `reports.published`), and the reference row every
+other row's paired Δ is taken against (`Table.reference`, or a row's own `reference`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class Row:
     variant: str
     published: P.Published
     hparams: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None  # label of this row's reference row (default: the table's)
+    control: str = ""  # "oracle": read cam records' oracle_* fields instead of the method's
 
     def sets(self) -> list[str]:
         """The `--set key=value` strings that, on top of the variant, make this row."""
@@ -33,6 +36,24 @@ class Table:
     description: str = ""
     x: str | None = None  # the hyperparameter a curve plot runs along (λ, ω)
     x_label: str = ""
+    reference: str | None = None  # label of the row paired Δs are taken against
+
+    def reference_of(self, row: Row) -> Row | None:
+        """The row this row's paired Δ is against (None: the table has no reference)."""
+        label = row.reference or self.reference
+        return next((r for r in self.rows if r.label == label), None) if label else None
+
+    def reference_text(self) -> str:
+        """The table's reference rows in words, for every printout."""
+        own = {r.reference: [] for r in self.rows if r.reference}
+        for r in self.rows:
+            if r.reference and r.label != r.reference:
+                own[r.reference].append(r.label)
+        parts = [f"`{ref}` for " + ", ".join(f"`{label}`" for label in labels)
+                 for ref, labels in own.items()]
+        if self.reference:
+            parts.append(f"`{self.reference}`" + (" for the other rows" if parts else ""))
+        return "; ".join(parts)
 
 
 def _fmt(v: Any) -> str:
@@ -41,27 +62,40 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", P.Published(
+    None, "positive control", "cam's maps with the co-occurring context zeroed: the headroom "
+    "a method that removes co-occurring context can reach (issue 11); no paper number"),
+    control="oracle")
+
+
 def _ablation() -> Table:
     s, q = P.SEMPLES_T4, P.QACLIMS_T4
+    match_only = "SemPLeS: L_match only"
     return Table("ablation", "Loss ablations (SemPLeS Table 4, QA-CLIMS Table 4)", (
-        Row("SemPLeS: L_match only", "semples/match-only", s["match-only"]),
-        Row("SemPLeS: + L_refine, random prompts", "semples/random-prompts", s["random-prompts"]),
-        Row("SemPLeS: + L_prompt^T + L_refine", "semples/text-prompt-only", s["text-prompt-only"]),
+        Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),
+        ORACLE,
+        Row(match_only, "semples/match-only", s["match-only"]),
+        Row("SemPLeS: + L_refine, random prompts", "semples/random-prompts", s["random-prompts"],
+            reference=match_only),
+        Row("SemPLeS: + L_prompt^T + L_refine", "semples/text-prompt-only", s["text-prompt-only"],
+            reference=match_only),
         Row("SemPLeS: + L_prompt^I + L_refine", "semples/image-prompt-only",
-            s["image-prompt-only"]),
-        Row("SemPLeS: all losses", "semples", s["full"]),
+            s["image-prompt-only"], reference=match_only),
+        Row("SemPLeS: all losses", "semples", s["full"], reference=match_only),
         Row("QA-CLIMS: L_FRC", "qa-clims/frc", q["frc"]),
         Row("QA-CLIMS: L_BRC", "qa-clims/brc", q["brc"]),
         Row("QA-CLIMS: L_FRC + L_BRC", "qa-clims/frc-brc", q["frc-brc"]),
         Row("QA-CLIMS: L_FRC + L_BRC + L_REG", "qa-clims", q["frc-brc-reg"]),
-    ), "Seed mIoU with loss terms removed.")
+    ), "Seed mIoU with loss terms removed. Paired Δ: SemPLeS rows against L_match only (what "
+       "each added loss buys), the others against plain CAM.", reference="CAM")
 
 
 def _loss_weight() -> Table:
     rows = tuple(Row(f"λ = {lam:g}", "semples", pub, {"lambda_refine": lam})
                  for lam, pub in P.SEMPLES_T5.items())
     return Table("loss-weight", "SemPLeS refinement loss weight λ (SemPLeS Table 5)", rows,
-                 "λ = 0 means only L_match.", x="lambda_refine", x_label="λ (lambda_refine)")
+                 "λ = 0 means only L_match; paired Δ against it.", x="lambda_refine",
+                 x_label="λ (lambda_refine)", reference="λ = 0")
 
 
 def _scheme() -> Table:
@@ -71,7 +105,8 @@ def _scheme() -> Table:
         Row("sequential, 1 round", "semples", s["sequential-1"]),
         Row("alternate, 2 rounds", "semples/alternate-r2", s["alternate-2"]),
         Row("alternate, 3 rounds", "semples/alternate-r3", s["alternate-3"]),
-    ))
+    ), "Paired Δ against the sequential scheme (the paper's default).",
+        reference="sequential, 1 round")
 
 
 def _questions() -> Table:
@@ -85,7 +120,8 @@ def _questions() -> Table:
         Row("+ QAPE: fine-grained + aliases", "qa-clims/q-fine-alias", q["fine-alias"]),
         Row("+ QAPE: objects + scene", "qa-clims/q-object-scene", q["object-scene"]),
         Row("+ QAPE: all questions", "qa-clims", q["all"]),
-    ), "All rows train with L_FRC + L_BRC + L_REG.")
+    ), "All rows train with L_FRC + L_BRC + L_REG. Paired Δ against RITC only.",
+        reference="RITC only (category, 'no {class}')")
 
 
 def _fat() -> Table:
@@ -93,14 +129,15 @@ def _fat() -> Table:
     return Table("fat", "QA-CLIMS foreground adaptive thresholding (QA-CLIMS Sec. 4.3)", (
         Row("without FAT", "qa-clims/no-fat", f[False]),
         Row("with FAT", "qa-clims", f[True]),
-    ))
+    ), reference="without FAT")
 
 
 def _omega() -> Table:
     rows = tuple(Row(f"ω = {w:g}", "qa-clims", pub, {"omega": w})
                  for w, pub in P.QACLIMS_OMEGA.items())
     return Table("omega", "QA-CLIMS filter ratio ω (QA-CLIMS Appendix B, Fig. 5)", rows,
-                 "Only ω = 0.1 has a number in the paper text.", x="omega", x_label="ω (omega)")
+                 "Only ω = 0.1 has a number in the paper text. Paired Δ against ω = 0 (no filter).",
+                 x="omega", x_label="ω (omega)", reference="ω = 0")
 
 
 def _seeds() -> Table:
@@ -111,7 +148,9 @@ def _seeds() -> Table:
         Row("CLIMS", "clims", q["CLIMS"]),
         Row("SemPLeS", "semples", s["SemPLeS"]),
         Row("QA-CLIMS", "qa-clims", q["QA-CLIMS"]),
-    ), "One row per published number; a method published in both papers has two rows.")
+        ORACLE,
+    ), "One row per published number; a method published in both papers has two rows. "
+       "Paired Δ against CAM.", reference="CAM")
 
 
 _BUILDERS = {"ablation": _ablation, "loss-weight": _loss_weight, "scheme": _scheme,

@@ -11,32 +11,57 @@ from harness.cli import app
 from harness.errors import BenchError
 
 
-def _emit(name: str, dataset: str, runs_dir: Path | None, seeds: int, sets: list[str],
-          epochs: int | None, fmt: str | None, out: Path | None, plot_path: Path | None,
-          wandb_log: bool) -> None:
+def _emit(name: str, dataset: str, runs_dir: Path | None, fmt: str | None, out: Path | None,
+          plot_path: Path | None, wandb_log: bool, **select) -> None:
+    """Compile table `name` (select: seeds, teacher_seeds, sets, epochs, threshold,
+    mixed_provenance) and write it to the terminal, `out`, a plot and W&B."""
     from reports.compile import compile_table
     from reports.render import plot, print_table, render
 
-    df = compile_table(name, dataset=dataset, runs_dir=runs_dir, seeds=seeds, sets=sets,
-                       epochs=epochs)
-    if fmt is None and out is not None:
-        fmt = {".md": "markdown", ".csv": "csv", ".tex": "latex"}.get(out.suffix.lower())
-        if fmt is None:
-            raise BenchError(f"--out {out}: give --format markdown|csv|latex")
+    fmt = _format(fmt, out)
+    df = compile_table(name, dataset=dataset, runs_dir=runs_dir, **select)
     if fmt is not None:
-        text = render(df, fmt)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text)
-            typer.echo(f"wrote {out}", err=True)
-        else:
-            typer.echo(text, nl=False)
+        _write(render(df, fmt), out)
     else:
         print_table(df)
     if plot_path is not None:
         typer.echo(f"wrote {plot(df, plot_path)}", err=True)
     if wandb_log:
         _log_wandb(df, name, runs_dir, plot_path)
+
+
+def _emit_per_class(run_ids: list[str], variant: str | None, dataset: str,
+                    runs_dir: Path | None, sets: list[str], epochs: int | None, fmt: str | None,
+                    out: Path | None, plot_path: Path | None) -> None:
+    from harness.store import ResultsStore
+    from reports.per_class import per_class_frame, plot_precision_recall, print_table, render, select_runs
+
+    fmt = _format(fmt, out)
+    runs = select_runs(ResultsStore(runs_dir).records(), run_ids, variant, dataset, sets, epochs)
+    df = per_class_frame(runs)
+    if fmt is not None:
+        _write(render(df, fmt), out)
+    else:
+        print_table(df)
+    if plot_path is not None:
+        typer.echo(f"wrote {plot_precision_recall(df, plot_path)}", err=True)
+
+
+def _format(fmt: str | None, out: Path | None) -> str | None:
+    if fmt is None and out is not None:
+        fmt = {".md": "markdown", ".csv": "csv", ".tex": "latex"}.get(out.suffix.lower())
+        if fmt is None:
+            raise BenchError(f"--out {out}: give --format markdown|csv|latex")
+    return fmt
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"wrote {out}", err=True)
 
 
 def _log_wandb(df, name: str, runs_dir: Path | None, plot_path: Path | None) -> None:
@@ -66,7 +91,8 @@ def _log_wandb(df, name: str, runs_dir: Path | None, plot_path: Path | None) -> 
 
 @app.command("report")
 def report_command(
-    table: str = typer.Option(None, "--table", "-t", help="table name (see --list)"),
+    table: str = typer.Option(None, "--table", "-t", help="table name (see --list), or "
+                              "per-class with --run/--variant"),
     list_: bool = typer.Option(False, "--list", help="list the tables and their sources"),
     dataset: str = typer.Option("synth", help="synth, voc or coco"),
     fmt: str = typer.Option(None, "--format", help="markdown, csv or latex (default: terminal)"),
@@ -77,20 +103,39 @@ def report_command(
                                    "(mode from WANDB_MODE, offline by default)"),
     runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
     seeds: int = typer.Option(1, help="seeds a complete cell has (0 … N-1)"),
+    teacher_seeds: int = typer.Option(1, help="teacher seeds a complete cell has (0 … M-1); "
+                                      "a second seed axis, cells are paired by both"),
+    threshold: str = typer.Option("best", help="which seed mIoU: best (best t on the eval GT), "
+                                  "fixed (t = 0.15) or heldout (t chosen on a held-out split)"),
+    mixed_provenance: bool = typer.Option(False, "--mixed-provenance", help="show rows whose "
+                                          "provenance differs (flagged) instead of refusing"),
     set_: list[str] = typer.Option([], "--set", help="only runs made with this extra setting "
                                    "(key=value, repeatable), as given to bench run/reproduce"),
     epochs: int = typer.Option(None, help="only runs made with this --epochs"),
+    run: list[str] = typer.Option([], "--run", help="per-class: a run id (or unique prefix; "
+                                  "repeatable)"),
+    variant: str = typer.Option(None, help="per-class: the mean over this variant's runs"),
 ) -> None:
-    """A paper table from the results store: measured mean ± std, n, published, Δ."""
+    """A paper table from the results store: measured mean ± std, n, paired Δ to the
+    table's reference row with a 95 % CI, published, Δ; or a run's per-class table."""
     from reports import get_table, table_names
+    from reports.per_class import NAME, TITLE
 
     if list_ or table is None:
         for name in table_names():
             typer.echo(f"{name:12s} {get_table(name).title}")
+        typer.echo(f"{NAME:12s} {TITLE} of --run RUN_ID or --variant NAME")
         if table is None and not list_:
             raise typer.Exit(1)
         return
-    _emit(table, dataset, runs_dir, seeds, set_, epochs, fmt, out, plot_path, wandb_log)
+    if table == NAME:
+        _emit_per_class(run, variant, dataset, runs_dir, set_, epochs, fmt, out, plot_path)
+        return
+    if run or variant:
+        raise BenchError("--run/--variant go with --table per-class")
+    _emit(table, dataset, runs_dir, fmt, out, plot_path, wandb_log, seeds=seeds,
+          teacher_seeds=teacher_seeds, sets=set_, epochs=epochs, threshold=threshold,
+          mixed_provenance=mixed_provenance)
 
 
 @app.command("reproduce")
@@ -98,6 +143,11 @@ def reproduce_command(
     table: str = typer.Argument(..., help="table name (bench report --list)"),
     dataset: str = typer.Option("synth", help="synth, voc or coco"),
     seeds: int = typer.Option(1, help="seeds per cell (0 … N-1)"),
+    teacher_seeds: int = typer.Option(1, help="teacher seeds per cell (0 … M-1): every cell "
+                                      "runs seeds × teacher seeds"),
+    threshold: str = typer.Option("best", help="report: best, fixed or heldout seed mIoU"),
+    mixed_provenance: bool = typer.Option(False, "--mixed-provenance",
+                                          help="report: flag rows of differing provenance"),
     workers: int = typer.Option(1, help="runs in parallel, one process each"),
     devices: str = typer.Option(None, help="with --workers: cpu or cuda:0,cuda:1,… "
                                 "(one per worker, cycled; default: --device)"),
@@ -118,13 +168,18 @@ def reproduce_command(
 ) -> None:
     """Run the TABLE cells missing from the results store (resumable), then report."""
     from reports import get_table
+    from reports.compile import metric_field
     from reports.reproduce import reproduce
+    from reports.tables import Row
 
     get_table(table)
+    metric_field(Row("", "", None), threshold)  # a bad --threshold fails before any run
     result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
                        device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
-                       data_root=data_root, clip_weights=clip_weights,
+                       teacher_seeds=teacher_seeds, data_root=data_root, clip_weights=clip_weights,
                        backbone_weights=backbone_weights, vqa_path=vqa_path)
     typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}, "
                f"skipped {len(result['skipped'])}", err=True)
-    _emit(table, dataset, runs_dir, seeds, set_, epochs, fmt, out, plot_path, False)
+    _emit(table, dataset, runs_dir, fmt, out, plot_path, False, seeds=seeds,
+          teacher_seeds=teacher_seeds, sets=set_, epochs=epochs, threshold=threshold,
+          mixed_provenance=mixed_provenance)

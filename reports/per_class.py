@@ -1,0 +1,140 @@
+"""`bench report --table per-class`: per-class IoU, precision, recall, FP and FN (FP and FN
+divided by the class's union, as the SemPLeS/WeakTr evaluation prints them) and the
+background-leak ratio of one run, or the mean over a variant's runs; a PNG of per-class
+precision and recall. Reads the `per_class` / `background_leak` fields of result.json."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import BenchError
+
+NAME = "per-class"
+TITLE = "Per-class IoU, precision, recall, FP, FN"
+FIELDS = ("iou", "precision", "recall", "fp", "fn")
+
+
+def select_runs(records: list[dict[str, Any]], run_ids: list[str] = (), variant: str | None = None,
+                dataset: str = "synth", sets: list[str] = (), epochs: int | None = None
+                ) -> list[dict[str, Any]]:
+    """The records of the given runs (a run id or an unambiguous prefix of one), or of every
+    (seed, teacher_seed) of a variant's cell; one clear error when nothing matches."""
+    if bool(run_ids) == bool(variant):
+        raise BenchError("--table per-class needs --run RUN_ID (repeatable) or --variant NAME")
+    if variant:
+        from reports.compile import cell_records
+        from reports.published import Published
+        from reports.tables import Row
+
+        cell = cell_records(records, Row(variant, variant, Published(None, "")), dataset,
+                            list(sets), epochs)
+        if not cell:
+            raise BenchError(f"no ok run of {variant} on {dataset} with these settings")
+        return [cell[k] for k in sorted(cell)]
+    return [_one_run(records, run_id) for run_id in run_ids]
+
+
+def _one_run(records: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    hits = [r for r in records if str(r.get("run_id", "")).startswith(run_id)]
+    exact = [r for r in hits if r.get("run_id") == run_id]
+    if len(exact) == 1 or len(hits) == 1:
+        return (exact or hits)[0]
+    raise BenchError(f"--run {run_id}: " + ("no ok run with this id in the results store"
+                                            if not hits else f"{len(hits)} runs start with it"))
+
+
+def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per class: the mean of each field over the runs (classes as recorded)."""
+    missing = [r.get("run_id", "?") for r in runs if not isinstance(r.get("per_class"), dict)]
+    if missing:
+        raise BenchError(f"run(s) {', '.join(missing)} have no per-class precision/recall "
+                         "(recorded before `per_class` existed); re-run or `bench eval` them")
+    classes = list(dict.fromkeys(c for r in runs for c in r["per_class"]))
+    rows = [{"class": c, **{f: _mean([r["per_class"].get(c, {}).get(f) for r in runs])
+                            for f in FIELDS}} for c in classes]
+    df = pd.DataFrame(rows, columns=["class", *FIELDS])
+    df.attrs.update(runs=[r.get("run_id", "?") for r in runs],
+                    variants=sorted({str(r.get("variant")) for r in runs}),
+                    background_leak=_mean([r.get("background_leak") for r in runs]))
+    return df
+
+
+def _mean(values: list[Any]) -> float:
+    got = [float(v) for v in values if v is not None]
+    return sum(got) / len(got) if got else math.nan
+
+
+def _heading(df: pd.DataFrame) -> str:
+    runs = df.attrs["runs"]
+    what = runs[0] if len(runs) == 1 else f"mean of {len(runs)} runs"
+    return f"{TITLE} — {', '.join(df.attrs['variants'])} ({what})"
+
+
+def _leak_line(df: pd.DataFrame) -> str:
+    leak = df.attrs["background_leak"]
+    return ("background leak: " + ("—" if math.isnan(leak) else f"{leak:.3f}")
+            + " (share of predicted-foreground pixels that are background in the GT: "
+              "`among_predfg_bg` of CVI-SZU/CLIMS step/eval_cam.py)")
+
+
+def _cells(df: pd.DataFrame) -> list[list[str]]:
+    return [[str(r["class"]), *["—" if math.isnan(r[f]) else f"{r[f]:.1f}" for f in FIELDS]]
+            for _, r in df.iterrows()]
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    lines = [f"### {_heading(df)}", "", "| class | " + " | ".join(FIELDS) + " |",
+             "|" + "---|" * (len(FIELDS) + 1)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(df)]
+    lines += ["", f"- {_leak_line(df)}", f"- runs: {', '.join(df.attrs['runs'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    if fmt == "markdown":
+        return to_markdown(df)
+    if fmt == "csv":
+        return df.to_csv(index=False, float_format="%.2f", lineterminator="\n")
+    raise BenchError(f"--table per-class --format must be markdown or csv (got {fmt!r})")
+
+
+def print_table(df: pd.DataFrame, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=_heading(df))
+    for col in ("class", *FIELDS):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for cells in _cells(df):
+        t.add_row(*cells)
+    console.print(t)
+    console.print(_leak_line(df), highlight=False, soft_wrap=True)
+    console.print(f"runs: {', '.join(df.attrs['runs'])}", highlight=False, soft_wrap=True)
+
+
+def plot_precision_recall(df: pd.DataFrame, path: Path | str) -> Path:
+    """Per-class precision and recall side by side (the pair a higher mIoU can hide)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    idx = range(len(df))
+    ax.bar([i - 0.2 for i in idx], df["precision"].fillna(0), 0.4, label="precision")
+    ax.bar([i + 0.2 for i in idx], df["recall"].fillna(0), 0.4, label="recall")
+    ax.set_xticks(list(idx), list(df["class"]), rotation=45, ha="right")
+    ax.set_ylabel("%")
+    ax.set_title(_heading(df), fontsize="medium")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,53 @@
+"""Provenance on the report side: rows whose records were made under different protocols
+(split, ground truth, scales, CRF, class wording, teacher, …) must not share a column
+unnoticed. The record field is `provenance` (written by `harness.provenance`); records
+from before it existed are tolerated and shown as `—`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# what must agree across every row of a column
+COLUMN_KEYS = ("split", "n_images", "gt_source", "scales", "flips", "crf", "class_names",
+               "clip_arch", "random_weights")
+# what must agree among the runs of one teacher seed (the teacher's weights): the seed
+# axis moves it on synth, nothing else may
+TEACHER_KEY = "clip_weights_sha256"
+
+
+def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]]) -> str:
+    """One line naming each provenance key whose value differs across the given (row label,
+    teacher seed, record) triples, with the rows that have each value; "" when they agree."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    for label, teacher, rec in labelled:
+        prov = rec.get("provenance")
+        if not isinstance(prov, dict):
+            continue
+        for key in COLUMN_KEYS:
+            if key in prov:
+                _note(seen, key, prov[key], label)
+        if TEACHER_KEY in prov:
+            _note(seen, f"{TEACHER_KEY} (teacher_seed {teacher})", prov[TEACHER_KEY], label)
+    parts = [f"{key}: " + " vs ".join(f"{value} ({', '.join(rows)})"
+                                      for value, rows in values.items())
+             for key, values in seen.items() if len(values) > 1]
+    return ("rows with different provenance in one column — " + "; ".join(parts)) if parts else ""
+
+
+def _note(seen: dict[str, dict[str, list[str]]], key: str, value: Any, label: str) -> None:
+    rows = seen.setdefault(key, {}).setdefault(_short(value), [])
+    if label not in rows:
+        rows.append(label)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+
+def split_text(records: list[dict[str, Any]]) -> str:
+    """The split the cell was scored on, with its image count (`val (300)`); `—` when the
+    records predate provenance."""
+    splits = sorted({f"{p.get('split', '?')} ({p.get('n_images', '?')})"
+                     for p in (r.get("provenance") for r in records) if isinstance(p, dict)})
+    return ", ".join(splits) if splits else ("—" if records else "")
