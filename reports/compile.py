@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import BenchError
-from reports import get_table
-from reports.protocol import NOOP_NOISE_CONTEXT_FP, NOOP_NOISE_MIOU, THRESHOLD_FIELDS, THRESHOLD_RULES
+from reports import get_table, protocol
+from reports.protocol import THRESHOLD_FIELDS, THRESHOLD_RULES
 from reports.provenance import column_mismatch, split_text
 from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
@@ -216,7 +216,8 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
                     per_class=_per_class(table, cells), x=table.x, x_label=table.x_label,
                     x_values=[row.hparams.get(table.x) for row in table.rows] if table.x else [],
                     threshold=threshold, provenance_warning=mismatch,
-                    noise_miou=NOOP_NOISE_MIOU, noise_context_fp=NOOP_NOISE_CONTEXT_FP)
+                    noise_miou=protocol.NOOP_NOISE_MIOU,
+                    noise_context_fp=protocol.NOOP_NOISE_CONTEXT_FP)
     return df
 
 
@@ -263,8 +264,8 @@ def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any
     mine = _values(cell, metric_field(row, threshold))
     delta = paired_delta(mine, _values(ref_cell, metric_field(ref, threshold)))
     fp = paired_delta(_values(cell, fp_field(row)), _values(ref_cell, fp_field(ref)))
-    out = {**blank, **_delta_columns("ref", delta, NOOP_NOISE_MIOU),
-           **_delta_columns("fp_ref", fp, NOOP_NOISE_CONTEXT_FP)}
+    out = {**blank, **_delta_columns("ref", delta, protocol.NOOP_NOISE_MIOU),
+           **_delta_columns("fp_ref", fp, protocol.NOOP_NOISE_CONTEXT_FP)}
     if delta is not None:
         out["ref_pairs"] = " ".join(f"{s}/{t}" for s, t in delta.pairs)
     return out

@@ -17,7 +17,7 @@ CI_LEVEL = 0.95  # two-sided confidence of every paired Δ's interval
 
 # --threshold: which seed mIoU a table shows (the record field, what it means, its label)
 THRESHOLD_RULES: dict[str, tuple[str, str, str]] = {
-    "best": ("seed_miou", "the best t on the eval split's own GT (peeks)", "best t"),
+    "best": ("seed_miou", "the best t on the eval split's own GT, which peeks", "best t"),
     "fixed": ("seed_miou_fixed", "a fixed t (CLIMS/IRN's 0.15)", "fixed t"),
     "heldout": ("seed_miou_heldout", "the t chosen on a held-out labelled split", "held-out t"),
 }

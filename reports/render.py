@@ -77,12 +77,13 @@ def legend(df: pd.DataFrame) -> list[str]:
         lines.append(_noise_line(df.attrs.get("noise_miou"), df.attrs.get("noise_context_fp")))
         lines += _pairs_lines(df)
     rule = df.attrs.get("threshold", "best")
-    lines.append(f"seed mIoU at: {THRESHOLD_RULES[rule][1]} (--threshold {rule}); means and "
-                 "stds over all (seed, teacher_seed) pairs of a cell.")
+    lines.append(f"seed mIoU: at {THRESHOLD_RULES[rule][1]} (--threshold {rule}); mean ± std "
+                 "over all (seed, teacher_seed) pairs of a cell.")
     if df["context_fp"].notna().any():
         lines.append("context FP %: false activation on the co-occurring context at 60 % object "
-                     "recall, over the classes that reach it (the others are dead classes); "
-                     "neg. control: the same on non-co-occurring context.")
+                     "recall, averaged over the classes that reach it (the others: dead classes)"
+                     + ("; neg. control: the same on non-co-occurring context."
+                        if df["context_fp_negative"].notna().any() else "."))
     return lines
 
 

@@ -6,6 +6,7 @@ the runner is faked)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -54,10 +55,15 @@ def store(tmp_path) -> Path:
 GOLDEN_FAT_MD = """\
 ### QA-CLIMS foreground adaptive thresholding (QA-CLIMS Sec. 4.3) — synth
 
-| row | variant | settings | n | seed mIoU | published (VOC, for reference) | Δ | source | context FP % | missing: run |
-|---|---|---|---|---|---|---|---|---|---|
-| without FAT | qa-clims/no-fat |  | 2 | 61.0 ± 1.4 | 66.9 | -5.9 | QA-CLIMS FAT table | 11.0 |  |
-| with FAT | qa-clims |  | 0 | — | 67.3 | — | QA-CLIMS FAT table | — | for s in 0 1; do bench run qa-clims --dataset synth --seed $s; done |
+| row | variant | settings | n | seed mIoU | Δ vs ref [95% CI] | published (VOC, for reference) | Δ | source | context FP % | FP Δ vs ref [95% CI] | threshold | split | missing: run |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| without FAT | qa-clims/no-fat |  | 2 | 61.0 ± 1.4 | ref | 66.9 | -5.9 | QA-CLIMS FAT table | 11.0 | ref | best t | — |  |
+| with FAT | qa-clims |  | 0 | — | — | 67.3 | — | QA-CLIMS FAT table | — | — | best t |  | for s in 0 1; do bench run qa-clims --dataset synth --seed $s; done |
+
+- Δ vs ref = this row − reference row (`without FAT`), paired by (seed, teacher_seed) over the pairs both rows measured: mean [95 % CI, Student t over the paired differences] n=pairs.
+- Smallest effect worth claiming: no-op noise not measured yet (reports/protocol.py), so no Δ is marked a claim; † = CI excludes 0.
+- seed mIoU: at the best t on the eval split's own GT, which peeks (--threshold best); mean ± std over all (seed, teacher_seed) pairs of a cell.
+- context FP %: false activation on the co-occurring context at 60 % object recall, averaged over the classes that reach it (the others: dead classes).
 
 Notes:
 - without FAT: without FAT
@@ -65,22 +71,35 @@ Notes:
 """
 
 GOLDEN_FAT_CSV = """\
-row,variant,settings,n,mean,std,published,delta,source,context_fp,command,note
-without FAT,qa-clims/no-fat,,2,61.00,1.41,66.90,-5.90,"QA-CLIMS FAT table (Sec. 4.3) (VOC, for reference)",11.00,,without FAT
-with FAT,qa-clims,,0,,,67.30,,"QA-CLIMS FAT table (Sec. 4.3) (VOC, for reference)",,for s in 0 1; do bench run qa-clims --dataset synth --seed $s; done,with FAT
+row,variant,settings,n,mean,std,published,delta,source,context_fp,command,note,reference,ref_n,ref_delta,ref_low,ref_high,ref_mark,ref_pairs,fp_ref_n,fp_ref_delta,fp_ref_low,fp_ref_high,fp_ref_mark,context_fp_negative,dead_classes,threshold,split
+without FAT,qa-clims/no-fat,,2,61.00,1.41,66.90,-5.90,"QA-CLIMS FAT table (Sec. 4.3) (VOC, for reference)",11.00,,without FAT,without FAT,0,,,,,,0,,,,,,,best t,—
+with FAT,qa-clims,,0,,,67.30,,"QA-CLIMS FAT table (Sec. 4.3) (VOC, for reference)",,for s in 0 1; do bench run qa-clims --dataset synth --seed $s; done,with FAT,without FAT,0,,,,,,0,,,,,,,best t,
 """
 
 GOLDEN_LAMBDA_MD = """\
 ### SemPLeS refinement loss weight λ (SemPLeS Table 5) — synth
 
-| row | variant | settings | n | seed mIoU | published (VOC, for reference) | Δ | source | missing: run |
-|---|---|---|---|---|---|---|---|---|
-| λ = 0 | semples | lambda_refine=0.0 | 0 | — | 67.6 | — | SemPLeS Table 5 | bench run semples --dataset synth --seed 0 --set lambda_refine=0.0 |
-| λ = 0.01 | semples | lambda_refine=0.01 | 0 | — | 68.3 | — | SemPLeS Table 5 | bench run semples --dataset synth --seed 0 --set lambda_refine=0.01 |
-| λ = 0.02 | semples | lambda_refine=0.02 | 0 | — | 68.4 | — | SemPLeS Table 5 | bench run semples --dataset synth --seed 0 --set lambda_refine=0.02 |
-| λ = 0.05 | semples | lambda_refine=0.05 | 1 | 70.2 | 68.7 | +1.5 | SemPLeS Table 5 |  |
-| λ = 0.1 | semples | lambda_refine=0.1 | 0 | — | 67.8 | — | SemPLeS Table 5 | bench run semples --dataset synth --seed 0 --set lambda_refine=0.1 |
+| row | variant | settings | n | seed mIoU | Δ vs ref [95% CI] | published (VOC, for reference) | Δ | source | threshold | split | missing: run |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| λ = 0 | semples | lambda_refine=0.0 | 0 | — | ref | 67.6 | — | SemPLeS Table 5 | best t |  | bench run semples --dataset synth --seed 0 --set lambda_refine=0.0 |
+| λ = 0.01 | semples | lambda_refine=0.01 | 0 | — | — | 68.3 | — | SemPLeS Table 5 | best t |  | bench run semples --dataset synth --seed 0 --set lambda_refine=0.01 |
+| λ = 0.02 | semples | lambda_refine=0.02 | 0 | — | — | 68.4 | — | SemPLeS Table 5 | best t |  | bench run semples --dataset synth --seed 0 --set lambda_refine=0.02 |
+| λ = 0.05 | semples | lambda_refine=0.05 | 1 | 70.2 | — | 68.7 | +1.5 | SemPLeS Table 5 | best t | — |  |
+| λ = 0.1 | semples | lambda_refine=0.1 | 0 | — | — | 67.8 | — | SemPLeS Table 5 | best t |  | bench run semples --dataset synth --seed 0 --set lambda_refine=0.1 |
+
+- Δ vs ref = this row − reference row (`λ = 0`), paired by (seed, teacher_seed) over the pairs both rows measured: mean [95 % CI, Student t over the paired differences] n=pairs.
+- Smallest effect worth claiming: no-op noise not measured yet (reports/protocol.py), so no Δ is marked a claim; † = CI excludes 0.
+- seed mIoU: at the best t on the eval split's own GT, which peeks (--threshold best); mean ± std over all (seed, teacher_seed) pairs of a cell.
 """
+
+
+@pytest.fixture(autouse=True)
+def noise_not_measured(monkeypatch):
+    """Goldens print the "not measured yet" line whatever reports/protocol.py holds."""
+    from reports import protocol
+
+    monkeypatch.setattr(protocol, "NOOP_NOISE_MIOU", None)
+    monkeypatch.setattr(protocol, "NOOP_NOISE_CONTEXT_FP", None)
 
 
 def test_golden_markdown_and_csv(store):
@@ -197,6 +216,240 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
     assert again["ran"] == []
     df = compile_table("tiny-cam", runs_dir=runs, seeds=3, sets=TINY)
     assert list(df["n"]) == [3]
+
+
+# --- paired statistics, teacher_seed axis, controls, provenance, threshold rules -----
+
+T_975_DF2 = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom (tables)
+PROV = {"split": "eval", "n_images": 300, "gt_source": "synth masks", "scales": [1.0],
+        "flips": False, "crf": False, "class_names": "voc", "clip_arch": "tiny-clip",
+        "random_weights": False, "clip_weights_sha256": "a" * 64, "cam_checkpoint_sha256": "c" * 64}
+
+
+def fat_record(root: Path, variant: str, seed: int, miou: float, teacher: int = 0, **fields):
+    name = f"{variant.replace('/', '-')}-{seed}-{teacher}-{len(list(root.glob('*'))) if root.exists() else 0}"
+    write_record(root, name, variant=variant, seed=seed, seed_miou=miou,
+                 config={"params": {"teacher_seed": teacher}}, **fields)
+
+
+def test_t_quantile_matches_tabulated_values():
+    from reports.stats import t_quantile
+
+    for df, t in [(1, 12.706204736174698), (2, T_975_DF2), (4, 2.7764451051977987),
+                  (9, 2.2621571627409915), (30, 2.0422724563012373)]:
+        assert t_quantile(0.975, df) == pytest.approx(t, rel=1e-9)
+    assert t_quantile(0.95, 1) == pytest.approx(6.313751514675043, rel=1e-9)
+
+
+def test_paired_delta_and_ci_equal_hand_computation(tmp_path):
+    """Diffs [1, 2, 3] (with FAT − without, per seed) → mean 2, sd 1, CI 2 ± t(0.975, 2)/√3;
+    an unpaired record (seed 3 of one row only) is left out of the pairs."""
+    root = tmp_path / "runs"
+    for seed, (ref, new) in enumerate([(60.0, 61.0), (64.0, 66.0), (58.0, 61.0)]):
+        fat_record(root, "qa-clims/no-fat", seed, ref, context_fp=10.0 + seed)
+        fat_record(root, "qa-clims", seed, new, context_fp=[9.0, 7.0, 8.0][seed])
+    fat_record(root, "qa-clims", 3, 90.0)
+    df = compile_table("fat", ResultsStore(root).records(), seeds=3, strict=False)
+    row = df.iloc[1]
+    half = T_975_DF2 * 1.0 / 3 ** 0.5
+    assert row["ref_n"] == 3 and row["ref_pairs"] == "0/0 1/0 2/0" and row["n"] == 4
+    assert row["ref_delta"] == pytest.approx(2.0)
+    assert (row["ref_low"], row["ref_high"]) == pytest.approx((2 - half, 2 + half))
+    assert row["ref_mark"] == ""  # CI [-0.48, 4.48] contains 0
+    # context_fp diffs [-1, -4, -4]: mean -3, sd √3, CI -3 ± t·√3/√3 = -3 ± 4.30 → contains 0
+    assert row["fp_ref_delta"] == pytest.approx(-3.0)
+    assert row["fp_ref_high"] == pytest.approx(-3.0 + T_975_DF2)
+    md = to_markdown(df)
+    assert f"+2.0 [{2 - half:+.1f}, {2 + half:+.1f}] n=3 |" in md
+    assert "pairs (seed/teacher_seed) of every Δ: 0/0 1/0 2/0" in md
+
+
+def test_claim_needs_ci_off_zero_and_effect_above_noise(tmp_path, monkeypatch):
+    from reports import protocol
+
+    root = tmp_path / "runs"
+    for seed, d in enumerate([1.9, 2.0, 2.1]):  # mean 2, sd 0.1: CI 2 ± 0.25, off zero
+        fat_record(root, "qa-clims/no-fat", seed, 60.0)
+        fat_record(root, "qa-clims", seed, 60.0 + d)
+    recs = ResultsStore(root).records()
+    monkeypatch.setattr(protocol, "NOOP_NOISE_MIOU", 1.5)
+    assert compile_table("fat", recs, strict=False).loc[1, "ref_mark"] == "claim"
+    monkeypatch.setattr(protocol, "NOOP_NOISE_MIOU", 2.5)  # real, but within the no-op noise
+    df = compile_table("fat", recs, strict=False)
+    assert df.loc[1, "ref_mark"] == "ci" and "+2.0 [+1.8, +2.2] n=3 †" in to_markdown(df)
+    monkeypatch.setattr(protocol, "NOOP_NOISE_CONTEXT_FP", 1.0)
+    md = to_markdown(compile_table("fat", recs, strict=False))
+    assert "Smallest effect worth claiming (measured no-op noise): 2.5 mIoU points, 1 " in md
+
+
+def test_teacher_seed_is_a_second_seed_axis(tmp_path):
+    """3 seeds × 2 teacher seeds = 6 pairs per cell; a cell missing teacher seed 1 prints the
+    command with --set teacher_seed=1, and reproduce plans exactly the missing pairs."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for teacher in range(2):
+            fat_record(root, "qa-clims/no-fat", seed, 60.0 + seed + teacher, teacher)
+            if teacher == 0:
+                fat_record(root, "qa-clims", seed, 62.0 + seed, teacher)
+    recs = ResultsStore(root).records()
+    df = compile_table("fat", recs, seeds=3, teacher_seeds=2, strict=False)
+    assert list(df["n"]) == [6, 3]
+    assert df.loc[0, "mean"] == pytest.approx(61.5)  # over all six pairs
+    assert df.loc[1, "ref_n"] == 3 and df.loc[1, "ref_delta"] == pytest.approx(2.0)
+    assert df.loc[1, "command"] == ("for s in 0 1 2; do bench run qa-clims --dataset synth "
+                                    "--seed $s --set teacher_seed=1; done")
+    jobs = missing_jobs("fat", "synth", 3, recs, teacher_seeds=2)
+    assert [(j.row.variant, j.seed, j.teacher_seed) for j in jobs] == [
+        ("qa-clims", 0, 1), ("qa-clims", 1, 1), ("qa-clims", 2, 1)]
+    assert jobs[0].command.endswith("--seed 0 --set teacher_seed=1")
+    none = compile_table("fat", [], seeds=2, teacher_seeds=2, strict=False)
+    assert none.loc[0, "command"] == ("for t in 0 1; do for s in 0 1; do bench run qa-clims/no-fat"
+                                      " --dataset synth --seed $s --set teacher_seed=$t; done; done")
+
+
+def test_strict_cell_keeps_every_teacher_seed(tmp_path):
+    """Strict matching compares every resolved setting but teacher_seed, which is an axis;
+    `--set teacher_seed=1` selects that teacher only."""
+    full = expected_params("cam", "synth", [])
+    root = tmp_path / "runs"
+    for teacher in (0, 1):
+        write_record(root, f"c{teacher}", variant="cam", seed_miou=40.0 + teacher,
+                     config={"params": {**full, "teacher_seed": teacher}})
+    recs = ResultsStore(root).records()
+    assert compile_table("seeds", recs, teacher_seeds=2).loc[0, "n"] == 2
+    only = compile_table("seeds", recs, sets=["teacher_seed=1"])
+    assert only.loc[0, "n"] == 1 and only.loc[0, "mean"] == 41.0
+
+
+def test_controls_oracle_row_negative_control_and_dead_classes(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        fat_record(root, "cam", seed, 40.0 + seed, context_fp=14.0, context_fp_negative=1.0 + seed,
+                   oracle_seed_miou=80.0 + 2 * seed, oracle_context_fp=0.0, dead_classes=[])
+        fat_record(root, "clims", seed, 41.0, context_fp=20.0, context_fp_negative=2.0,
+                   dead_classes=["bird", "cow"] if seed == 0 else ["bird"])
+    df = compile_table("seeds", ResultsStore(root).records(), seeds=2, strict=False)
+    cam, clims, oracle = (df[df["row"] == r].iloc[0] for r in
+                          ("CAM", "CLIMS", "oracle (cam, co-occurring context zeroed)"))
+    assert oracle["mean"] == 81.0 and oracle["context_fp"] == 0.0 and oracle["n"] == 2
+    assert oracle["ref_delta"] == pytest.approx(40.5) and oracle["fp_ref_delta"] == -14.0
+    assert cam["context_fp_negative"] == 1.5 and cam["dead_classes"] == "0"
+    assert clims["dead_classes"] == "2 (bird×2, cow)"
+    assert clims["fp_ref_delta"] == pytest.approx(6.0)
+    md = to_markdown(df)
+    assert "| neg. control FP % | dead classes |" in md
+    assert math.isnan(oracle["context_fp_negative"])
+    # an oracle cell is read from cam's runs: reproduce never runs it on its own
+    jobs = missing_jobs("seeds", "synth", 2, ResultsStore(root).records())
+    assert {j.row.variant for j in jobs} == {"semples", "qa-clims"}
+
+
+def test_threshold_rule_picks_the_seed_miou_and_is_printed(tmp_path):
+    from harness.errors import BenchError
+
+    root = tmp_path / "runs"
+    for seed in range(2):
+        fat_record(root, "qa-clims/no-fat", seed, 60.0, seed_miou_fixed=50.0 + seed,
+                   fixed_threshold=0.15, seed_miou_heldout=55.0, threshold_heldout=0.3 + 0.1 * seed,
+                   best_threshold=0.25, provenance=PROV)
+    fat_record(root, "qa-clims", 0, 61.0, seed_miou_fixed=52.0, fixed_threshold=0.15,
+               provenance=PROV)
+    recs = ResultsStore(root).records()
+    fixed = compile_table("fat", recs, strict=False, threshold="fixed")
+    assert fixed.loc[0, "mean"] == 50.5 and fixed.loc[0, "threshold"] == "fixed t (0.15)"
+    assert fixed.loc[1, "ref_delta"] == 2.0 and fixed.loc[0, "split"] == "eval (300)"
+    held = compile_table("fat", recs, strict=False, threshold="heldout")
+    assert held.loc[0, "mean"] == 55.0 and held.loc[0, "threshold"] == "held-out t (0.3–0.4)"
+    assert held.loc[1, "n"] == 0  # no held-out score recorded: that cell is missing
+    assert "(--threshold heldout)" in to_markdown(held)
+    assert compile_table("fat", recs, strict=False).loc[0, "threshold"] == "best t (0.25)"
+    with pytest.raises(BenchError, match="--threshold must be one of best, fixed, heldout"):
+        compile_table("fat", recs, strict=False, threshold="oracle")
+
+
+def test_provenance_mismatch_is_refused_or_flagged(tmp_path):
+    from harness.errors import BenchError
+
+    root = tmp_path / "runs"
+    fat_record(root, "qa-clims/no-fat", 0, 60.0, provenance=PROV)
+    fat_record(root, "qa-clims", 0, 61.0, provenance={**PROV, "split": "train", "crf": True})
+    # another teacher seed may have another teacher; one teacher seed, one teacher
+    fat_record(root, "qa-clims/no-fat", 0, 60.0, 1, provenance={**PROV, "clip_weights_sha256": "b" * 64})
+    recs = ResultsStore(root).records()
+    with pytest.raises(BenchError) as err:
+        compile_table("fat", recs, strict=False, teacher_seeds=2)
+    msg = str(err.value)
+    assert "\n" not in msg and "split: eval (without FAT) vs train (with FAT)" in msg
+    assert "crf: False (without FAT) vs True (with FAT)" in msg
+    assert "clip_weights_sha256" not in msg and "--mixed-provenance" in msg
+    df = compile_table("fat", recs, strict=False, teacher_seeds=2, mixed_provenance=True)
+    assert "- FLAGGED: rows with different provenance in one column — split" in to_markdown(df)
+    fat_record(root, "qa-clims/no-fat", 1, 60.0, provenance={**PROV, "clip_weights_sha256": "d" * 64})
+    fat_record(root, "qa-clims", 0, 61.0, provenance=PROV)  # newer seed-0 record, same protocol
+    with pytest.raises(BenchError, match=r"clip_weights_sha256 \(teacher_seed 0\): aaaaaaaaaaaa "
+                       r"\(without FAT, with FAT\) vs dddddddddddd \(without FAT\)"):
+        compile_table("fat", ResultsStore(root).records(), strict=False, seeds=2)
+
+
+def test_report_cli_refuses_mixed_provenance_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "runs"
+    fat_record(root, "qa-clims/no-fat", 0, 60.0, provenance=PROV)
+    fat_record(root, "qa-clims", 0, 61.0, provenance={**PROV, "gt_source": "SegmentationClassAug"})
+    cmd = [sys.executable, "-m", "harness", "report", "-t", "fat", "--runs-dir", str(root)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "gt_source" in lines[0], proc.stderr
+    proc = subprocess.run([*cmd, "--mixed-provenance", "--format", "csv"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("row,variant"), proc.stderr
+
+
+def test_per_class_table_and_precision_recall_plot(tmp_path):
+    from harness.errors import BenchError
+    from reports.per_class import per_class_frame, plot_precision_recall, select_runs
+    from reports.per_class import to_markdown as per_class_md
+
+    root = tmp_path / "runs"
+    stats = [{"background": {"iou": 80.0, "precision": 90.0, "recall": 88.0, "fp": 10.0, "fn": 12.0},
+              "boat": {"iou": 40.0, "precision": 50.0, "recall": 70.0, "fp": 45.0, "fn": 15.0}},
+             {"background": {"iou": 82.0, "precision": 92.0, "recall": 86.0, "fp": 8.0, "fn": 14.0},
+              "boat": {"iou": 44.0, "precision": 60.0, "recall": 60.0, "fp": 30.0, "fn": 26.0}}]
+    for seed in range(2):
+        fat_record(root, "cam", seed, 40.0, per_class=stats[seed], background_leak=0.2 + 0.1 * seed,
+                   run_id=f"20250101-cam-s{seed}")
+    recs = ResultsStore(root).records()
+    one = per_class_frame(select_runs(recs, ["20250101-cam-s1"]))
+    assert one.set_index("class").loc["boat", "precision"] == 60.0
+    both = per_class_frame(select_runs(recs, variant="cam"))
+    boat = both.set_index("class").loc["boat"]
+    assert list(boat) == [42.0, 55.0, 65.0, 37.5, 20.5]
+    assert both.attrs["background_leak"] == pytest.approx(0.25)
+    md = per_class_md(both)
+    assert "| boat | 42.0 | 55.0 | 65.0 | 37.5 | 20.5 |" in md and "background leak: 0.250" in md
+    png = plot_precision_recall(both, tmp_path / "pr.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    with pytest.raises(BenchError, match="2 runs start with it"):
+        select_runs(recs, ["20250101-cam"])
+    with pytest.raises(BenchError, match="--run RUN_ID"):
+        select_runs(recs)
+    write_record(root, "old", variant="cam", seed_miou=1.0, run_id="old-run")
+    with pytest.raises(BenchError, match="old-run have no per-class precision/recall"):
+        per_class_frame(select_runs(ResultsStore(root).records(), ["old-run"]))
+
+
+def test_every_reference_row_exists():
+    for name in table_names():
+        table = get_table(name)
+        assert table.reference and table.reference_of(table.rows[-1]) is not None, name
+        for row in table.rows:
+            assert table.reference_of(row) is not None, (name, row.label)
+    ablation = get_table("ablation")
+    refs = {r.label: ablation.reference_of(r).label for r in ablation.rows}
+    assert refs["SemPLeS: all losses"] == "SemPLeS: L_match only"
+    assert refs["QA-CLIMS: L_FRC + L_BRC + L_REG"] == refs["SemPLeS: L_match only"] == "CAM"
 
 
 # --- every published value, re-read from the paper text -------------------------------
