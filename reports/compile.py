@@ -14,8 +14,8 @@ import pandas as pd
 
 from harness.errors import BenchError
 from reports import get_table, protocol
-from reports.protocol import THRESHOLD_FIELDS, THRESHOLD_RULES
-from reports.provenance import column_mismatch, split_text
+from reports.protocol import HELDOUT_SPLIT, THRESHOLD_FIELDS, THRESHOLD_RULES
+from reports.provenance import column_mismatch, recorded_rules, split_text
 from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
 
@@ -144,9 +144,10 @@ def wanted_pairs(seeds: int, teacher_seeds: int = 1) -> list[PairKey]:
 
 def run_command(row: Row, dataset: str, missing: list[PairKey], sets: list[str] = (),
                 epochs: int | None = None, runs_dir: Path | str | None = None,
-                teacher_axis: bool = False) -> str:
+                teacher_axis: bool = False, threshold: str = "best") -> str:
     """The exact `bench run …` command(s) that fill the missing (seed, teacher_seed) pairs
-    of a cell; `--set teacher_seed=` appears where the table runs more than one teacher."""
+    of a cell; `--set teacher_seed=` appears where the table runs more than one teacher,
+    `--threshold-split` where the table shows the held-out seed mIoU."""
     by_teacher: dict[int, list[int]] = {}
     for seed, teacher in missing:
         by_teacher.setdefault(teacher, []).append(seed)
@@ -154,6 +155,7 @@ def run_command(row: Row, dataset: str, missing: list[PairKey], sets: list[str] 
     base += [f"--set {s}" for s in [*row.sets(), *sets]]
     base += [x for x in ("TEACHER",) if teacher_axis or set(by_teacher) != {0}]
     base += ([f"--epochs {epochs}"] if epochs is not None else [])
+    base += ([f"--threshold-split {HELDOUT_SPLIT}"] if threshold == "heldout" else [])
     base += ([f"--runs-dir {runs_dir}"] if runs_dir is not None else [])
     seed_lists = {tuple(v) for v in by_teacher.values()}
     if len(by_teacher) > 1 and len(seed_lists) == 1:
@@ -208,7 +210,7 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
             **_measured(row, cell, threshold, dataset),
             **_paired_columns(row, ref, cell, ref_cell, threshold),
             "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir,
-                                   teacher_seeds > 1) if missing else "",
+                                   teacher_seeds > 1, threshold) if missing else "",
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     df.attrs.update(table=table.name, title=table.title, dataset=dataset,
@@ -216,6 +218,10 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
                     per_class=_per_class(table, cells), x=table.x, x_label=table.x_label,
                     x_values=[row.hparams.get(table.x) for row in table.rows] if table.x else [],
                     threshold=threshold, provenance_warning=mismatch,
+                    threshold_recorded=recorded_rules(
+                        [rec for row, cell in zip(table.rows, cells, strict=True)
+                         if not row.control for rec in cell.values()],
+                        THRESHOLD_RULES[threshold][0]),
                     noise_miou=protocol.NOOP_NOISE_MIOU,
                     noise_context_fp=protocol.NOOP_NOISE_CONTEXT_FP)
     return df
@@ -302,7 +308,7 @@ def _dead_classes(row: Row, cell: dict[PairKey, dict[str, Any]]) -> str:
 def _threshold_text(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str) -> str:
     """The rule that picked this row's threshold, with the t it used (a range over pairs)."""
     if row.control == "oracle":
-        return "as the oracle is scored"
+        return "best t (its own)"  # harness.evaluate scores the oracle at its best t
     ts = sorted({float(r[THRESHOLD_FIELDS[threshold]]) for r in cell.values()
                  if r.get(THRESHOLD_FIELDS[threshold]) is not None})
     rule = THRESHOLD_RULES[threshold][2]

@@ -1,7 +1,8 @@
 """`bench report --table per-class`: per-class IoU, precision, recall, FP and FN (FP and FN
 divided by the class's union, as the SemPLeS/WeakTr evaluation prints them) and the
 background-leak ratio of one run, or the mean over a variant's runs; a PNG of per-class
-precision and recall. Reads the `per_class` / `background_leak` fields of result.json."""
+precision and recall. Reads the `per_class` / `background_leak` fields of result.json
+(percent, as `harness.evaluate` records them)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def _heading(df: pd.DataFrame) -> str:
 
 def _leak_line(df: pd.DataFrame) -> str:
     leak = df.attrs["background_leak"]
-    return ("background leak: " + ("—" if math.isnan(leak) else f"{leak:.3f}")
+    return ("background leak: " + ("—" if math.isnan(leak) else f"{leak:.1f} %")
             + " (share of predicted-foreground pixels that are background in the GT: "
               "`among_predfg_bg` of CVI-SZU/CLIMS step/eval_cam.py)")
 

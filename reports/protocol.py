@@ -24,3 +24,6 @@ THRESHOLD_RULES: dict[str, tuple[str, str, str]] = {
 # the record field holding the threshold each rule used
 THRESHOLD_FIELDS = {"best": "best_threshold", "fixed": "fixed_threshold",
                     "heldout": "threshold_heldout"}
+# the labelled split `--threshold heldout` cells are run with (`bench run --threshold-split`);
+# synth and voc both have one, disjoint from the eval split
+HELDOUT_SPLIT = "heldout"

@@ -24,9 +24,9 @@ def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]]) -> str:
         if not isinstance(prov, dict):
             continue
         for key in COLUMN_KEYS:
-            if key in prov:
+            if prov.get(key) is not None:  # None: the run could not know it
                 _note(seen, key, prov[key], label)
-        if TEACHER_KEY in prov:
+        if prov.get(TEACHER_KEY) is not None:  # None: a run without a teacher (cam)
             _note(seen, f"{TEACHER_KEY} (teacher_seed {teacher})", prov[TEACHER_KEY], label)
     parts = [f"{key}: " + " vs ".join(f"{value} ({', '.join(rows)})"
                                       for value, rows in values.items())
@@ -51,3 +51,10 @@ def split_text(records: list[dict[str, Any]]) -> str:
     splits = sorted({f"{p.get('split', '?')} ({p.get('n_images', '?')})"
                      for p in (r.get("provenance") for r in records) if isinstance(p, dict)})
     return ", ".join(splits) if splits else ("—" if records else "")
+
+
+def recorded_rules(records: list[dict[str, Any]], field: str) -> list[str]:
+    """How the records say their `field` (seed_miou, …) was thresholded (provenance
+    `threshold_rule`), each distinct wording once."""
+    rules = [(r.get("provenance") or {}).get("threshold_rule") for r in records]
+    return sorted({rule[field] for rule in rules if isinstance(rule, dict) and rule.get(field)})

@@ -77,8 +77,10 @@ def legend(df: pd.DataFrame) -> list[str]:
         lines.append(_noise_line(df.attrs.get("noise_miou"), df.attrs.get("noise_context_fp")))
         lines += _pairs_lines(df)
     rule = df.attrs.get("threshold", "best")
-    lines.append(f"seed mIoU: at {THRESHOLD_RULES[rule][1]} (--threshold {rule}); mean ± std "
-                 "over all (seed, teacher_seed) pairs of a cell.")
+    recorded = "; ".join(df.attrs.get("threshold_recorded") or [])
+    lines.append(f"seed mIoU: at {THRESHOLD_RULES[rule][1]} (--threshold {rule}"
+                 + (f"; the runs record: {recorded}" if recorded else "")
+                 + "); mean ± std over all (seed, teacher_seed) pairs of a cell.")
     if df["context_fp"].notna().any():
         lines.append("context FP %: false activation on the co-occurring context at 60 % object "
                      "recall, averaged over the classes that reach it (the others: dead classes)"

@@ -19,7 +19,8 @@ from typing import Any
 
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import cell_records, wanted_pairs
+from reports.compile import cell_records, metric_field, wanted_pairs
+from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
 
 
@@ -31,26 +32,32 @@ class Job:
     sets: tuple[str, ...]  # the row's settings, the extra --set ones, and teacher_seed=
     epochs: int | None = None
     teacher_seed: int = 0
+    threshold_split: str | None = None  # the held-out split that picks t (--threshold heldout)
 
     @property
     def command(self) -> str:
         return " ".join(["bench run", self.row.variant, f"--dataset {self.dataset}",
                          f"--seed {self.seed}",
                          *[f"--set {s}" for s in self.sets]]
-                        + ([f"--epochs {self.epochs}"] if self.epochs is not None else []))
+                        + ([f"--epochs {self.epochs}"] if self.epochs is not None else [])
+                        + ([f"--threshold-split {self.threshold_split}"]
+                           if self.threshold_split else []))
 
 
 def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dict[str, Any]],
                  sets: list[str] = (), epochs: int | None = None,
-                 teacher_seeds: int = 1) -> list[Job]:
+                 teacher_seeds: int = 1, threshold: str = "best") -> list[Job]:
     """One job per (cell, seed, teacher seed) not in the store; cells that are the same run
     (e.g. the default `semples` row and `λ = 0.05`) are run once. Control rows (the oracle)
-    are read from their variant's runs and never add a job."""
+    are read from their variant's runs and never add a job. `threshold="heldout"`: a run
+    without a held-out seed mIoU is missing, and runs pick t on the held-out split."""
     if isinstance(table, str):
         table = get_table(table)
+    split = HELDOUT_SPLIT if threshold == "heldout" else None
     jobs, seen = [], set()
     for row in (r for r in table.rows if not r.control):
-        have = cell_records(records, row, dataset, list(sets), epochs)
+        have = cell_records(records, row, dataset, list(sets), epochs,
+                            metric=metric_field(row, threshold))
         for seed, teacher in wanted_pairs(seeds, teacher_seeds):
             key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
             if (seed, teacher) in have or key in seen:
@@ -58,7 +65,7 @@ def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dic
             seen.add(key)
             teacher_set = [f"teacher_seed={teacher}"] if teacher_seeds > 1 or teacher else []
             jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
-                            teacher))
+                            teacher, split))
     return jobs
 
 
@@ -67,7 +74,7 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
               cache_dir: Path | None = None, wandb_mode: str | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
               dry_run: bool = False, devices: str | None = None, teacher_seeds: int = 1,
-              **paths: Any) -> dict[str, list]:
+              threshold: str = "best", **paths: Any) -> dict[str, list]:
     """Run what is missing (seeds × teacher_seeds per cell); returns {"ran": [...],
     "failed": [...], "skipped": [...]}."""
     from harness.errors import BenchError
@@ -76,7 +83,8 @@ def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str
     if workers < 1 or seeds < 1 or teacher_seeds < 1:
         raise BenchError("--workers, --seeds and --teacher-seeds must be ≥ 1")
     records = ResultsStore(runs_dir).records()
-    jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds)
+    jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds,
+                        threshold)
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
     log(f"{table}: {len(jobs)} missing run(s) on {dataset}")
     todo = []
@@ -117,8 +125,10 @@ def _run_job(job: Job, device: str, options: dict[str, Any], show_progress: bool
     from harness.errors import NonFiniteLoss
     from harness.runner import resolve_config, run
 
+    paths = {**options["paths"], **({"threshold_split": job.threshold_split}
+                                     if job.threshold_split else {})}
     cfg = resolve_config(job.row.variant, job.dataset, job.seed, list(job.sets),
-                         options["epochs"], device, **options["paths"])
+                         options["epochs"], device, **paths)
     kwargs = {} if show_progress else {"log": lambda m: None, "show_progress": False}
     try:
         run(cfg, runs_dir=options["runs_dir"], cache_dir=options["cache_dir"],

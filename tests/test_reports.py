@@ -223,7 +223,9 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
 T_975_DF2 = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom (tables)
 PROV = {"split": "eval", "n_images": 300, "gt_source": "synth masks", "scales": [1.0],
         "flips": False, "crf": False, "class_names": "voc", "clip_arch": "tiny-clip",
-        "random_weights": False, "clip_weights_sha256": "a" * 64, "cam_checkpoint_sha256": "c" * 64}
+        "random_weights": False, "clip_weights_sha256": "a" * 64, "cam_checkpoint_sha256": "c" * 64,
+        "threshold_rule": {"seed_miou": "best of 0.05…0.95 on the eval masks (peeks)",
+                           "seed_miou_heldout": "best of 0.05…0.95 on 'heldout'"}}
 
 
 def fat_record(root: Path, variant: str, seed: int, miou: float, teacher: int = 0, **fields):
@@ -361,7 +363,12 @@ def test_threshold_rule_picks_the_seed_miou_and_is_printed(tmp_path):
     held = compile_table("fat", recs, strict=False, threshold="heldout")
     assert held.loc[0, "mean"] == 55.0 and held.loc[0, "threshold"] == "held-out t (0.3–0.4)"
     assert held.loc[1, "n"] == 0  # no held-out score recorded: that cell is missing
-    assert "(--threshold heldout)" in to_markdown(held)
+    assert held.loc[1, "command"] == ("bench run qa-clims --dataset synth --seed 0 "
+                                      "--threshold-split heldout")
+    jobs = missing_jobs("fat", "synth", 1, recs, threshold="heldout")
+    assert [(j.row.variant, j.threshold_split) for j in jobs] == [("qa-clims", "heldout")]
+    assert jobs[0].command.endswith("--seed 0 --threshold-split heldout")
+    assert "(--threshold heldout; the runs record: best of 0.05…0.95 on 'heldout')" in to_markdown(held)
     assert compile_table("fat", recs, strict=False).loc[0, "threshold"] == "best t (0.25)"
     with pytest.raises(BenchError, match="--threshold must be one of best, fixed, heldout"):
         compile_table("fat", recs, strict=False, threshold="oracle")
@@ -384,6 +391,13 @@ def test_provenance_mismatch_is_refused_or_flagged(tmp_path):
     assert "clip_weights_sha256" not in msg and "--mixed-provenance" in msg
     df = compile_table("fat", recs, strict=False, teacher_seeds=2, mixed_provenance=True)
     assert "- FLAGGED: rows with different provenance in one column — split" in to_markdown(df)
+    # what a run could not know (None: cam has no teacher, eval of foreign CAMs no scales)
+    # never counts as a difference
+    unknown = tmp_path / "unknown"
+    fat_record(unknown, "qa-clims/no-fat", 0, 60.0, provenance=PROV)
+    fat_record(unknown, "qa-clims", 0, 61.0,
+               provenance={**PROV, "clip_weights_sha256": None, "scales": None})
+    assert compile_table("fat", ResultsStore(unknown).records(), strict=False).loc[1, "n"] == 1
     fat_record(root, "qa-clims/no-fat", 1, 60.0, provenance={**PROV, "clip_weights_sha256": "d" * 64})
     fat_record(root, "qa-clims", 0, 61.0, provenance=PROV)  # newer seed-0 record, same protocol
     with pytest.raises(BenchError, match=r"clip_weights_sha256 \(teacher_seed 0\): aaaaaaaaaaaa "
@@ -418,7 +432,7 @@ def test_per_class_table_and_precision_recall_plot(tmp_path):
              {"background": {"iou": 82.0, "precision": 92.0, "recall": 86.0, "fp": 8.0, "fn": 14.0},
               "boat": {"iou": 44.0, "precision": 60.0, "recall": 60.0, "fp": 30.0, "fn": 26.0}}]
     for seed in range(2):
-        fat_record(root, "cam", seed, 40.0, per_class=stats[seed], background_leak=0.2 + 0.1 * seed,
+        fat_record(root, "cam", seed, 40.0, per_class=stats[seed], background_leak=20.0 + 10 * seed,
                    run_id=f"20250101-cam-s{seed}")
     recs = ResultsStore(root).records()
     one = per_class_frame(select_runs(recs, ["20250101-cam-s1"]))
@@ -426,9 +440,9 @@ def test_per_class_table_and_precision_recall_plot(tmp_path):
     both = per_class_frame(select_runs(recs, variant="cam"))
     boat = both.set_index("class").loc["boat"]
     assert list(boat) == [42.0, 55.0, 65.0, 37.5, 20.5]
-    assert both.attrs["background_leak"] == pytest.approx(0.25)
+    assert both.attrs["background_leak"] == pytest.approx(25.0)
     md = per_class_md(both)
-    assert "| boat | 42.0 | 55.0 | 65.0 | 37.5 | 20.5 |" in md and "background leak: 0.250" in md
+    assert "| boat | 42.0 | 55.0 | 65.0 | 37.5 | 20.5 |" in md and "background leak: 25.0 %" in md
     png = plot_precision_recall(both, tmp_path / "pr.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     with pytest.raises(BenchError, match="2 runs start with it"):

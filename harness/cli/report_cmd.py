@@ -145,7 +145,8 @@ def reproduce_command(
     seeds: int = typer.Option(1, help="seeds per cell (0 … N-1)"),
     teacher_seeds: int = typer.Option(1, help="teacher seeds per cell (0 … M-1): every cell "
                                       "runs seeds × teacher seeds"),
-    threshold: str = typer.Option("best", help="report: best, fixed or heldout seed mIoU"),
+    threshold: str = typer.Option("best", help="report best, fixed or heldout seed mIoU "
+                                  "(heldout: runs pick t on the held-out split)"),
     mixed_provenance: bool = typer.Option(False, "--mixed-provenance",
                                           help="report: flag rows of differing provenance"),
     workers: int = typer.Option(1, help="runs in parallel, one process each"),
@@ -176,8 +177,9 @@ def reproduce_command(
     metric_field(Row("", "", None), threshold)  # a bad --threshold fails before any run
     result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
                        device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
-                       teacher_seeds=teacher_seeds, data_root=data_root, clip_weights=clip_weights,
-                       backbone_weights=backbone_weights, vqa_path=vqa_path)
+                       teacher_seeds=teacher_seeds, threshold=threshold, data_root=data_root,
+                       clip_weights=clip_weights, backbone_weights=backbone_weights,
+                       vqa_path=vqa_path)
     typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}, "
                f"skipped {len(result['skipped'])}", err=True)
     _emit(table, dataset, runs_dir, fmt, out, plot_path, False, seeds=seeds,
