@@ -162,14 +162,15 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
 
     t = Table("tiny", "tiny", (Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),
                                Row("CAM again", "cam", P.QACLIMS_T1_CAM["CAM"]),
-                               Row("QA", "qa-clims/does-not-exist", P.QACLIMS_FAT[True])))
+                               Row("QA", "qa-clims/does-not-exist", P.QACLIMS_FAT[True])),
+              reference="CAM")
     monkeypatch.setitem(tables.TABLES, "tiny", t)
     runs = tmp_path / "runs"
     calls = []
 
     def fake_run(cfg, runs_dir=None, **kw):
         calls.append((cfg.variant, cfg.seed))
-        write_record(Path(runs_dir), f"r{len(calls)}", variant=cfg.variant, seed=cfg.seed,
+        write_record(Path(runs_dir), f"r{len(calls)}-t{cfg.params.teacher_seed}", variant=cfg.variant, seed=cfg.seed,
                      seed_miou=50.0, hparams=cfg.hparams(), config=cfg.to_dict())
         return {}
 
@@ -185,6 +186,15 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     assert calls == [("cam", 0), ("cam", 1)] and out["ran"] == []
     df = compile_table("tiny", runs_dir=runs, seeds=2, sets=["n_train=64"])
     assert list(df["n"]) == [2, 2, 0]
+    # a second teacher: seeds × teacher seeds, only the teacher-1 runs are new
+    calls.clear()
+    reproduce("tiny", "synth", seeds=2, teacher_seeds=2, runs_dir=runs, log=lambda m: None,
+              sets=["n_train=64"])
+    assert calls == [("cam", 0), ("cam", 1)]
+    assert sorted(r["config"]["params"]["teacher_seed"] for r in ResultsStore(runs).records()) \
+        == [0, 0, 1, 1]
+    df = compile_table("tiny", runs_dir=runs, seeds=2, teacher_seeds=2, sets=["n_train=64"])
+    assert list(df["n"]) == [4, 4, 0] and df.loc[1, "ref_n"] == 4
 
 
 def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, cache_dir):
