@@ -48,6 +48,7 @@ class StageCache:
         self.log = log
         self.hits: list[str] = []
         self.misses: list[str] = []
+        self.folders: dict[str, Path] = {}  # stage name → its folder, for provenance hashes
 
     def path(self, name: str, key: str) -> Path:
         return self.root / name.replace("/", "_") / key
@@ -57,6 +58,7 @@ class StageCache:
         """Return (folder, key) of stage `name`; `build(tmp_folder)` runs only on a miss."""
         key = stage_key(name, deps)
         final = self.path(name, key)
+        self.folders[name] = final
         with file_lock(final.parent / f"{key}.lock"):
             if (final / "done").exists():
                 self.hits.append(name)

@@ -46,6 +46,9 @@ class MethodConfig:
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
                            "another teacher: how much a result owes to one teacher)", ge=0)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
+    class_names: str = hp("voc", "class wording in every prompt on voc/coco: voc (the dataset's "
+                          "names) or clims (the CLIMS code's, e.g. 'player' for person)",
+                          choices=("voc", "clims"))
 
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)
@@ -122,6 +125,7 @@ class RunConfig:
     backbone_weights: str | None = None
     vqa_path: str | None = None
     allow_random_weights: bool = False
+    threshold_split: str | None = None  # held-out labelled split that picks t (--threshold-split)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -17,10 +17,11 @@ import torch
 from harness.config import RunConfig, parse_sets
 from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
-from harness.evaluate import SeedEvaluator
+from harness.evaluate import SeedEvaluator, check_threshold_split
 from harness.infer import REAL_SCALES, infer_cams
 from harness.method import RunContext
 from harness.progress import log as default_log
+from harness.provenance import run_provenance
 from harness.registry import get_method, get_variant
 from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
 from harness.tracking import Tracker, resolve_mode
@@ -41,7 +42,8 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
                      device=resolve_device(device), params=params,
                      **{k: (str(p) if p is not None else None) for k, p in paths.items()
                         if k in ("data_root", "clip_weights", "backbone_weights", "vqa_path")},
-                     allow_random_weights=bool(paths.get("allow_random_weights", False)))
+                     allow_random_weights=bool(paths.get("allow_random_weights", False)),
+                     threshold_split=paths.get("threshold_split") or None)
 
 
 def resolve_device(device: str) -> str:
@@ -87,6 +89,7 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
                          resume=resume, log=log, on_epoch=epoch_hook, show_progress=show_progress)
         seed_everything(cfg.seed)
         ctx.dataset("train")  # a missing or incomplete data root is the first error, before weights
+        _check_threshold_split(ctx)
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
         record.update(scores.as_record())
@@ -129,17 +132,39 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     }
 
 
+def _check_threshold_split(ctx: RunContext) -> None:
+    split = getattr(ctx.cfg, "threshold_split", None)
+    if split:
+        check_threshold_split(ctx.dataset("eval"), ctx.dataset(split))
+
+
 def _evaluate(ctx: RunContext, model, cam_dir: Path):
     ds = ctx.dataset("eval")
     ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
     scales = (1.0,) if ctx.cfg.dataset == "synth" else REAL_SCALES
+    split = getattr(ctx.cfg, "threshold_split", None)
+    held_t = _heldout_threshold(ctx, model, split, cam_dir.parent / f"cams-{split}", scales)
     overlays = []
     for i, (keys, high, gt, context) in enumerate(
             infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress)):
         ev.add(keys, high, gt, context)
         if i < 4:
             overlays.append((ds.image(i), _argmax_label(keys, high), gt))
-    return ev.scores(), overlays
+    scores = ev.scores(heldout_threshold=held_t)
+    scores.provenance = run_provenance(ctx, len(ds), scales, split)
+    return scores, overlays
+
+
+def _heldout_threshold(ctx: RunContext, model, split: str | None, cam_dir: Path, scales):
+    """The best threshold on the held-out labelled split (None without one)."""
+    if not split:
+        return None
+    held = ctx.dataset(split)
+    ev = SeedEvaluator(held.class_names)
+    for keys, high, gt, _ in infer_cams(model, held, cam_dir, ctx.device, scales,
+                                         show_progress=ctx.show_progress):
+        ev.add(keys, high, gt)
+    return ev.best_threshold()
 
 
 def _argmax_label(keys: np.ndarray, high: np.ndarray, t: float = 0.15) -> np.ndarray:

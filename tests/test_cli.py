@@ -37,7 +37,8 @@ def assert_one_line_error(proc, fragment):
 def tiny_cam_run(cache_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     sets = [a for s in TINY for a in ("--set", s)]
-    proc = bench("run", "cam", "--json", *sets, cache_dir=cache_dir, runs_dir=runs, check=True)
+    proc = bench("run", "cam", "--json", "--threshold-split", "heldout", *sets, cache_dir=cache_dir,
+                 runs_dir=runs, check=True)
     return json.loads(proc.stdout), runs
 
 
@@ -65,16 +66,72 @@ def test_eval_rescores_written_cams_identically(tiny_cam_run, cache_dir):
     assert scored["context_fp"] == pytest.approx(record["context_fp"])
 
 
-def test_wrong_shape_cam_file(tiny_cam_run, cache_dir, tmp_path):
+def test_run_record_carries_provenance_and_heldout_threshold(tiny_cam_run):
+    record, _ = tiny_cam_run
+    prov = record["provenance"]
+    assert set(prov) == {"split", "n_images", "gt_source", "threshold_rule", "scales", "flips",
+                         "crf", "class_names", "clip_arch", "clip_weights_sha256",
+                         "cam_checkpoint_sha256", "random_weights"}
+    assert prov["split"] == "synth/eval" and prov["n_images"] == 16 and prov["scales"] == [1.0]
+    assert len(prov["cam_checkpoint_sha256"]) == 64 and prov["class_names"] == "voc"
+    assert "heldout" in prov["threshold_rule"]["seed_miou_heldout"]
+    assert record["miou_by_threshold"][str(record["threshold_heldout"])] == \
+        pytest.approx(record["seed_miou_heldout"])
+    assert set(record["per_class"]["boat"]) == {"iou", "precision", "recall", "fp", "fn"}
+
+
+def test_eval_picks_the_same_heldout_threshold_and_plots(tiny_cam_run, cache_dir, tmp_path):
+    record, _ = tiny_cam_run
+    run_dir = Path(record["path"])
+    plot = tmp_path / "pr.png"
+    proc = bench("eval", "--cams", str(run_dir / "cams"), "--threshold-split", "heldout",
+                 "--threshold-cams", str(run_dir / "cams-heldout"), "--set", "n_eval=16",
+                 "--plot", str(plot), "--json", cache_dir=cache_dir, check=True)
+    scored = json.loads(proc.stdout)
+    assert scored["threshold_heldout"] == record["threshold_heldout"]
+    assert scored["seed_miou_heldout"] == pytest.approx(record["seed_miou_heldout"])
+    assert scored["per_class"] == record["per_class"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["eval", "--cams", ".", "--threshold-split", "eval"], "shares 300 of its 300 images"),
+    (["eval", "--cams", ".", "--threshold-split", "train"], "has no pixel labels"),
+    (["eval", "--cams", ".", "--threshold-split", "nope"], "synth has no split 'nope'"),
+    (["run", "cam", "--threshold-split", "eval"], "shares 300 of its 300 images"),
+])
+def test_bad_threshold_split_is_one_line(args, fragment, cache_dir):
+    assert_one_line_error(bench(*args, cache_dir=cache_dir), fragment)
+
+
+def test_empty_or_overlapping_voc_threshold_split(cache_dir, tmp_path):
+    from tests.fixtures_real import VOC_TRAIN, make_voc
+
+    root = make_voc(tmp_path / "voc")
+    val = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+    args = ["eval", "--cams", str(tmp_path), "--dataset", "voc", "--data-root", str(root),
+            "--threshold-split", "heldout"]
+    val.write_text(VOC_TRAIN[0] + "\n")
+    assert_one_line_error(bench(*args, cache_dir=cache_dir), "shares 1 of its 1 images")
+    val.write_text("")
+    assert_one_line_error(bench(*args, cache_dir=cache_dir), "lists no images")
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ({"keys": np.array([0]), "high_res": np.zeros((1, 8, 8), np.float32)}, "expected"),
+    ({"high_res": np.zeros((1, 64, 64), np.float32)}, "lacks 'keys'"),
+    ({"keys": np.array([0]), "cams": np.zeros((1, 64, 64), np.float32)}, "lacks 'high_res'"),
+])
+def test_malformed_cam_file(content, fragment, tiny_cam_run, cache_dir, tmp_path):
     record, _ = tiny_cam_run
     cams = tmp_path / "cams"
     cams.mkdir()
     for f in (Path(record["path"]) / "cams").glob("*.npy"):
         (cams / f.name).write_bytes(f.read_bytes())
     first = sorted(cams.glob("*.npy"))[0]
-    np.save(first, {"keys": np.array([0]), "high_res": np.zeros((1, 8, 8), np.float32)})
+    np.save(first, content)
     proc = bench("eval", "--cams", str(cams), "--set", "n_eval=16", cache_dir=cache_dir)
-    assert_one_line_error(proc, "expected")
+    assert_one_line_error(proc, fragment)
 
 
 @pytest.mark.parametrize("args,fragment", [

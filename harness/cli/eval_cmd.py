@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -18,33 +19,61 @@ def eval_command(
     cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
     set_: list[str] = typer.Option([], "--set", help="dataset settings the CAMs were made with, "
                                    "e.g. n_eval=16 on synth"),
+    threshold_split: str = typer.Option(None, help="pick t on this held-out labelled split "
+                                        "(synth: heldout; voc: heldout = a fixed third of val) "
+                                        "and score the eval split at it"),
+    threshold_cams: Path = typer.Option(None, help="CAM files of the threshold split "
+                                        "(default: the --cams folder)"),
+    plot: Path = typer.Option(None, help="write a PNG of per-class precision and recall"),
+    workers: int = typer.Option(min(8, os.cpu_count() or 1), min=1,
+                                help="threads reading and scoring files"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Seed mIoU (threshold sweep and fixed 0.15), per-class IoU, context_fp of CAM files."""
-    from harness.camio import cam_folder, read_cam
+    """Seed mIoU (threshold sweep, fixed 0.15, held-out t), per-class IoU, precision, recall,
+    FP, FN, background leak and context_fp of CAM files."""
+    from harness.camio import score_folder
     from harness.config import MethodConfig, parse_sets
     from harness.data import default_cache_dir, load_dataset
-    from harness.evaluate import SeedEvaluator
+    from harness.evaluate import SeedEvaluator, check_threshold_split
     from harness.method import data_options
+    from harness.provenance import provenance
 
     params = MethodConfig(**parse_sets(MethodConfig, set_)).validate()
-    ds = load_dataset(dataset, "eval", **data_options(dataset, params, cache_dir or default_cache_dir(),
-                                                      str(data_root) if data_root else None))
-    paths = cam_folder(cams, ds.image_names)
+    if plot is not None:
+        check_plot_path(plot)
+    opts = data_options(dataset, params, cache_dir or default_cache_dir(),
+                        str(data_root) if data_root else None)
+    ds = load_dataset(dataset, "eval", **opts)
+    held_t = None
+    if threshold_split:
+        held = load_dataset(dataset, threshold_split, **opts)
+        check_threshold_split(ds, held)
+        held_ev = SeedEvaluator(held.class_names)
+        score_folder(held_ev, held, threshold_cams or cams, workers)
+        held_t = held_ev.best_threshold()
     ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
-    for i, path in enumerate(paths):
-        gt = ds.mask(i)
-        keys, high = read_cam(path, gt.shape)
-        ev.add(keys, high, gt, ds.context_map(i))
-    record = {"dataset": dataset, "cams": str(cams), "n_images": len(paths), **ev.scores().as_record()}
+    n = score_folder(ev, ds, cams, workers)
+    record = {"dataset": dataset, "cams": str(cams), "n_images": n,
+              **ev.scores(heldout_threshold=held_t).as_record(),
+              "provenance": provenance(dataset, "eval", n,
+                                       class_names=getattr(params, "class_names", "voc"),
+                                       heldout_split=threshold_split, crf=None)}
+    if plot is not None:
+        from harness.cli.summary import write_pr_plot
+
+        write_pr_plot(record, plot, f"{n} CAMs on {dataset}")
     if json_out:
         typer.echo(json.dumps(record))
         return
-    from rich.console import Console
+    from harness.cli.summary import print_eval
 
-    console = Console()
-    console.print(f"[bold]{len(paths)} CAMs on {dataset}[/]: seed mIoU {record['seed_miou']:.2f} "
-                  f"(t = {record['best_threshold']:.2f}), fixed {record['seed_miou_fixed']:.2f} "
-                  f"(t = {record['fixed_threshold']:.2f})"
-                  + (f", context_fp {record['context_fp']:.2f}%" if record["context_fp"] is not None else ""))
-    console.print("  ".join(f"{k} {v:.1f}" for k, v in record["per_class_iou"].items()))
+    print_eval(record, f"{n} CAMs on {dataset} ({cams})")
+
+
+def check_plot_path(plot: Path) -> None:
+    from harness.errors import BenchError
+
+    if plot.suffix.lower() != ".png":
+        raise BenchError(f"--plot writes a PNG; give a path ending in .png (got {plot})")
+    if not plot.parent.is_dir():
+        raise BenchError(f"--plot folder {plot.parent} does not exist")

@@ -28,7 +28,8 @@ ALIASES = {"aeroplane": ("airplane", "plane"), "bird": ("fowl",), "boat": ("ship
 # Bump when drawing or scene code changes what an image looks like: it re-keys every cache.
 GENERATOR_VERSION = 1
 # Split ids keep the splits' random streams disjoint for the same dataset seed.
-SPLIT_IDS = {"train": 1, "eval": 2, "teacher": 3, "teacher_holdout": 4}
+# `heldout`: labelled, disjoint from eval, the split `--threshold-split heldout` picks t on.
+SPLIT_IDS = {"train": 1, "eval": 2, "teacher": 3, "teacher_holdout": 4, "heldout": 5}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import SegDataset, default_cache_dir
-from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, Scene, SynthSpec, make_image
+from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, SPLIT_IDS, Scene, SynthSpec, make_image
+from harness.errors import BenchError
 
 
 class SynthDataset(SegDataset):
@@ -67,4 +68,6 @@ def _cached_arrays(spec: SynthSpec, split: str, n: int, cache_dir: Path) -> dict
 
 def load(split: str, spec: SynthSpec | None = None, cache_dir: Path | None = None,
          **_: object) -> SynthDataset:
+    if split not in SPLIT_IDS:
+        raise BenchError(f"synth has no split {split!r} (known: {', '.join(SPLIT_IDS)})")
     return SynthDataset(spec or SynthSpec(), split, cache_dir)

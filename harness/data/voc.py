@@ -41,6 +41,7 @@ DEFAULT_CROP = 512
 LAYOUT = ("ROOT/VOCdevkit/VOC2012/{JPEGImages/*.jpg, ImageSets/Segmentation/{train,val,"
           "train_aug}.txt, SegmentationClass/*.png, SegmentationClassAug/*.png}")
 ENV = "BENCH_VOC_ROOT"
+HELDOUT_STRIDE = 3  # `heldout` = every third id of val.txt (483 of 1,449)
 
 
 def palette() -> np.ndarray:
@@ -190,11 +191,14 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     voc = find_root(root)
     if split == "train":
         ids = train_aug_ids(voc)
-    elif split in ("eval", "val"):
+    elif split in ("eval", "val", "heldout"):
         listed = "train" if split == "eval" else "val"
         ids = read_ids(_need(voc, f"ImageSets/Segmentation/{listed}.txt"))
+        if split == "heldout":  # a fixed third of val, for --threshold-split
+            ids = ids[::HELDOUT_STRIDE]
     else:
-        raise BenchError(f"VOC has no split {split!r} (train = train_aug, eval = train 1,464, val)")
+        raise BenchError(f"VOC has no split {split!r} (train = train_aug, eval = train 1,464, val, "
+                         "heldout = every third val id)")
     if limit:
         ids = ids[:limit]
     if not ids:

@@ -1,0 +1,100 @@
+"""How a number was obtained, recorded in every result: split, ground truth, threshold rule,
+inference, class wording, teacher and checkpoint hashes.
+
+The authors' issue trackers are full of results that differ by one of these alone (the
+1,464 `train` vs 10,582 `train_aug` split, SegmentationClass vs SegmentationClassAug, a
+fixed 0.15 vs a threshold picked on the masks being scored), so a record carries all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.evaluate import DEFAULT_THRESHOLDS, FIXED_THRESHOLD
+
+PROVENANCE_KEYS = ("split", "n_images", "gt_source", "threshold_rule", "scales", "flips", "crf",
+                   "class_names", "clip_arch", "clip_weights_sha256", "cam_checkpoint_sha256",
+                   "random_weights")
+
+# Which file of which split the masks come from, per dataset and evaluated split.
+GT_SOURCES = {
+    ("synth", "eval"): "synth generator masks (eval split)",
+    ("synth", "heldout"): "synth generator masks (held-out split)",
+    ("voc", "eval"): "VOC2012 SegmentationClass (train, 1,464 ids)",
+    ("voc", "val"): "VOC2012 SegmentationClass (val)",
+    ("voc", "heldout"): "VOC2012 SegmentationClass (fixed part of val)",
+    ("coco", "eval"): "COCO val2014 instances rendered as class masks",
+}
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """SHA-256 of a file, cached per (path, size, mtime) for this process; None if no file."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        return None
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def threshold_rule(thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                   fixed: float = FIXED_THRESHOLD, heldout_split: str | None = None) -> dict[str, str]:
+    """Which threshold each reported mIoU is read at."""
+    sweep = f"{min(thresholds):g}…{max(thresholds):g} ({len(thresholds)} values)"
+    rule = {"seed_miou": f"best of {sweep} on the evaluated split's own masks (peeks)",
+            "seed_miou_fixed": f"fixed t = {fixed:g}"}
+    if heldout_split:
+        rule["seed_miou_heldout"] = f"best of {sweep} on the held-out split {heldout_split!r}"
+    return rule
+
+
+def provenance(dataset: str, split: str, n_images: int, *, class_names: str = "voc",
+               heldout_split: str | None = None, scales: Sequence[float] | None = None,
+               flips: bool | None = None, crf: bool | None = False, clip_arch: str | None = None,
+               clip_weights: str | Path | None = None, cam_checkpoint: str | Path | None = None,
+               random_weights: bool | None = None,
+               thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+               fixed: float = FIXED_THRESHOLD) -> dict[str, Any]:
+    """The `provenance` record; None marks what the caller cannot know (e.g. `bench eval` of
+    CAM files made elsewhere does not know their scales or checkpoint)."""
+    return {
+        "split": f"{dataset}/{split}", "n_images": n_images,
+        "gt_source": GT_SOURCES.get((dataset, split), f"{dataset} {split} masks"),
+        "threshold_rule": threshold_rule(thresholds, fixed, heldout_split),
+        "scales": list(scales) if scales is not None else None, "flips": flips, "crf": crf,
+        "class_names": class_names, "clip_arch": clip_arch,
+        "clip_weights_sha256": file_sha256(clip_weights),
+        "cam_checkpoint_sha256": file_sha256(cam_checkpoint), "random_weights": random_weights,
+    }
+
+
+def run_provenance(ctx: Any, n_images: int, scales: Sequence[float],
+                   heldout_split: str | None = None) -> dict[str, Any]:
+    """Provenance of a `bench run` (ctx: its `harness.method.RunContext`)."""
+    cfg, info = ctx.cfg, ctx.teacher_info
+    synth = cfg.dataset == "synth"
+    clip_weights = info.get("path") if synth else cfg.clip_weights
+    # `--cam-weights` (a given baseline checkpoint) wins over the cached CAM stage's file
+    cam_ckpt = getattr(cfg, "cam_weights", None)
+    if cam_ckpt is None and "cam" in getattr(ctx.stages, "folders", {}):
+        cam_ckpt = ctx.stages.folders["cam"] / "generator.pt"
+    random_weights = not synth and cfg.allow_random_weights and (
+        info.get("weights") == "random" or not cfg.backbone_weights)
+    return provenance(cfg.dataset, "eval", n_images,
+                      class_names=getattr(ctx.params, "class_names", "voc"),
+                      heldout_split=heldout_split, scales=scales, flips=True, crf=False,
+                      clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
+                      clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
+                      random_weights=bool(random_weights))
