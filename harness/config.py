@@ -46,9 +46,6 @@ class MethodConfig:
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
                            "another teacher: how much a result owes to one teacher)", ge=0)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
-    class_names: str = hp("voc", "class wording in every prompt on voc/coco: voc (the dataset's "
-                          "names) or clims (the CLIMS code's, e.g. 'player' for person)",
-                          choices=("voc", "clims"))
 
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)
