@@ -34,7 +34,8 @@ def select_runs(records: list[dict[str, Any]], run_ids: list[str] = (), variant:
         cell = cell_records(records, Row(variant, variant, Published(None, "")), dataset,
                             list(sets), epochs)
         if not cell:
-            raise BenchError(f"no ok run of {variant} on {dataset} with these settings")
+            raise BenchError(f"no ok run of {variant} on {dataset} with these settings (pass "
+                             "the --set/--epochs it was run with)")
         return [cell[k] for k in sorted(cell)]
     return [_one_run(records, run_id) for run_id in run_ids]
 
@@ -54,7 +55,8 @@ def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     if missing:
         raise BenchError(f"run(s) {', '.join(missing)} have no per-class precision/recall "
                          "(recorded before `per_class` existed); re-run or `bench eval` them")
-    classes = list(dict.fromkeys(c for r in runs for c in r["per_class"]))
+    classes = sorted(dict.fromkeys(c for r in runs for c in r["per_class"]),
+                     key=lambda c: c != "background")  # background first, the rest as recorded
     rows = [{"class": c, **{f: _mean([r["per_class"].get(c, {}).get(f) for r in runs])
                             for f in FIELDS}} for c in classes]
     df = pd.DataFrame(rows, columns=["class", *FIELDS])
@@ -69,15 +71,15 @@ def _mean(values: list[Any]) -> float:
     return sum(got) / len(got) if got else math.nan
 
 
-def _heading(df: pd.DataFrame) -> str:
+def _heading(df: pd.DataFrame, title: str = TITLE) -> str:
     runs = df.attrs["runs"]
     what = runs[0] if len(runs) == 1 else f"mean of {len(runs)} runs"
-    return f"{TITLE} — {', '.join(df.attrs['variants'])} ({what})"
+    return f"{title} — {', '.join(df.attrs['variants'])} ({what})"
 
 
 def _leak_line(df: pd.DataFrame) -> str:
     leak = df.attrs["background_leak"]
-    return ("background leak: " + ("—" if math.isnan(leak) else f"{leak:.1f} %")
+    return ("in %, at each run's best t (as `harness.evaluate` records them); background leak: " + ("—" if math.isnan(leak) else f"{leak:.1f} %")
             + " (share of predicted-foreground pixels that are background in the GT: "
               "`among_predfg_bg` of CVI-SZU/CLIMS step/eval_cam.py)")
 
@@ -133,7 +135,7 @@ def plot_precision_recall(df: pd.DataFrame, path: Path | str) -> Path:
     ax.bar([i + 0.2 for i in idx], df["recall"].fillna(0), 0.4, label="recall")
     ax.set_xticks(list(idx), list(df["class"]), rotation=45, ha="right")
     ax.set_ylabel("%")
-    ax.set_title(_heading(df), fontsize="medium")
+    ax.set_title(_heading(df, "Per-class precision and recall"), fontsize="medium")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
