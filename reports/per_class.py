@@ -79,7 +79,8 @@ def _heading(df: pd.DataFrame, title: str = TITLE) -> str:
 
 def _leak_line(df: pd.DataFrame) -> str:
     leak = df.attrs["background_leak"]
-    return ("in %, at each run's best t (as `harness.evaluate` records them); background leak: " + ("—" if math.isnan(leak) else f"{leak:.1f} %")
+    return ("in %, at each run's best t (as `harness.evaluate` records them); background leak: "
+            + ("—" if math.isnan(leak) else f"{leak:.1f} %")
             + " (share of predicted-foreground pixels that are background in the GT: "
               "`among_predfg_bg` of CVI-SZU/CLIMS step/eval_cam.py)")
 

@@ -103,8 +103,8 @@ def _pairs_lines(df: pd.DataFrame) -> list[str]:
     if not pairs:
         return []
     if len(set(pairs.values())) == 1:
-        return [f"pairs (seed/teacher_seed) of every Δ: {next(iter(pairs.values()))}"]
-    return [f"pairs (seed/teacher_seed) of {row}: {p}" for row, p in pairs.items()]
+        return [f"pairs (seed/teacher_seed) of every Δ: {next(iter(pairs.values()))}."]
+    return [f"pairs (seed/teacher_seed) of {row}: {p}." for row, p in pairs.items()]
 
 
 def notes(df: pd.DataFrame) -> list[str]:
@@ -139,9 +139,15 @@ def to_csv(df: pd.DataFrame) -> str:
 
 
 def to_latex(df: pd.DataFrame) -> str:
+    """The table with its legend (what Δ vs ref, *, † and the threshold mean) as caption."""
     d = display_frame(df).drop(columns=["missing: run"], errors="ignore")
-    return d.to_latex(index=False, escape=True, caption=f"{df.attrs.get('title', '')} "
-                      f"({df.attrs.get('dataset', '')})", label=f"tab:{df.attrs.get('table', '')}")
+    caption = " ".join([f"{df.attrs.get('title', '')} ({df.attrs.get('dataset', '')}).",
+                        *legend(df)])
+    for raw, tex in (("\\", "\\textbackslash{}"), ("%", "\\%"), ("_", "\\_"), ("&", "\\&"),
+                     ("#", "\\#"), ("`", "")):
+        caption = caption.replace(raw, tex)
+    return d.to_latex(index=False, escape=True, caption=caption,
+                      label=f"tab:{df.attrs.get('table', '')}")
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:

@@ -273,7 +273,11 @@ def test_paired_delta_and_ci_equal_hand_computation(tmp_path):
     assert row["fp_ref_high"] == pytest.approx(-3.0 + T_975_DF2)
     md = to_markdown(df)
     assert f"+2.0 [{2 - half:+.1f}, {2 + half:+.1f}] n=3 |" in md
-    assert "pairs (seed/teacher_seed) of every Δ: 0/0 1/0 2/0" in md
+    assert "pairs (seed/teacher_seed) of every Δ: 0/0 1/0 2/0." in md
+    from reports.render import to_latex
+
+    tex = to_latex(df)
+    assert "paired by (seed, teacher\\_seed)" in tex and f"+2.0 [{2 - half:+.1f}, {2 + half:+.1f}] n=3" in tex
 
 
 def test_claim_needs_ci_off_zero_and_effect_above_noise(tmp_path, monkeypatch):
