@@ -7,6 +7,7 @@ the exact `bench run …` command that fills it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ COLUMNS = ["row", "variant", "settings", "n", "mean", "std", "published", "delta
            "context_fp_negative", "dead_classes", "threshold", "split"]
 METRIC = "seed_miou"
 PairKey = tuple[int, int]  # (seed, teacher_seed): the two seed axes a cell is measured over
+Seeds = int | Sequence[int]  # a count N (0 … N-1) or the seeds themselves
 
 
 def reference_label(dataset: str) -> str:
@@ -137,9 +139,48 @@ def cell_records(records: list[dict[str, Any]], row: Row, dataset: str, sets: li
     return by_pair
 
 
-def wanted_pairs(seeds: int, teacher_seeds: int = 1) -> list[PairKey]:
+def parse_seeds(text: str, option: str = "--seeds") -> Seeds:
+    """`5` → 5 (seeds 0 … 4), `10-14` → [10, …, 14], `3,7` → [3, 7], `2-2` → [2]: a list
+    names the only seeds a table counts (e.g. held-out seeds for a final check)."""
+    try:
+        if text.strip().isdigit():
+            seed_values(int(text))  # a count must be ≥ 1
+            return int(text)
+        values = []
+        for part in text.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            values += range(int(lo), int(hi) + 1) if dash else [int(lo)]
+        return seed_values(values)
+    except (ValueError, BenchError):
+        raise BenchError(f"{option} {text!r}: give a count (5), a range (10-14, 2-2) or a "
+                         "list (3,7) of seeds ≥ 0") from None
+
+
+def seed_values(seeds: Seeds) -> list[int]:
+    """The seeds a complete cell has: a count N means 0 … N-1."""
+    values = list(range(seeds)) if isinstance(seeds, int) else sorted({int(s) for s in seeds})
+    if not values or values[0] < 0:
+        raise BenchError(f"seeds must be ≥ 1 in number and ≥ 0 (got {seeds!r})")
+    return values
+
+
+def wanted_pairs(seeds: Seeds, teacher_seeds: Seeds = 1) -> list[PairKey]:
     """Every (seed, teacher_seed) a complete cell has: seeds × teacher seeds."""
-    return [(s, t) for t in range(teacher_seeds) for s in range(seeds)]
+    return [(s, t) for t in seed_values(teacher_seeds) for s in seed_values(seeds)]
+
+
+def only_listed(cell: dict[PairKey, dict[str, Any]], seeds: Seeds, teacher_seeds: Seeds
+                ) -> dict[PairKey, dict[str, Any]]:
+    """A count keeps every pair the store has; a list keeps only the listed seeds."""
+    keep_s = None if isinstance(seeds, int) else set(seed_values(seeds))
+    keep_t = None if isinstance(teacher_seeds, int) else set(seed_values(teacher_seeds))
+    return {k: r for k, r in cell.items()
+            if (keep_s is None or k[0] in keep_s) and (keep_t is None or k[1] in keep_t)}
+
+
+def teacher_axis(teacher_seeds: Seeds) -> bool:
+    """Does the table run other teachers than the default (then commands name it)?"""
+    return seed_values(teacher_seeds) != [0]
 
 
 def run_command(row: Row, dataset: str, missing: list[PairKey], sets: list[str] = (),
@@ -173,14 +214,15 @@ def _seed_loop(base: list[str], seeds: list[int], teacher: str) -> str:
 
 
 def compile_table(table: Table | str, records: list[dict[str, Any]] | None = None,
-                  dataset: str = "synth", runs_dir: Path | str | None = None, seeds: int = 1,
+                  dataset: str = "synth", runs_dir: Path | str | None = None, seeds: Seeds = 1,
                   sets: list[str] = (), epochs: int | None = None, strict: bool = True,
-                  teacher_seeds: int = 1, threshold: str = "best",
+                  teacher_seeds: Seeds = 1, threshold: str = "best",
                   mixed_provenance: bool = False) -> pd.DataFrame:
     """The table as a DataFrame (one row per table row, columns `COLUMNS`).
 
-    `seeds` × `teacher_seeds`: the (seed, teacher_seed) pairs a complete cell has; cells
-    with fewer carry the command for the rest. `sets`/`epochs`: extra settings every cell
+    `seeds` × `teacher_seeds`: the (seed, teacher_seed) pairs a complete cell has (a count
+    N: 0 … N-1, and other pairs in the store count too; a list: only those); cells with
+    fewer carry the command for the rest. `sets`/`epochs`: extra settings every cell
     was run with (and the records must have). `strict=False` matches on variant + the row's
     own settings only. `threshold`: which seed mIoU (best | fixed | heldout). Rows whose
     records differ in provenance are refused unless `mixed_provenance` (then flagged).
@@ -191,8 +233,9 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
         from harness.store import ResultsStore
 
         records = ResultsStore(runs_dir).records()
-    cells = [cell_records(records, row, dataset, list(sets), epochs, strict,
-                          metric_field(row, threshold)) for row in table.rows]
+    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
+                                      metric_field(row, threshold)), seeds, teacher_seeds)
+             for row in table.rows]
     mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(table.rows, cells,
                                                                                strict=True)
                                 for key, rec in cell.items()])
@@ -210,7 +253,7 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
             **_measured(row, cell, threshold, dataset),
             **_paired_columns(row, ref, cell, ref_cell, threshold),
             "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir,
-                                   teacher_seeds > 1, threshold) if missing else "",
+                                   teacher_axis(teacher_seeds), threshold) if missing else "",
         })
     df = pd.DataFrame(out, columns=COLUMNS)
     df.attrs.update(table=table.name, title=table.title, dataset=dataset,

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import cell_records, metric_field, wanted_pairs
+from reports.compile import Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
 from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
 
@@ -44,9 +44,9 @@ class Job:
                            if self.threshold_split else []))
 
 
-def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dict[str, Any]],
+def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[dict[str, Any]],
                  sets: list[str] = (), epochs: int | None = None,
-                 teacher_seeds: int = 1, threshold: str = "best") -> list[Job]:
+                 teacher_seeds: Seeds = 1, threshold: str = "best") -> list[Job]:
     """One job per (cell, seed, teacher seed) not in the store; cells that are the same run
     (e.g. the default `semples` row and `λ = 0.05`) are run once. Control rows (the oracle)
     are read from their variant's runs and never add a job. `threshold="heldout"`: a run
@@ -63,25 +63,25 @@ def missing_jobs(table: Table | str, dataset: str, seeds: int, records: list[dic
             if (seed, teacher) in have or key in seen:
                 continue
             seen.add(key)
-            teacher_set = [f"teacher_seed={teacher}"] if teacher_seeds > 1 or teacher else []
+            teacher_set = [f"teacher_seed={teacher}"] if teacher_axis(teacher_seeds) else []
             jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
                             teacher, split))
     return jobs
 
 
-def reproduce(table: str, dataset: str = "synth", seeds: int = 1, sets: list[str] = (),
+def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[str] = (),
               epochs: int | None = None, runs_dir: Path | str | None = None,
               cache_dir: Path | None = None, wandb_mode: str | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
-              dry_run: bool = False, devices: str | None = None, teacher_seeds: int = 1,
+              dry_run: bool = False, devices: str | None = None, teacher_seeds: Seeds = 1,
               threshold: str = "best", **paths: Any) -> dict[str, list]:
     """Run what is missing (seeds × teacher_seeds per cell); returns {"ran": [...],
     "failed": [...], "skipped": [...]}."""
     from harness.errors import BenchError
     from harness.registry import get_variant
 
-    if workers < 1 or seeds < 1 or teacher_seeds < 1:
-        raise BenchError("--workers, --seeds and --teacher-seeds must be ≥ 1")
+    if workers < 1:
+        raise BenchError("--workers must be ≥ 1")
     records = ResultsStore(runs_dir).records()
     jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds,
                         threshold)

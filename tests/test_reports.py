@@ -323,6 +323,48 @@ def test_teacher_seed_is_a_second_seed_axis(tmp_path):
                                       " --dataset synth --seed $s --set teacher_seed=$t; done; done")
 
 
+def test_seed_lists_count_only_their_seeds(tmp_path):
+    """`--seeds 10-11 --teacher-seeds 2`: held-out seeds and teacher, nothing else counted;
+    a count keeps counting every pair in the store."""
+    from harness.errors import BenchError
+    from reports.compile import parse_seeds
+
+    assert parse_seeds("5") == 5 and parse_seeds("10-12") == [10, 11, 12] and parse_seeds("2-2") == [2]
+    assert parse_seeds("3,7, 9-10") == [3, 7, 9, 10]
+    for bad in ("0", "x", "5-", "-1", ""):
+        with pytest.raises(BenchError, match="--seeds"):
+            parse_seeds(bad)
+    root = tmp_path / "runs"
+    fat_record(root, "qa-clims/no-fat", 0, 60.0)
+    fat_record(root, "qa-clims/no-fat", 10, 70.0, 2)
+    fat_record(root, "qa-clims", 10, 73.0, 2)
+    recs = ResultsStore(root).records()
+    held = compile_table("fat", recs, strict=False, seeds=[10, 11], teacher_seeds=[2])
+    assert list(held["n"]) == [1, 1] and held.loc[0, "mean"] == 70.0
+    assert held.loc[1, "ref_delta"] == 3.0 and held.loc[1, "ref_pairs"] == "10/2"
+    assert held.loc[1, "command"] == ("bench run qa-clims --dataset synth --seed 11 "
+                                      "--set teacher_seed=2")
+    assert compile_table("fat", recs, strict=False, seeds=1).loc[0, "n"] == 2
+    jobs = missing_jobs("fat", "synth", [10, 11], recs, teacher_seeds=[2])
+    assert [(j.row.variant, j.seed, j.teacher_seed) for j in jobs] == [
+        ("qa-clims/no-fat", 11, 2), ("qa-clims", 11, 2)]
+
+
+def test_reproduce_cli_dry_run_with_held_out_seeds(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "harness", "reproduce", "fat", "--dry-run", "--seeds", "10-11",
+           "--teacher-seeds", "2-2", "--runs-dir", str(tmp_path / "runs"), "--format", "csv"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "fat: 4 missing run(s)" in proc.stderr  # 2 rows × seeds 10, 11 × teacher seed 2
+    assert "would run: bench run qa-clims --dataset synth --seed 11 --set teacher_seed=2" in proc.stderr
+    proc = subprocess.run([*cmd[:7], "10-x"], capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "--seeds '10-x'" in lines[0], proc.stderr
+
+
 def test_strict_cell_keeps_every_teacher_seed(tmp_path):
     """Strict matching compares every resolved setting but teacher_seed, which is an axis;
     `--set teacher_seed=1` selects that teacher only."""

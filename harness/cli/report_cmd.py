@@ -102,8 +102,9 @@ def report_command(
     wandb_log: bool = typer.Option(False, "--wandb", help="also log the table to W&B "
                                    "(mode from WANDB_MODE, offline by default)"),
     runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
-    seeds: int = typer.Option(1, help="seeds a complete cell has (0 … N-1)"),
-    teacher_seeds: int = typer.Option(1, help="teacher seeds a complete cell has (0 … M-1); "
+    seeds: str = typer.Option("1", help="seeds a complete cell has: N (0 … N-1), or only "
+                              "these: 10-14, 3,7, 2-2 (one seed)"),
+    teacher_seeds: str = typer.Option("1", help="teacher seeds a complete cell has, as --seeds; "
                                       "a second seed axis, cells are paired by both"),
     threshold: str = typer.Option("best", help="which seed mIoU: best (best t on the eval GT), "
                                   "fixed (t = 0.15) or heldout (t chosen on a held-out split)"),
@@ -119,6 +120,7 @@ def report_command(
     """A paper table from the results store: measured mean ± std, n, paired Δ to the
     table's reference row with a 95 % CI, published, Δ; or a run's per-class table."""
     from reports import get_table, table_names
+    from reports.compile import parse_seeds
     from reports.per_class import NAME, TITLE
 
     if list_ or table is None:
@@ -133,18 +135,19 @@ def report_command(
         return
     if run or variant:
         raise BenchError("--run/--variant go with --table per-class")
-    _emit(table, dataset, runs_dir, fmt, out, plot_path, wandb_log, seeds=seeds,
-          teacher_seeds=teacher_seeds, sets=set_, epochs=epochs, threshold=threshold,
-          mixed_provenance=mixed_provenance)
+    _emit(table, dataset, runs_dir, fmt, out, plot_path, wandb_log, seeds=parse_seeds(seeds),
+          teacher_seeds=parse_seeds(teacher_seeds, "--teacher-seeds"), sets=set_, epochs=epochs,
+          threshold=threshold, mixed_provenance=mixed_provenance)
 
 
 @app.command("reproduce")
 def reproduce_command(
     table: str = typer.Argument(..., help="table name (bench report --list)"),
     dataset: str = typer.Option("synth", help="synth, voc or coco"),
-    seeds: int = typer.Option(1, help="seeds per cell (0 … N-1)"),
-    teacher_seeds: int = typer.Option(1, help="teacher seeds per cell (0 … M-1): every cell "
-                                      "runs seeds × teacher seeds"),
+    seeds: str = typer.Option("1", help="seeds per cell: N (0 … N-1), or these: 10-14, 3,7, "
+                              "2-2 (one seed)"),
+    teacher_seeds: str = typer.Option("1", help="teacher seeds per cell, as --seeds: every "
+                                      "cell runs seeds × teacher seeds"),
     threshold: str = typer.Option("best", help="report best, fixed or heldout seed mIoU "
                                   "(heldout: runs pick t on the held-out split)"),
     mixed_provenance: bool = typer.Option(False, "--mixed-provenance",
@@ -169,12 +172,12 @@ def reproduce_command(
 ) -> None:
     """Run the TABLE cells missing from the results store (resumable), then report."""
     from reports import get_table
-    from reports.compile import metric_field
+    from reports.compile import check_threshold, parse_seeds
     from reports.reproduce import reproduce
-    from reports.tables import Row
 
     get_table(table)
-    metric_field(Row("", "", None), threshold)  # a bad --threshold fails before any run
+    check_threshold(threshold)  # a bad --threshold or seed list fails before any run
+    seeds, teacher_seeds = parse_seeds(seeds), parse_seeds(teacher_seeds, "--teacher-seeds")
     result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
                        device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
                        teacher_seeds=teacher_seeds, threshold=threshold, data_root=data_root,
