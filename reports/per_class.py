@@ -1,13 +1,12 @@
 """`bench report --table per-class`: per-class IoU, precision, recall, FP and FN (FP and FN
 divided by the class's union, as the SemPLeS/WeakTr evaluation prints them) and the
-background-leak ratio of one run, or the mean over a variant's runs; a PNG of per-class
-precision and recall. Reads the `per_class` / `background_leak` fields of result.json
+background-leak ratio of one run, or the mean over a variant's runs (`as_record` gives it
+the shape `bench eval --plot` draws from). Reads the `per_class` / `background_leak` fields of result.json
 (percent, as `harness.evaluate` records them)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -61,9 +60,18 @@ def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                             for f in FIELDS}} for c in classes]
     df = pd.DataFrame(rows, columns=["class", *FIELDS])
     df.attrs.update(runs=[r.get("run_id", "?") for r in runs],
+                    best_threshold=runs[0].get("best_threshold") if len(runs) == 1 else None,
                     variants=sorted({str(r.get("variant")) for r in runs}),
                     background_leak=_mean([r.get("background_leak") for r in runs]))
     return df
+
+
+def as_record(df: pd.DataFrame) -> dict[str, Any]:
+    """The frame as a result record's `per_class` (+ the run's best t for one run), the
+    shape `harness.cli.summary.write_pr_plot` draws precision/recall bars from."""
+    per_class = {r["class"]: {f: None if math.isnan(r[f]) else float(r[f]) for f in FIELDS}
+                 for _, r in df.iterrows()}
+    return {"per_class": per_class, "best_threshold": df.attrs.get("best_threshold")}
 
 
 def _mean(values: list[Any]) -> float:
@@ -71,7 +79,7 @@ def _mean(values: list[Any]) -> float:
     return sum(got) / len(got) if got else math.nan
 
 
-def _heading(df: pd.DataFrame, title: str = TITLE) -> str:
+def heading(df: pd.DataFrame, title: str = TITLE) -> str:
     runs = df.attrs["runs"]
     what = runs[0] if len(runs) == 1 else f"mean of {len(runs)} runs"
     return f"{title} — {', '.join(df.attrs['variants'])} ({what})"
@@ -91,7 +99,7 @@ def _cells(df: pd.DataFrame) -> list[list[str]]:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    lines = [f"### {_heading(df)}", "", "| class | " + " | ".join(FIELDS) + " |",
+    lines = [f"### {heading(df)}", "", "| class | " + " | ".join(FIELDS) + " |",
              "|" + "---|" * (len(FIELDS) + 1)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _cells(df)]
     lines += ["", f"- {_leak_line(df)}", f"- runs: {', '.join(df.attrs['runs'])}"]
@@ -111,7 +119,7 @@ def print_table(df: pd.DataFrame, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=_heading(df))
+    t = Table(title=heading(df))
     for col in ("class", *FIELDS):
         t.add_column(col, justify="left" if col == "class" else "right")
     for cells in _cells(df):
@@ -119,26 +127,3 @@ def print_table(df: pd.DataFrame, console=None) -> None:
     console.print(t)
     console.print(_leak_line(df), highlight=False, soft_wrap=True)
     console.print(f"runs: {', '.join(df.attrs['runs'])}", highlight=False, soft_wrap=True)
-
-
-def plot_precision_recall(df: pd.DataFrame, path: Path | str) -> Path:
-    """Per-class precision and recall side by side (the pair a higher mIoU can hide)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    idx = range(len(df))
-    ax.bar([i - 0.2 for i in idx], df["precision"].fillna(0), 0.4, label="precision")
-    ax.bar([i + 0.2 for i in idx], df["recall"].fillna(0), 0.4, label="recall")
-    ax.set_xticks(list(idx), list(df["class"]), rotation=45, ha="right")
-    ax.set_ylabel("%")
-    ax.set_title(_heading(df, "Per-class precision and recall"), fontsize="medium")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

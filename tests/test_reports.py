@@ -478,8 +478,12 @@ def test_report_cli_refuses_mixed_provenance_in_one_line(tmp_path):
 
 
 def test_per_class_table_and_precision_recall_plot(tmp_path):
+    import os
+    import subprocess
+    import sys
+
     from harness.errors import BenchError
-    from reports.per_class import per_class_frame, plot_precision_recall, select_runs
+    from reports.per_class import as_record, per_class_frame, select_runs
     from reports.per_class import to_markdown as per_class_md
 
     root = tmp_path / "runs"
@@ -489,7 +493,7 @@ def test_per_class_table_and_precision_recall_plot(tmp_path):
               "boat": {"iou": 44.0, "precision": 60.0, "recall": 60.0, "fp": 30.0, "fn": 26.0}}]
     for seed in range(2):
         fat_record(root, "cam", seed, 40.0, per_class=stats[seed], background_leak=20.0 + 10 * seed,
-                   run_id=f"20250101-cam-s{seed}")
+                   run_id=f"20250101-cam-s{seed}", best_threshold=0.25)
     recs = ResultsStore(root).records()
     one = per_class_frame(select_runs(recs, ["20250101-cam-s1"]))
     assert one.set_index("class").loc["boat", "precision"] == 60.0
@@ -499,7 +503,14 @@ def test_per_class_table_and_precision_recall_plot(tmp_path):
     assert both.attrs["background_leak"] == pytest.approx(25.0)
     md = per_class_md(both)
     assert "| boat | 42.0 | 55.0 | 65.0 | 37.5 | 20.5 |" in md and "background leak: 25.0 %" in md
-    png = plot_precision_recall(both, tmp_path / "pr.png")
+    assert as_record(both)["per_class"]["boat"]["recall"] == 65.0
+    assert as_record(both)["best_threshold"] is None and as_record(one)["best_threshold"] == 0.25
+    # the CLI: the table on the terminal and the same PNG `bench eval --plot` writes
+    png = tmp_path / "pr.png"
+    proc = subprocess.run([sys.executable, "-m", "harness", "report", "--table", "per-class",
+                           "--variant", "cam", "--runs-dir", str(root), "--plot", str(png)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert proc.returncode == 0 and "background leak: 25.0 %" in proc.stdout, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     with pytest.raises(BenchError, match="2 runs start with it"):
         select_runs(recs, ["20250101-cam"])

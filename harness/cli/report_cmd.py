@@ -33,18 +33,23 @@ def _emit(name: str, dataset: str, runs_dir: Path | None, fmt: str | None, out: 
 def _emit_per_class(run_ids: list[str], variant: str | None, dataset: str,
                     runs_dir: Path | None, sets: list[str], epochs: int | None, fmt: str | None,
                     out: Path | None, plot_path: Path | None) -> None:
+    from harness.cli.eval_cmd import check_plot_path
+    from harness.cli.summary import write_pr_plot
     from harness.store import ResultsStore
-    from reports.per_class import per_class_frame, plot_precision_recall, print_table, render, select_runs
+    from reports.per_class import as_record, heading, per_class_frame, print_table, render, select_runs
 
     fmt = _format(fmt, out)
+    if plot_path is not None:
+        check_plot_path(plot_path)
     runs = select_runs(ResultsStore(runs_dir).records(), run_ids, variant, dataset, sets, epochs)
     df = per_class_frame(runs)
     if fmt is not None:
         _write(render(df, fmt), out)
     else:
         print_table(df)
-    if plot_path is not None:
-        typer.echo(f"wrote {plot_precision_recall(df, plot_path)}", err=True)
+    if plot_path is not None:  # the same precision/recall bars as `bench eval --plot`
+        write_pr_plot(as_record(df), plot_path, heading(df, "Per-class precision and recall"))
+        typer.echo(f"wrote {plot_path}", err=True)
 
 
 def _format(fmt: str | None, out: Path | None) -> str | None:

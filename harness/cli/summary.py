@@ -85,7 +85,8 @@ def write_pr_plot(record: dict[str, Any], path: Path, title: str) -> None:
     ax.set_xticks(x, names, rotation=60, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")
-    ax.set_title(f"{title}, t = {record['best_threshold']:.2f}")
+    t = record.get("best_threshold")  # None: a mean over runs with their own t
+    ax.set_title(title if t is None else f"{title}, t = {t:.2f}")
     ax.legend()
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
