@@ -310,8 +310,10 @@ def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any
                       f"{prefix}_high": math.nan})
     if ref is None or ref is row:
         return blank
+    # the oracle is scored at its own best t, so it is compared with the reference's best t
+    ref_rule = "best" if row.control == "oracle" else threshold
     mine = _values(cell, metric_field(row, threshold))
-    delta = paired_delta(mine, _values(ref_cell, metric_field(ref, threshold)))
+    delta = paired_delta(mine, _values(ref_cell, metric_field(ref, ref_rule)))
     fp = paired_delta(_values(cell, fp_field(row)), _values(ref_cell, fp_field(ref)))
     out = {**blank, **_delta_columns("ref", delta, protocol.NOOP_NOISE_MIOU),
            **_delta_columns("fp_ref", fp, protocol.NOOP_NOISE_CONTEXT_FP)}

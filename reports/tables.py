@@ -64,7 +64,8 @@ def _fmt(v: Any) -> str:
 
 ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", P.Published(
     None, "positive control", "cam's maps with the co-occurring context zeroed: the headroom "
-    "a method that removes co-occurring context can reach (issue 11); no paper number"),
+    "a method that removes co-occurring context can reach (issue 11); no paper number; scored "
+    "at its own best t, its Δ against the reference's best-t mIoU whatever --threshold"),
     control="oracle")
 
 

@@ -397,6 +397,12 @@ def test_controls_oracle_row_negative_control_and_dead_classes(tmp_path):
     md = to_markdown(df)
     assert "| neg. control FP % | dead classes |" in md
     assert math.isnan(oracle["context_fp_negative"])
+    # at --threshold fixed the oracle (best t only) is still paired with cam's best t
+    recs = ResultsStore(root).records()
+    for rec in recs:
+        rec["seed_miou_fixed"] = rec["seed_miou"] - 10
+    fixed = compile_table("seeds", recs, seeds=2, strict=False, threshold="fixed")
+    assert fixed.iloc[-1]["ref_delta"] == pytest.approx(40.5) and fixed.iloc[0]["mean"] == 30.5
     # an oracle cell is read from cam's runs: reproduce never runs it on its own
     jobs = missing_jobs("seeds", "synth", 2, ResultsStore(root).records())
     assert {j.row.variant for j in jobs} == {"semples", "qa-clims"}
