@@ -238,7 +238,7 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
              for row in table.rows]
     mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(table.rows, cells,
                                                                                strict=True)
-                                for key, rec in cell.items()])
+                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
     if mismatch and not mixed_provenance:
         raise BenchError(f"{mismatch}; pass --mixed-provenance to show them anyway, flagged")
     want = wanted_pairs(seeds, teacher_seeds)

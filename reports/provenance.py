@@ -15,9 +15,11 @@ COLUMN_KEYS = ("split", "n_images", "gt_source", "scales", "flips", "crf", "clas
 TEACHER_KEY = "clip_weights_sha256"
 
 
-def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]]) -> str:
+def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]], metric: str = "seed_miou"
+                    ) -> str:
     """One line naming each provenance key whose value differs across the given (row label,
-    teacher seed, record) triples, with the rows that have each value; "" when they agree."""
+    teacher seed, record) triples, with the rows that have each value; "" when they agree.
+    `metric`: the seed mIoU field shown, whose recorded threshold rule must agree too."""
     seen: dict[str, dict[str, list[str]]] = {}
     for label, teacher, rec in labelled:
         prov = rec.get("provenance")
@@ -26,6 +28,9 @@ def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]]) -> str:
         for key in COLUMN_KEYS:
             if prov.get(key) is not None:  # None: the run could not know it
                 _note(seen, key, prov[key], label)
+        rule = prov.get("threshold_rule")
+        if isinstance(rule, dict) and rule.get(metric) is not None:
+            _note(seen, f"threshold_rule of {metric}", rule[metric], label)
         if prov.get(TEACHER_KEY) is not None:  # None: a run without a teacher (cam)
             _note(seen, f"{TEACHER_KEY} (teacher_seed {teacher})", prov[TEACHER_KEY], label)
     parts = [f"{key}: " + " vs ".join(f"{value} ({', '.join(rows)})"

@@ -460,6 +460,14 @@ def test_provenance_mismatch_is_refused_or_flagged(tmp_path):
     fat_record(unknown, "qa-clims", 0, 61.0,
                provenance={**PROV, "clip_weights_sha256": None, "scales": None})
     assert compile_table("fat", ResultsStore(unknown).records(), strict=False).loc[1, "n"] == 1
+    # the threshold rule of the shown seed mIoU (here another sweep grid) must agree too
+    grid = tmp_path / "grid"
+    fat_record(grid, "qa-clims/no-fat", 0, 60.0, provenance=PROV)
+    fat_record(grid, "qa-clims", 0, 61.0, provenance={**PROV, "threshold_rule": {
+        "seed_miou": "best of 0.1…0.9 on the eval masks (peeks)"}})
+    with pytest.raises(BenchError, match="threshold_rule of seed_miou: best of 0.05…0.95 on the "
+                       "eval masks \\(peeks\\) \\(without FAT\\) vs best of 0.1…0.9"):
+        compile_table("fat", ResultsStore(grid).records(), strict=False)
     fat_record(root, "qa-clims/no-fat", 1, 60.0, provenance={**PROV, "clip_weights_sha256": "d" * 64})
     fat_record(root, "qa-clims", 0, 61.0, provenance=PROV)  # newer seed-0 record, same protocol
     with pytest.raises(BenchError, match=r"clip_weights_sha256 \(teacher_seed 0\): aaaaaaaaaaaa "
