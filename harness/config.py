@@ -38,6 +38,9 @@ class MethodConfig:
     crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0)
     cam_epochs: int = hp(8, "epochs of the cached CAM classifier stage", ge=1)
     cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
+    cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
+    cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
+                            "(0 = crop_size)", ge=0)
     # the embedded benchmark
     p_cooccur: float = hp(0.8, "synth: probability an object sits on its context", ge=0, le=1)
     n_train: int = hp(1200, "synth: training images", ge=8)
@@ -121,6 +124,7 @@ class RunConfig:
     clip_weights: str | None = None
     backbone_weights: str | None = None
     vqa_path: str | None = None
+    cam_weights: str | None = None
     allow_random_weights: bool = False
     threshold_split: str | None = None  # held-out labelled split that picks t (--threshold-split)
 

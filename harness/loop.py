@@ -62,6 +62,7 @@ def train_stage(ctx: RunContext, stage: Stage) -> None:
     batches = stage.batches or (lambda epoch: ctx.loader("train", seed_offset=epoch))
     steps_per_epoch = len(batches(0))
     total = steps_per_epoch * stage.epochs
+    ctx.log(f"{stage.name}: {stage.epochs} epochs of {steps_per_epoch} steps")
     opt = make_optimizer(stage)
     ckpt = ctx.stages.partial_dir(stage.name, stage.key) / "last.pt"
     start = _resume(ckpt, stage, opt, ctx) if ctx.resume else 0

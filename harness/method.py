@@ -27,24 +27,32 @@ class Method:
     name: ClassVar[str]
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     needs_teacher: ClassVar[bool] = True
-    epochs_field: ClassVar[str] = "epochs"  # the field `--epochs` sets
+    # stage name → the setting holding its epochs; `--epochs N` sets every one of them
+    epoch_fields: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         """Paper settings per dataset, applied before the variant's and the user's."""
         return {}
 
+    @classmethod
+    def stage_epochs(cls, params: MethodConfig) -> dict[str, int]:
+        """Epochs of each stage these settings train (recorded as `stage_epochs`)."""
+        return {stage: getattr(params, name) for stage, name in cls.epoch_fields.items()}
+
     def train(self, ctx: RunContext) -> CamNet:
         raise NotImplementedError
 
 
 def data_options(dataset: str, params: MethodConfig, cache_dir: Path, root: str | None = None,
-                 seed: int = 0) -> dict[str, Any]:
-    """Keyword options of `load_dataset` for these settings (shared by run and eval)."""
+                 seed: int = 0, crop_size: int | None = None) -> dict[str, Any]:
+    """Keyword options of `load_dataset` for these settings (shared by run and eval);
+    `crop_size` None: the method's own."""
     from harness.data.synth import SynthSpec
 
+    crop = params.crop_size if crop_size is None else crop_size
     opts: dict[str, Any] = {"cache_dir": cache_dir, "limit": params.limit, "root": root,
-                            "crop_size": params.crop_size, "seed": seed}
+                            "crop_size": crop, "seed": seed}
     if dataset == "synth":
         opts["spec"] = SynthSpec(image_size=params.image_size, p_cooccur=params.p_cooccur,
                                  n_train=params.n_train, n_eval=params.n_eval)
@@ -63,6 +71,7 @@ class RunContext:
     on_epoch: Callable[[str, int, dict[str, float]], None] | None = None
     teacher_info: dict[str, Any] = field(default_factory=dict)
     show_progress: bool = True
+    cam_checkpoint_sha256: str | None = None  # set when the CAM stage came from --cam-weights
 
     @property
     def params(self) -> MethodConfig:
@@ -74,20 +83,19 @@ class RunContext:
 
         return StageCache(self.cache_dir, log=self.log)
 
-    def dataset(self, split: str) -> SegDataset:
-        return self._datasets(split)
-
-    def _datasets(self, split: str) -> SegDataset:
+    def dataset(self, split: str, crop_size: int | None = None) -> SegDataset:
+        """`split` of this run's data; `crop_size` None: the method's training crop."""
         cache = self.__dict__.setdefault("_ds_cache", {})
-        if split not in cache:
-            cache[split] = load_dataset(self.cfg.dataset, split, **self.data_options())
-        return cache[split]
+        if (split, crop_size) not in cache:
+            cache[split, crop_size] = load_dataset(self.cfg.dataset, split,
+                                                   **self.data_options(crop_size))
+        return cache[split, crop_size]
 
-    def data_options(self) -> dict[str, Any]:
+    def data_options(self, crop_size: int | None = None) -> dict[str, Any]:
         return data_options(self.cfg.dataset, self.params, self.cache_dir, self.cfg.data_root,
-                            self.cfg.seed)
+                            self.cfg.seed, crop_size)
 
-    def data_key(self) -> dict[str, Any]:
+    def data_key(self, crop_size: int | None = None) -> dict[str, Any]:
         """What identifies the training data, for stage-cache keys."""
         p = self.params
         key: dict[str, Any] = {"dataset": self.cfg.dataset, "limit": p.limit}
@@ -95,8 +103,16 @@ class RunContext:
             key.update(image_size=p.image_size, p_cooccur=p.p_cooccur, n_train=p.n_train)
         else:
             env_root = os.environ.get(f"BENCH_{self.cfg.dataset.upper()}_ROOT")
-            key.update(root=self.cfg.data_root or env_root, crop_size=p.crop_size)
+            key.update(root=self.cfg.data_root or env_root,
+                       crop_size=p.crop_size if crop_size is None else crop_size)
         return key
+
+    def cam_stage_settings(self) -> dict[str, Any]:
+        """The CAM stage's own batch and crop (0 = the method's), resolved: one baseline
+        per (dataset, seed) whichever method asks for it."""
+        p = self.params
+        return {"batch_size": p.cam_batch_size or p.batch_size,
+                "crop_size": p.cam_crop_size or p.crop_size}
 
     def synth_teacher_spec(self):
         """The embedded teacher this run uses (synth only): its recipe with `teacher_seed`."""
@@ -124,10 +140,10 @@ class RunContext:
         return teacher.to(self.device)
 
     def loader(self, split: str = "train", batch_size: int | None = None, shuffle: bool = True,
-               seed_offset: int = 0) -> torch.utils.data.DataLoader:
+               seed_offset: int = 0, crop_size: int | None = None) -> torch.utils.data.DataLoader:
         g = torch.Generator().manual_seed(self.cfg.seed * 1000 + seed_offset)
         cuda = self.device.type == "cuda"
-        ds, bs = self.dataset(split), batch_size or self.params.batch_size
+        ds, bs = self.dataset(split, crop_size), batch_size or self.params.batch_size
         # drop the ragged last batch, but never every batch (a `limit` below the batch size)
         return torch.utils.data.DataLoader(
             ds, batch_size=bs, shuffle=shuffle, drop_last=shuffle and len(ds) > bs, generator=g,

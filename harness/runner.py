@@ -29,21 +29,41 @@ from harness.tracking import Tracker, resolve_mode
 
 def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
                    epochs: int | None = None, device: str = "auto", **paths: Any) -> RunConfig:
-    """Variant → dataset defaults → variant overrides → --set → validated frozen config."""
+    """Dataset defaults → variant overrides → --epochs (every stage) → --set → validated
+    frozen config. `paths`: data_root, clip_weights, backbone_weights, vqa_path, cam_weights
+    (file paths) and allow_random_weights."""
     v = get_variant(variant)
     method = get_method(v.family)
     cls = method.config_cls
     values = {**method.dataset_defaults(dataset), **v.overrides()}
-    values.update(parse_sets(cls, list(sets)))
     if epochs is not None:
-        values[method.epochs_field] = epochs
+        values.update({name: epochs for name in method.epoch_fields.values()})
+    values.update(parse_sets(cls, list(sets)))
     params = cls(**values).validate()
+    cam_weights = paths.get("cam_weights")
+    if cam_weights is not None and not Path(cam_weights).is_file():
+        raise BenchError(f"--cam-weights file {cam_weights} does not exist")
     return RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
                      device=resolve_device(device), params=params,
                      **{k: (str(p) if p is not None else None) for k, p in paths.items()
-                        if k in ("data_root", "clip_weights", "backbone_weights", "vqa_path")},
+                        if k in _PATH_OPTIONS},
                      allow_random_weights=bool(paths.get("allow_random_weights", False)),
                      threshold_split=paths.get("threshold_split") or None)
+
+
+_PATH_OPTIONS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights")
+
+
+def stage_epochs(cfg: RunConfig) -> dict[str, int]:
+    """The epochs of every stage this run trains (the CAM stage none with --cam-weights)."""
+    epochs = get_method(cfg.method).stage_epochs(cfg.params)
+    if cfg.cam_weights:
+        epochs.pop("cam", None)
+    return epochs
+
+
+def stage_epochs_line(epochs: dict[str, int]) -> str:
+    return "epochs per stage: " + ", ".join(f"{s} {n}" for s, n in epochs.items())
 
 
 def resolve_device(device: str) -> str:
@@ -90,11 +110,13 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
         seed_everything(cfg.seed)
         ctx.dataset("train")  # a missing or incomplete data root is the first error, before weights
         _check_threshold_split(ctx)
+        log(stage_epochs_line(record["stage_epochs"]))
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
         record.update(scores.as_record())
         record.update(status="ok", teacher=ctx.teacher_info,
-                      stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
+                      stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses},
+                      cam_checkpoint_sha256=ctx.cam_checkpoint_sha256)
     except NonFiniteLoss as exc:
         record.update(status="failed", error=str(exc))
     except BaseException:
@@ -125,6 +147,7 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
                         else platform.processor() or platform.machine()),
         "git_rev": git_revision(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
+        "stage_epochs": stage_epochs(cfg),
         "host": platform.node(), "pid": os.getpid(),
         # float reductions on CPU depend on the thread count (a parallel worker gets fewer
         # threads), so bit-identical reruns need the same count: record it

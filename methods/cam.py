@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from harness.generator import CamNet, build_generator
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
-from harness.registry import register_method
+from harness.registry import register_method, register_variant
 
 # The CAM stage is one checkpoint shared by every method that starts from it, so it trains
 # with its own settings (cam_lr, cam_epochs and this head multiplier, the IRN reference's
@@ -22,10 +22,11 @@ CAM_HEAD_LR_MULT = 10.0
 
 
 def cam_stage_deps(ctx: RunContext) -> dict:
-    p = ctx.params
-    return {"data": ctx.data_key(), "backbone": p.backbone, "epochs": p.cam_epochs,
-            "lr": p.cam_lr, "head_lr_mult": CAM_HEAD_LR_MULT, "batch_size": p.batch_size,
-            "seed": ctx.cfg.seed, "backbone_weights": ctx.cfg.backbone_weights}
+    p, own = ctx.params, ctx.cam_stage_settings()
+    return {"data": ctx.data_key(own["crop_size"]), "backbone": p.backbone,
+            "epochs": p.cam_epochs, "lr": p.cam_lr, "head_lr_mult": CAM_HEAD_LR_MULT,
+            "batch_size": own["batch_size"], "seed": ctx.cfg.seed,
+            "backbone_weights": ctx.cfg.backbone_weights}
 
 
 def new_generator(ctx: RunContext) -> CamNet:
@@ -43,14 +44,19 @@ def classification_loss(model: CamNet, batch: dict):
 
 def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     """The CAM classifier of this run's data and seed, trained once and cached."""
-    p = ctx.params
+    p, own = ctx.params, ctx.cam_stage_settings()
+    if ctx.cfg.cam_weights:  # a given baseline (e.g. the authors' res50_cam.pth): no training
+        return given_cam(ctx)
 
     def build(folder):
         model = new_generator(ctx)  # initialised from the stage's own seed
         stage = Stage("cam", key, {"generator": model},
                       model.param_groups(p.cam_lr, CAM_HEAD_LR_MULT),
                       lambda b: classification_loss(model, b), p.cam_epochs,
-                      optimizer="sgd", schedule="poly", weight_decay=1e-4)
+                      optimizer="sgd", schedule="poly", weight_decay=1e-4,
+                      batches=lambda epoch: ctx.loader("train", own["batch_size"],
+                                                       seed_offset=epoch,
+                                                       crop_size=own["crop_size"]))
         train_stage(ctx, stage)
         torch.save(model.state_dict(), folder / "generator.pt")
 
@@ -64,19 +70,38 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     return model.eval(), key
 
 
+def given_cam(ctx: RunContext) -> tuple[CamNet, str]:
+    """The CAM classifier from `--cam-weights FILE`; its key is the file's sha256, so every
+    stage trained from it is keyed by that exact checkpoint."""
+    from harness.cam_checkpoint import load_cam_checkpoint
+
+    model = build_generator(ctx.params.backbone, len(ctx.dataset("train").class_names),
+                            allow_random=True)  # every tensor comes from the checkpoint
+    sha = load_cam_checkpoint(model, ctx.cfg.cam_weights)
+    ctx.cam_checkpoint_sha256 = sha
+    ctx.log(f"cam: baseline from {ctx.cfg.cam_weights} (sha256 {sha[:16]}), not trained")
+    return model.to(ctx.device).eval(), f"file:{sha}"
+
+
 @register_method
 class Cam(Method):
     """Multi-label classifier CAM (the baseline every CLIP-guided method starts from)."""
 
     name = "cam"
     needs_teacher = False
-    epochs_field = "cam_epochs"
+    epoch_fields = {"cam": "cam_epochs"}
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict:
-        from harness.data.paper_settings import shared_defaults
+        from harness.data.paper_settings import paper_defaults
 
-        return shared_defaults("cam", dataset)
+        return paper_defaults("cam", dataset)
 
     def train(self, ctx: RunContext) -> CamNet:
         return trained_cam(ctx)[0]
+
+
+@register_variant("cam/deit-s", table="SemPLeS's baseline: the CAM stage on its DeiT-S generator")
+def deit_s() -> dict:
+    """The CAM classifier on DeiT-S: the baseline `semples` starts from (same stage key)."""
+    return {"backbone": "deit_small_patch16_224"}

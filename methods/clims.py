@@ -112,19 +112,16 @@ class Clims(Method):
 
     name = "clims"
     config_cls = ClimsConfig
+    epoch_fields = {"cam": "cam_epochs", "clims": "epochs"}
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         if dataset == "synth":  # small CNN from the CAM checkpoint, a few CPU minutes
             return {"epochs": 3, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
                     "schedule": "poly", "head_lr_mult": 10.0}
-        common = {"epochs": 15, "lr": 2.5e-4, "batch_size": 16, "optimizer": "sgd",
-                  "schedule": "poly", "head_lr_mult": 10.0, "backbone": "resnet50",
-                  "crop_size": 512}
-        if dataset == "coco":
-            return {**common, "w_otm": 2.0, "w_btm": 14.0, "w_cbs": 1.25, "w_reg": 0.2,
-                    "cbs_threshold": 0.285}
-        return common
+        from harness.data.paper_settings import paper_defaults
+
+        return paper_defaults("clims", dataset)
 
     def train(self, ctx: RunContext) -> CamNet:
         p: ClimsConfig = ctx.params
@@ -137,7 +134,8 @@ class Clims(Method):
         deps = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
                 "teacher": ctx.teacher_key(), "bg_words": words,
                 "params": {k: v for k, v in p.to_dict().items()
-                           if k not in ("n_eval", "cam_epochs", "cam_lr")}}
+                           if k not in ("n_eval", "cam_epochs", "cam_lr", "cam_batch_size",
+                                        "cam_crop_size")}}  # the CAM's: in its key
 
         def build(folder):
             stage = Stage("clims", key, {"generator": model},

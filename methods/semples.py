@@ -187,6 +187,8 @@ class Semples(Method):
 
     name = "semples"
     config_cls = SemplesConfig
+    epoch_fields = {"cam": "cam_epochs", "semples-a": "epochs", "semples-b": "prompt_epochs",
+                    "semples-c": "refine_epochs"}
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
@@ -196,13 +198,20 @@ class Semples(Method):
             return {"epochs": 2, "prompt_epochs": 1, "refine_epochs": 2, "lr": 5e-4,
                     "prompt_lr": 1e-2, "batch_size": 32, "weight_decay": 1e-4,
                     "head_lr_mult": 1.0}
-        common = {"epochs": 60, "prompt_epochs": 60, "refine_epochs": 60, "batch_size": 64,
-                  "weight_decay": 0.05, "head_lr_mult": 1.0, "backbone": "deit_small_patch16_224",
-                  "crop_size": 448}
-        if dataset == "coco":
-            return {**common, "lr": 5e-6, "prompt_lr": 5e-6, "lambda_b": 0.75, "lambda_T": 0.01,
-                    "lambda_refine": 0.2}
-        return {**common, "lr": 5e-4, "prompt_lr": 5e-4}
+        from harness.data.paper_settings import paper_defaults
+
+        return paper_defaults("semples", dataset)
+
+    @classmethod
+    def stage_epochs(cls, p: SemplesConfig) -> dict[str, int]:
+        """The stages these settings train (see `SemplesRun.train`), the CAM one first."""
+        out = {"cam": p.cam_epochs} if p.init == "cam" else {}
+        if p.scheme == "joint":
+            return {**out, "semples-joint": p.epochs + p.refine_epochs}
+        out["semples-a"] = p.epochs
+        if p.lambda_refine != 0 and p.prompt_losses != "none":
+            out["semples-b"] = p.prompt_epochs
+        return {**out, "semples-c": p.refine_epochs}
 
     def train(self, ctx: RunContext) -> CamNet:
         return SemplesRun(ctx).train()

@@ -29,6 +29,7 @@ def list_command(settings: bool = typer.Option(False, "--settings",
         console.print(f"{title}: " + (", ".join(names) if names else "(none yet)"))
     if settings:
         for family in sorted({v.family for v in list_variants()}):
+            console.print(_epochs_line(get_method(family)), soft_wrap=True)
             cfg = get_method(family).config_cls
             t = Table(title=f"{family} settings (--set key=value)")
             t.add_column("key")
@@ -38,6 +39,12 @@ def list_command(settings: bool = typer.Option(False, "--settings",
             for key, text in cfg.field_help().items():
                 t.add_row(key, str(getattr(defaults, key)), text)
             console.print(t)
+
+
+def _epochs_line(method) -> str:
+    stages = "; ".join(f"{stage}: --set {name}=N" for stage, name in method.epoch_fields.items())
+    return (f"{method.name} epochs: --epochs N sets every stage ({stages}); "
+            "--set of one stage's field wins over --epochs")
 
 
 def _extras() -> list[tuple[str, list[str]]]:
