@@ -108,8 +108,12 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
         ctx = RunContext(cfg, Path(cache_dir or default_cache_dir()), torch.device(cfg.device),
                          resume=resume, log=log, on_epoch=epoch_hook, show_progress=show_progress)
         seed_everything(cfg.seed)
-        ctx.dataset("train")  # a missing or incomplete data root is the first error, before weights
+        # bad data, then bad weights, are the first errors: before any stage trains
+        ctx.dataset("train")
+        ctx.dataset("eval")
         _check_threshold_split(ctx)
+        if get_method(cfg.method).needs_teacher:
+            ctx.teacher  # noqa: B018 - loaded now: a wrong --clip-weights file fails first
         log(stage_epochs_line(record["stage_epochs"]))
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")

@@ -150,6 +150,81 @@ class BlipAnswerer:
         return [s.strip() for s in texts]
 
 
+class RandomBlipAnswerer(BlipAnswerer):
+    """A randomly initialised BLIP VQA of the real architecture, for --allow-random-weights.
+
+    transformers' `BlipConfig()` defaults are Salesforce/blip-vqa-capfilt-large's shape (ViT-B
+    vision tower at 384 px, 12-layer BERT encoder and decoder, 30,524 tokens), so this is the
+    reference answerer's compute and memory with no file and no download. Its tokenizer is
+    a WordPiece vocabulary written here (the templates' words and the class names), laid out
+    at bert-base-uncased's special-token ids ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102,
+    [MASK] 103) and BLIP's ([DEC] 30522, [ENC] 30523), padded with [unused] tokens to the
+    config's vocabulary size. Its answers are noise: a smoke test of the real path only.
+    """
+
+    def __init__(self, words: tuple[str, ...], device: torch.device | str = "cpu", seed: int = 0,
+                 num_beams: int = 3, max_length: int = 10, batched: bool = True):
+        self.path, self.device, self.seed = None, torch.device(device), seed
+        self.words = tuple(sorted({w for text in words for w in _words(text)}))
+        self._model = self._processor = None
+        self.num_beams, self.max_length, self.batched = num_beams, max_length, batched
+        self.generate_calls = 0
+        self.questions_asked = 0
+
+    def _load(self) -> None:
+        self._processor, model = random_blip(self.words, self.seed)
+        self._model = model.to(self.device).eval()
+
+    def _gen_kwargs(self) -> dict:
+        # answers drawn from the written words only (the [unused] padding never decodes)
+        vocab = self.processor.tokenizer.vocab
+        unused = [i for t, i in vocab.items() if t.startswith("[unused")]
+        return {**super()._gen_kwargs(), "suppress_tokens": unused}
+
+    def key(self) -> dict:
+        vocab = hashlib.sha256(json.dumps(self.words).encode()).hexdigest()[:12]
+        return {"kind": "blip-random", "config": "BlipConfig()", "seed": self.seed,
+                "vocab": vocab, "num_beams": self.num_beams, "max_length": self.max_length}
+
+
+def _words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z]+|[?.]", text.lower())
+
+
+def blip_vocab(words: tuple[str, ...], size: int) -> dict[str, int]:
+    """A WordPiece vocabulary of `size` with bert-base-uncased's and BLIP's special ids."""
+    tokens = ["[PAD]", *(f"[unused{i}]" for i in range(99)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [w for w in words if w not in tokens]
+    tokens += [f"[unused{i}]" for i in range(99, 99 + size - 2 - len(tokens))]
+    tokens += ["[DEC]", "[ENC]"]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def random_blip(words: tuple[str, ...], seed: int = 0):
+    """(BlipProcessor, BlipForQuestionAnswering) at BlipConfig's default shape, random init."""
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    config = BlipConfig()
+    vocab = blip_vocab(words, config.text_config.vocab_size)
+    tok = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BlipForQuestionAnswering(config)
+    size = config.vision_config.image_size
+    return BlipProcessor(BlipImageProcessor(size={"height": size, "width": size}), tok), model
+
+
 class SynthAnswerer:
     """Answers the templates from a synth scene record, with a configurable error rate.
 
@@ -241,8 +316,16 @@ def make_answerer(ctx) -> BlipAnswerer | SynthAnswerer:
     p = ctx.params
     kind = p.vqa if p.vqa != "auto" else ("synth" if ctx.cfg.dataset == "synth" else "blip")
     if kind == "synth":
+        ctx.teacher_info["vqa"] = {"kind": "synth", "random": False}
         return SynthAnswerer(ctx.dataset("train"), p.vqa_error_rate)
-    if not ctx.cfg.vqa_path:
-        raise BenchError("the BLIP answerer needs a local BLIP VQA folder: pass --vqa-path DIR "
-                         "(or --vqa synth on the synth dataset)")
-    return BlipAnswerer(ctx.cfg.vqa_path, ctx.device)
+    if ctx.cfg.vqa_path:
+        ctx.teacher_info["vqa"] = {"kind": "blip", "path": str(ctx.cfg.vqa_path), "random": False}
+        return BlipAnswerer(ctx.cfg.vqa_path, ctx.device)
+    if ctx.cfg.allow_random_weights:
+        ctx.teacher_info["vqa"] = {"kind": "blip", "path": None, "random": True}
+        ctx.log("qape: no --vqa-path, --allow-random-weights: a random-init BLIP VQA "
+                "(capfilt-large shape); its answers are noise")
+        words = (*(t for _, t in TEMPLATES), *ctx.dataset("train").class_names)
+        return RandomBlipAnswerer(words, ctx.device)  # one per dataset, not per run seed
+    raise BenchError("the BLIP answerer needs a local BLIP VQA folder: pass --vqa-path DIR "
+                     "(or --allow-random-weights for smoke tests, or --vqa synth on synth)")

@@ -292,3 +292,153 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
     assert len(list(Path(record["path"]).glob("cams/*.npy"))) == n_eval
     if family != "cam":
         assert record["teacher"]["weights"] == str(clip_file)
+
+
+# ---- bad input on the real path: one line, exit 2, nothing half-written -----------------------
+
+def _copy_voc(voc_root: Path, tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "voc"
+    shutil.copytree(voc_root, root)
+    return root, root / "VOCdevkit/VOC2012"
+
+
+def _run_fails(monkeypatch, capsys, tmp_path, root, *args: str, method: str = "cam") -> str:
+    code, _, err = bench(monkeypatch, capsys, "run", method, "--dataset", "voc", "--data-root", root,
+                         "--allow-random-weights", "--runs-dir", tmp_path / "runs", "--cache-dir",
+                         tmp_path / "cache", "--wandb", "disabled", *TINY, *args)
+    line = one_error_line(code, err)
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # no run folder
+    assert not list((tmp_path / "cache").glob("stages/*/*/done"))  # no stage trained
+    return line
+
+
+def test_mask_of_another_size_than_its_image(monkeypatch, capsys, voc_root, tmp_path):
+    from PIL import Image
+
+    root, voc = _copy_voc(voc_root, tmp_path)
+    mask = voc / f"SegmentationClass/{VOC_TRAIN[1]}.png"
+    Image.fromarray(voc_mask(VOC_TRAIN[1])[:50, :40], mode="P").save(mask)
+    line = _run_fails(monkeypatch, capsys, tmp_path, root)
+    assert f"mask {mask} is 40×50 but its image" in line and f"{VOC_TRAIN[1]}.jpg is 64×64" in line
+
+
+def test_split_file_name_without_an_image(monkeypatch, capsys, voc_root, tmp_path):
+    root, voc = _copy_voc(voc_root, tmp_path)
+    with open(voc / "ImageSets/Segmentation/train.txt", "a") as fh:
+        fh.write("2012_999999\n")
+    line = _run_fails(monkeypatch, capsys, tmp_path, root, "--set", "limit=0")
+    assert "1 of 3 images missing from JPEGImages/ (first: 2012_999999.jpg)" in line
+
+
+@pytest.mark.parametrize("table, says", [
+    ({name: np.zeros(10, np.float32) for name in VOC_IDS}, "have shape (10,), expected (20,)"),
+    (np.zeros((4, 20), np.float32), "not an array of shape (4, 20)"),
+])
+def test_cls_labels_of_the_wrong_shape(table, says, monkeypatch, capsys, voc_root, tmp_path):
+    root, voc = _copy_voc(voc_root, tmp_path)
+    np.save(voc / "cls_labels.npy", table)
+    line = _run_fails(monkeypatch, capsys, tmp_path, root)
+    assert f"VOC {voc / 'cls_labels.npy'}" in line and says in line
+
+
+def test_clip_weights_of_another_architecture(monkeypatch, capsys, voc_root, clip_file, tmp_path):
+    # a ViT-B-32 file for an RN50 teacher: refused before the CAM stage trains
+    line = _run_fails(monkeypatch, capsys, tmp_path, voc_root, "--clip-weights", clip_file,
+                      "--set", "clip_arch=RN50", method="clims")
+    assert f"cannot load CLIP RN50 from {clip_file}" in line
+
+
+# ---- --cam-weights: a given baseline, the reference format included ----------------------------
+
+def _reference_format(net) -> dict:
+    """`net`'s tensors under the IRN/CLIMS resnet50_cam.Net names, aliases included."""
+    state = {}
+    for k, v in net.state_dict().items():
+        if k.startswith("backbone.net."):
+            state["resnet50." + k.removeprefix("backbone.net.")] = v.clone()
+            if k.startswith("backbone.net.layer2."):  # the stage2 / backbone.1 aliases
+                rest = k.removeprefix("backbone.net.layer2.")
+                state["stage2.0." + rest] = state["backbone.1.0." + rest] = v.clone()
+    state["classifier.weight"] = net.classifier.weight.detach().clone()
+    state["newly_added.0.weight"] = state["classifier.weight"]
+    return state
+
+
+def test_cam_checkpoint_in_the_reference_format_loads(tmp_path):
+    import torch
+
+    from harness.cam_checkpoint import file_sha256, load_cam_checkpoint
+    from harness.generator import build_generator
+
+    torch.manual_seed(0)
+    source = build_generator("resnet50", 20, allow_random=True).eval()
+    torch.save(_reference_format(source), tmp_path / "res50_cam.pth")
+    target = build_generator("resnet50", 20, allow_random=True).eval()
+    sha = load_cam_checkpoint(target, tmp_path / "res50_cam.pth")
+    assert sha == file_sha256(tmp_path / "res50_cam.pth") and len(sha) == 64
+    x = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(target.cam(x), source.cam(x))
+    with pytest.raises(BenchError, match=r"classifier.weight has shape \(20, 2048, 1, 1\), "
+                                         r"this network needs \(80, 2048, 1, 1\)"):
+        load_cam_checkpoint(build_generator("resnet50", 80, allow_random=True),
+                            tmp_path / "res50_cam.pth")
+    with pytest.raises(BenchError, match="tensors missing"):
+        load_cam_checkpoint(build_generator("deit_small_patch16_224", 20, allow_random=True),
+                            tmp_path / "res50_cam.pth")
+
+
+def test_cam_weights_start_the_run_and_are_recorded(monkeypatch, capsys, voc_root, tmp_path):
+    import torch
+
+    from harness.cam_checkpoint import file_sha256
+    from harness.generator import build_generator
+
+    torch.save(_reference_format(build_generator("resnet50", 20, allow_random=True)),
+               tmp_path / "res50_cam.pth")
+    code, out, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root",
+                           voc_root, "--cam-weights", tmp_path / "res50_cam.pth",
+                           "--allow-random-weights", "--device", "cpu", "--runs-dir",
+                           tmp_path / "runs", "--cache-dir", tmp_path / "cache", "--wandb",
+                           "disabled", "--json", *TINY)
+    assert code == 0, err[-2000:]
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["cam_checkpoint_sha256"] == file_sha256(tmp_path / "res50_cam.pth")
+    assert record["stage_epochs"] == {} and record["stage_cache"]["misses"] == []  # not trained
+    code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root",
+                         voc_root, "--cam-weights", tmp_path / "none.pth", "--runs-dir",
+                         tmp_path / "runs")
+    assert f"--cam-weights file {tmp_path / 'none.pth'} does not exist" in one_error_line(code, err)
+
+
+# ---- --allow-random-weights: a random BLIP of the real architecture ----------------------------
+
+def test_random_blip_vocabulary_sits_at_berts_special_ids():
+    from transformers import BlipConfig
+
+    from methods.vqa import blip_vocab
+
+    config = BlipConfig()
+    vocab = blip_vocab(("what", "is", "dining", "?"), config.text_config.vocab_size)
+    assert len(vocab) == len(set(vocab.values())) == config.text_config.vocab_size == 30524
+    assert (vocab["[PAD]"], vocab["[UNK]"], vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"]) == (
+        0, 100, 101, 102, 103)
+    assert vocab["[SEP]"] == config.text_config.sep_token_id
+    assert vocab["[DEC]"] == config.text_config.bos_token_id == 30522 and vocab["[ENC]"] == 30523
+    assert {vocab[w] for w in ("what", "is", "dining", "?")} == {104, 105, 106, 107}
+
+
+@pytest.mark.slow  # BLIP at capfilt-large's shape (361 M parameters) on CPU: a few minutes
+def test_qape_with_a_random_blip_needs_no_files(monkeypatch, capsys, voc_root, tmp_path):
+    args = ("qape", "--dataset", "voc", "--data-root", voc_root, "--device", "cpu", "--set",
+            "limit=2", "--cache-dir", tmp_path / "cache")
+    code, _, err = bench(monkeypatch, capsys, *args)
+    assert "--allow-random-weights" in one_error_line(code, err)
+    code, out, err = bench(monkeypatch, capsys, *args, "--allow-random-weights")
+    assert code == 0, err[-2000:]
+    from harness.data import load_dataset
+
+    train = load_dataset("voc", "train", root=voc_root, limit=2)
+    n_items = int(sum(train.labels(i).sum() for i in range(len(train))))  # (image, class) pairs
+    assert "qape corpus" in out and f": {n_items} (image, class) items" in out, out
+    assert "(answerer: random-init BLIP)" in out, out

@@ -20,6 +20,8 @@ def qape_command(
     cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR",
                                    help="stage cache (default ~/.cache/wsss-bench)"),
     data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
+    allow_random_weights: bool = typer.Option(False, help="smoke tests only: without --vqa-path, "
+                                              "a random-init BLIP VQA of the real architecture"),
 ) -> None:
     """Ask the VQA model the 16 QAPE templates for every (train image, present class).
 
@@ -36,11 +38,14 @@ def qape_command(
 
     sets = [*set_, f"vqa={vqa}"]
     cfg = resolve_config("qa-clims", dataset, 0, sets, None, device, data_root=data_root,
-                         vqa_path=vqa_path)
+                         vqa_path=vqa_path, allow_random_weights=allow_random_weights)
     ctx = RunContext(cfg, Path(cache_dir or default_cache_dir()), torch.device(cfg.device), log=log)
     folder, key = qape_corpus(ctx)
     corpus = load_corpus(folder)
-    typer.echo(f"qape corpus [{key}]: {len(corpus)} (image, class) items in {folder}")
+    vqa = ctx.teacher_info.get("vqa", {})
+    answerer = "random-init BLIP" if vqa.get("random") else vqa.get("path") or vqa.get("kind")
+    typer.echo(f"qape corpus [{key}]: {len(corpus)} (image, class) items in {folder} "
+               f"(answerer: {answerer})")
     if corpus:
         e = corpus[0]
         typer.echo(f"  e.g. {e['name']} / {e['class_name']}: FG {e['fg'][:3]} BG {e['bg'][:4]}")

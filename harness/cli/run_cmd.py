@@ -29,7 +29,10 @@ def run_command(
     clip_weights: Path = typer.Option(None, help="local open_clip weights file"),
     backbone_weights: Path = typer.Option(None, help="local timm backbone weights file"),
     vqa_path: Path = typer.Option(None, help="local BLIP VQA folder (qa-clims corpus)"),
-    allow_random_weights: bool = typer.Option(False, help="smoke tests only: random CLIP/backbone"),
+    cam_weights: Path = typer.Option(None, help="start from this CAM baseline checkpoint instead "
+                                     "of training one (this harness's or IRN/CLIMS res50_cam.pth)"),
+    allow_random_weights: bool = typer.Option(False, help="smoke tests only: random CLIP/backbone/BLIP "
+                                              "where no file is given"),
     threshold_split: str = typer.Option(None, help="also pick t on this held-out labelled split "
                                         "(synth: heldout; voc: heldout) and score at it"),
 ) -> None:
@@ -38,8 +41,8 @@ def run_command(
 
     cfg = resolve_config(method, dataset, seed, set_, epochs, device, data_root=data_root,
                          clip_weights=clip_weights, backbone_weights=backbone_weights,
-                         vqa_path=vqa_path, allow_random_weights=allow_random_weights,
-                         threshold_split=threshold_split)
+                         vqa_path=vqa_path, cam_weights=cam_weights,
+                         allow_random_weights=allow_random_weights, threshold_split=threshold_split)
     record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb, resume=resume)
     if json_out:
         typer.echo(json.dumps(record, default=str))

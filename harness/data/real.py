@@ -50,6 +50,27 @@ def read_image(path: Path) -> np.ndarray:
         raise UnreadableFile(f"cannot read image {path}: {reason}") from None
 
 
+def image_size(path: Path, what: str = "image") -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise UnreadableFile(f"{what} file {path} is missing") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnreadableFile(f"cannot read {what} {path}: {reason}") from None
+
+
+def check_mask_sizes(image_paths: Sequence[Path], mask_paths: Sequence[Path]) -> None:
+    """Every mask the size of its image (headers only), or one line naming the first pair."""
+    for img, mask in zip(image_paths, mask_paths, strict=True):
+        iw, ih = image_size(img)
+        mw, mh = image_size(mask, "mask")
+        if (mw, mh) != (iw, ih):
+            raise UnreadableFile(f"mask {mask} is {mw}×{mh} but its image {img} is {iw}×{ih}")
+
+
 def read_png(path: Path) -> Image.Image:
     try:
         im = Image.open(path)
@@ -87,7 +108,13 @@ class RealDataset(SegDataset):
     def mask(self, i: int) -> np.ndarray:
         if self._mask_fn is None:
             return super().mask(i)
-        return self._mask_fn(i)
+        m = self._mask_fn(i)
+        iw, ih = image_size(self.image_paths[i])
+        if m.shape != (ih, iw):  # scoring would compare pixels that do not correspond
+            raise UnreadableFile(f"the {self.name} mask of {self.image_names[i]} is "
+                                 f"{m.shape[1]}×{m.shape[0]} but its image "
+                                 f"{self.image_paths[i]} is {iw}×{ih}")
+        return m
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         img = self.image(i)

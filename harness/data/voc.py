@@ -26,6 +26,7 @@ import numpy as np
 from harness.data.real import (
     RealDataset,
     UnreadableFile,
+    check_mask_sizes,
     file_stamp,
     first_missing,
     labels_cache_path,
@@ -136,8 +137,27 @@ def _npy_labels(voc: Path) -> dict | None:
     for cand in (voc / "cls_labels.npy", voc.parent / "cls_labels.npy",
                  voc.parent.parent / "cls_labels.npy"):
         if cand.is_file():
-            return np.load(cand, allow_pickle=True).item()
+            return read_cls_labels(cand)
     return None
+
+
+def read_cls_labels(path: Path) -> dict:
+    """IRN's cls_labels.npy: a pickled {image id: 20-vector}; one line if it is not that."""
+    try:
+        obj = np.load(path, allow_pickle=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BenchError(f"VOC {path} cannot be read: {reason}") from None
+    table = obj.item() if isinstance(obj, np.ndarray) and obj.shape == () else None
+    if not isinstance(table, dict):
+        shape = getattr(obj, "shape", None)
+        raise BenchError(f"VOC {path} must hold a dict {{image id: {len(CLASSES)}-vector}} "
+                         f"(IRN's cls_labels.npy), not an array of shape {shape}")
+    for name, row in table.items():
+        if np.shape(row) != (len(CLASSES),):
+            raise BenchError(f"VOC {path}: the labels of {name} have shape {np.shape(row)}, "
+                             f"expected ({len(CLASSES)},), one 0/1 per VOC class")
+    return table
 
 
 def _xml_labels(path: Path) -> np.ndarray:
@@ -160,7 +180,7 @@ def train_labels(voc: Path, ids: list[str], cache_dir: Path | None) -> np.ndarra
                 row = table.get(int(name.replace("_", "")))
             if row is None:
                 raise BenchError(f"VOC cls_labels.npy has no labels for image {name}")
-            out[i] = np.asarray(row, np.float32)[: len(CLASSES)]
+            out[i] = np.asarray(row, np.float32)
         return out
     aug = voc / "SegmentationClassAug"
     if aug.is_dir():
@@ -217,6 +237,7 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     if n_missing:
         raise BenchError(f"VOC root {voc} is incomplete: {n_missing} of {len(ids)} masks missing "
                          f"from SegmentationClass/ (first: {first.name}); expected {LAYOUT}")
+    check_mask_sizes(paths, mask_paths)  # before any training, from the files' headers
     labels = mask_labels(mask_paths, seg, cache_dir)
     return RealDataset("voc", split, CLASSES, ids, paths, labels,
                        mask_fn=lambda i: decode_mask(mask_paths[i]))
