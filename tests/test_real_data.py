@@ -292,6 +292,11 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
     assert len(list(Path(record["path"]).glob("cams/*.npy"))) == n_eval
     if family != "cam":
         assert record["teacher"]["weights"] == str(clip_file)
+    stages = {"cam": ["cam"], "clims": ["cam", "clims"], "qa-clims": ["cam", "qa-clims"],
+              "semples": ["cam", "semples-a", "semples-b", "semples-c"]}[family]
+    assert record["stage_epochs"] == dict.fromkeys(stages, 1)  # --epochs 1: every stage
+    if family == "qa-clims":
+        assert record["teacher"]["vqa"] == {"kind": "blip", "path": str(tiny_blip), "random": False}
 
 
 # ---- bad input on the real path: one line, exit 2, nothing half-written -----------------------
