@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.clip_ops import masked
 from harness.compat import ensure_torchvision
 from harness.data.synth import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
 from harness.data.synth_dataset import SynthDataset
@@ -149,7 +150,7 @@ class _Crops:
         m = keep.float()[None, None]
         if soft and rng.random() < 0.6:  # hard masks too, so shape alone must suffice
             m = _soften(m, rng, grow=kind == "object")
-        crop = image * m[0]
+        crop = masked(image[None], m)[0]  # the methods' own crop (harness/clip_ops)
         return (crop.flip(-1) if rng.random() < 0.5 else crop), (self.cap_index[cap], related, kind)
 
 
@@ -176,7 +177,8 @@ def zero_shot(teacher: Teacher, crops: _Crops) -> dict[str, float]:
             for o in scene.objects:
                 k = CLASSES.index(o["class"])
                 c = CONTEXTS.index(o["context"])
-                both = torch.stack([image * (crops.masks[i] == k + 1), image * (crops.ctx[i] == c)])
+                keep = torch.stack([crops.masks[i] == k + 1, crops.ctx[i] == c])[:, None]
+                both = masked(image[None].expand(2, -1, -1, -1), keep)
                 f = teacher.encode_image(both)
                 hits["objects"][0] += int((f[0] @ obj_feats.T).argmax() == k)
                 hits["contexts"][0] += int((f[1] @ ctx_feats.T).argmax() == c)

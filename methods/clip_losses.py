@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SIM_MIN, SIM_MAX = 1e-4, 0.9999
+from harness.clip_ops import (  # noqa: F401 - re-exported: the methods' public names
+    NEUTRAL_FILL,
+    SIM_MAX,
+    SIM_MIN,
+    fg_bg,
+    neg_log,
+    neg_log1m,
+    pair_sim,
+)
 
 
 def positive_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +47,10 @@ def crops(images: torch.Tensor, masks: torch.Tensor, n: torch.Tensor, k: torch.T
           fg: bool = True, bg: bool = True) -> torch.Tensor:
     """Stacked [foreground crops; background crops] of the pairs (n, k).
 
-    X^f = M_k·X, X^b = (1 − M_k)·X; `masks` (B, K, H, W) at image resolution.
+    X^f = M_k·X + (1 − M_k)·fill, X^b likewise with 1 − M_k (harness.clip_ops: the
+    reference's masking of the normalised image); `masks` (B, K, H, W) at image resolution.
     """
-    m = masks[n, k].unsqueeze(1).to(images.dtype)
-    x = images[n]
-    parts = ([m * x] if fg else []) + ([(1 - m) * x] if bg else [])
-    return torch.cat(parts)
+    return fg_bg(images[n], masks[n, k].unsqueeze(1), fg=fg, bg=bg)
 
 
 def encode_fg_bg(teacher, images: torch.Tensor, masks: torch.Tensor, n: torch.Tensor,
@@ -52,21 +58,6 @@ def encode_fg_bg(teacher, images: torch.Tensor, masks: torch.Tensor, n: torch.Te
     """(v^f, v^b) of every pair from one batched image-encoder call, as float32."""
     feats = teacher.encode_image(crops(images, masks, n, k)).float()
     return feats[: len(n)], feats[len(n):]
-
-
-def pair_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise cosine of L2-normalised features, clamped to [1e-4, 0.9999]."""
-    return (a.float() * b.float()).sum(-1).clamp(SIM_MIN, SIM_MAX)
-
-
-def neg_log(s: torch.Tensor) -> torch.Tensor:
-    """−log s of clamped similarities (pull together)."""
-    return -torch.log(s)
-
-
-def neg_log1m(s: torch.Tensor) -> torch.Tensor:
-    """−log(1 − s) of clamped similarities (push apart)."""
-    return -torch.log1p(-s)
 
 
 def mean_or_zero(x: torch.Tensor) -> torch.Tensor:

@@ -82,3 +82,20 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
     assert key("teacher_seed=1") == {
         "teacher": teacher_path(SynthSpec(), TinyClipSpec(seed=1), tmp_path).stem}
     assert key("teacher_seed=1") != key()
+
+
+def test_the_fill_is_one_object_in_teacher_training_and_method_crops():
+    import harness.synth_teacher as synth_teacher
+    import methods.clip_losses as clip_losses
+    import methods.qa_clims as qa_clims
+    from harness import clip_ops
+
+    assert clip_losses.NEUTRAL_FILL is clip_ops.NEUTRAL_FILL
+    assert synth_teacher.masked is clip_ops.masked and qa_clims.masked is clip_ops.masked
+    assert clip_losses.fg_bg is clip_ops.fg_bg
+    fill = clip_ops.fill_like(torch.zeros(1))
+    images, masks = torch.rand(2, 3, 8, 8), torch.rand(2, 1, 8, 8)
+    fg, bg = clip_losses.crops(images, masks, torch.tensor([1]), torch.tensor([0]))
+    torch.testing.assert_close(fg, masks[1] * images[1] + (1 - masks[1]) * fill[0])
+    torch.testing.assert_close(bg, (1 - masks[1]) * images[1] + masks[1] * fill[0])
+    torch.testing.assert_close(clip_ops.masked(images, torch.zeros(2, 8, 8)), fill.expand(2, 3, 8, 8))
