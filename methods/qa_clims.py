@@ -189,15 +189,14 @@ class QAClims(Method):
 
     name = "qa-clims"
     config_cls = QAClimsConfig
+    epoch_fields = {"cam": "cam_epochs", "qa-clims": "epochs"}
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict:
-        real = {"epochs": 15, "batch_size": 8, "lr": 3.5e-4, "backbone": "resnet50",
-                "alpha": 10.0, "beta": 8.0, "gamma": 0.2, "omega": 0.1, "tau": 0.7}
-        if dataset == "voc":
-            return real
-        if dataset == "coco":
-            return {**real, "alpha": 30.0, "beta": 24.0}
+        from harness.data.paper_settings import REAL_DATASETS, paper_defaults
+
+        if dataset in REAL_DATASETS:
+            return paper_defaults("qa-clims", dataset)
         # synth, CPU-sized: the paper's VOC loss settings, a short schedule from the CAM
         return {"epochs": 3, "batch_size": 32, "lr": 0.002}
 
@@ -214,7 +213,8 @@ class QAClims(Method):
                             len(ds.class_names), ctx.device, tuple(ds.class_names))
         ctx.log(f"qa-clims: {len(texts.vocab)} distinct texts encoded once "
                 f"(questions: {p.questions})")
-        hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
+        hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
+                   if f.name not in ("cam_batch_size", "cam_crop_size")}  # in the CAM's key
         key = stage_key("qa-clims", {"cam": cam_key, "corpus": corpus_key, "params": hparams,
                                      "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
         stage = Stage("qa-clims", key, {"generator": model},
