@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 2  # bump when a stage's on-disk format or what its key determines changes
+CACHE_FORMAT = 3  # bump when a stage's on-disk format or what its key determines changes
 
 
 @contextlib.contextmanager

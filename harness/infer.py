@@ -22,15 +22,25 @@ from harness.progress import progress_bar
 REAL_SCALES = (1.0, 0.5, 1.5, 2.0)
 
 
+def normalise(high: np.ndarray, how: str) -> np.ndarray:
+    """Per-class (K, H, W) maps to [0, 1]: / max, or min-max."""
+    flat = high.reshape(len(high), -1)
+    lo = flat.min(1)[:, None, None] if how == "minmax" else 0.0
+    return (high - lo) / (flat.max(1)[:, None, None] - lo + 1e-5)
+
+
 @torch.no_grad()
-def image_cams(model: CamNet, images: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """(B, K, H, W) non-negative maps summed over scales and flips, for any H, W."""
+def image_cams(model: CamNet, images: torch.Tensor, scales: Sequence[float],
+               relu: bool = True) -> torch.Tensor:
+    """(B, K, H, W) maps summed over scales and flips, for any H, W (non-negative unless
+    relu=False)."""
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], model.classifier.out_channels, h, w, device=images.device)
     for s in scales:
         x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
                                                    align_corners=False)
-        cams = model.cam(torch.cat([x, x.flip(-1)])).float()
+        both = torch.cat([x, x.flip(-1)])
+        cams = (model.cam(both) if relu else model.maps(both)).float()
         total += _unflip_and_sum(model, cams, tuple(x.shape[-2:]), (h, w))
     return total
 
@@ -52,18 +62,22 @@ def _unflip_and_sum(model: CamNet, cams: torch.Tensor, size: tuple[int, int],
 
 def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.device,
                scales: Sequence[float] = (1.0,), batch_size: int = 32,
-               show_progress: bool = True) -> Iterator[tuple]:
-    """Write one CAM file per image; yield (keys, high_res, gt, context_map) for scoring."""
+               show_progress: bool = True, normalisation: str = "max") -> Iterator[tuple]:
+    """Write one CAM file per image; yield (keys, high_res, gt, context_map) for scoring.
+
+    normalisation: "max" (ReLU, then / max, the CLIMS reference's make_cam) or "minmax"
+    (raw maps, (x − min) / (max − min), the SemPLeS release's inference)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     loader = torch.utils.data.DataLoader(ds, batch_size=1 if len(scales) > 1 else batch_size)
     with progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:
-            cams = image_cams(model, batch["image"].to(device), scales).cpu().numpy()
+            cams = image_cams(model, batch["image"].to(device), scales,
+                              relu=normalisation == "max").cpu().numpy()
             for j, i in enumerate(batch["index"].tolist()):
                 keys = np.nonzero(ds.labels(i))[0]
                 high = cams[j, keys]
-                high = high / (high.reshape(len(keys), -1).max(1)[:, None, None] + 1e-5)
+                high = normalise(high, normalisation)
                 write_cam(out_dir, ds.image_names[i], keys, high)
                 yield keys, high, ds.mask(i), ds.context_map(i)
             advance()

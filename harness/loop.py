@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.cache import stage_seed
+from harness.data.augment import augment_seed, draw_flip
 from harness.errors import NonFiniteLoss
 from harness.method import RunContext
 from harness.progress import progress_bar
@@ -70,10 +70,13 @@ def train_stage(ctx: RunContext, stage: Stage) -> None:
     for m in stage.modules.values():
         m.train()
     for epoch in range(start, stage.epochs):
-        # The epoch's random stream (flips, dropout) comes from the stage key alone, so a
-        # stage's output does not depend on which upstream stages were cache hits in this
-        # process, and a resumed run continues exactly as an uninterrupted one.
-        torch.manual_seed(stage_seed(stage.key, epoch))
+        # The epoch's random streams (flips; crops of real images and dropout, drawn from
+        # torch's global generator) come from the run seed and the epoch alone: every method
+        # and variant of one seed sees the same augmentation (paired comparisons), a stage's
+        # output does not depend on which upstream stages were cache hits in this process,
+        # and a resumed run continues exactly as an uninterrupted one.
+        torch.manual_seed(augment_seed(ctx.cfg.seed, epoch))
+        flips = torch.Generator().manual_seed(augment_seed(ctx.cfg.seed, epoch))
         sums: dict[str, float] = {}
         label = f"{stage.name} epoch {epoch + 1}/{stage.epochs}"
         with progress_bar(label, steps_per_epoch, enabled=ctx.show_progress) as advance:
@@ -83,6 +86,7 @@ def train_stage(ctx: RunContext, stage: Stage) -> None:
                     g["lr"] = g["initial_lr"] * lr_factor(stage.schedule, step, total)
                 batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
+                batch["flip"] = draw_flip(flips)
                 with autocast:
                     loss, parts = stage.loss_fn(batch)
                 if not torch.isfinite(loss):

@@ -29,6 +29,7 @@ class Method:
     needs_teacher: ClassVar[bool] = True
     # stage name → the setting holding its epochs; `--epochs N` sets every one of them
     epoch_fields: ClassVar[dict[str, str]] = {}
+    cam_normalisation: ClassVar[str] = "max"  # how inference scales its maps (harness.infer)
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:

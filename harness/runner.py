@@ -173,7 +173,8 @@ def _evaluate(ctx: RunContext, model, cam_dir: Path):
     held_t = _heldout_threshold(ctx, model, split, cam_dir.parent / f"cams-{split}", scales)
     overlays = []
     for i, (keys, high, gt, context) in enumerate(
-            infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress)):
+            infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress,
+                       normalisation=get_method(ctx.cfg.method).cam_normalisation)):
         ev.add(keys, high, gt, context)
         if i < 4:
             overlays.append((ds.image(i), _argmax_label(keys, high), gt))

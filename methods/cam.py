@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.data.augment import flipped
 from harness.generator import CamNet, build_generator
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
@@ -35,10 +36,7 @@ def new_generator(ctx: RunContext) -> CamNet:
 
 
 def classification_loss(model: CamNet, batch: dict):
-    images = batch["image"]
-    if torch.rand(()) < 0.5:
-        images = images.flip(-1)
-    loss = F.multilabel_soft_margin_loss(model(images), batch["labels"])
+    loss = F.multilabel_soft_margin_loss(model(flipped(batch)), batch["labels"])
     return loss, {}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from harness.config import MethodConfig, hp
+from harness.data.augment import flipped
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
@@ -66,24 +67,28 @@ class ClimsConfig(MethodConfig):
     w_btm: float = hp(24.0, "weight of L_BTM (background-text matching)", ge=0)
     w_cbs: float = hp(1.0, "weight of L_CBS (co-occurring background suppression)", ge=0)
     w_reg: float = hp(0.2, "weight of L_REG (area regulariser)", ge=0)
-    cbs_threshold: float = hp(0.26, "L_CBS acts only where sim(fg, bg prompt) exceeds this",
+    cbs_threshold: float = hp(0.26, "L_CBS acts only where sim(fg, bg prompt) exceeds this "
+                              "(real CLIP's scale; a teacher with its own `cbs_gate` overrides it)",
                               ge=-1, le=1)
 
 
 def clims_losses(vf: torch.Tensor, vb: torch.Tensor, text: torch.Tensor, bg_text: torch.Tensor,
-                 masks: torch.Tensor, n_images: int, threshold: float) -> dict[str, torch.Tensor]:
+                 masks: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
     """The four CLIMS losses, vectorised over the P positive pairs.
 
     vf, vb: (P, D) foreground / background image features; text: (P, D) the pair's class
     text feature t_k; bg_text: (B_bg, D) background prompt features; masks: all maps.
-    L_CBS sums over each image's pairs and prompts (METHODS.md: Σ_k Σ_b) and averages over
-    the images of the batch; the gate 1[sim > threshold] reads the unclamped similarity.
+    L_OTM, L_BTM: means over pairs. L_CBS: the SUM over every pair of the batch and every
+    prompt (METHODS.md: Σ_k Σ_b), not divided by images, as the reference does
+    (CVI-SZU/CLIMS clip_loss.py BackgroundSuppressionLoss returns `.sum()` over all the
+    batch's foreground crops, step/train_clims.py); so, as there, its weight grows with the
+    batch. The gate 1[sim > threshold] reads the unclamped similarity.
     """
     otm = mean_or_zero(neg_log(pair_sim(vf, text)))
     btm = mean_or_zero(neg_log1m(pair_sim(vb, text)))
     raw = vf.float() @ bg_text.float().T
     gate = (raw > threshold).float()
-    cbs = (neg_log1m(raw.clamp(SIM_MIN, SIM_MAX)) * gate).sum() / max(n_images, 1)
+    cbs = (neg_log1m(raw.clamp(SIM_MIN, SIM_MAX)) * gate).sum()
     reg = masks.mean()
     return {"otm": otm, "btm": btm, "cbs": cbs, "reg": reg}
 
@@ -92,15 +97,24 @@ def sigmoid_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
     return to_image(torch.sigmoid(model.maps(images).float()), images.shape[-2:])
 
 
+def cbs_gate(teacher, p: ClimsConfig) -> float:
+    """The L_CBS gate on the teacher's similarity scale.
+
+    0.26 (COCO 0.285) lives on real CLIP ViT-B/32's scale; a teacher whose scale differs
+    (the embedded synth CLIP) carries its own gate, mapped by the rule stated where it is
+    built (`teacher.cbs_gate`); real CLIP has none and the configured value holds.
+    """
+    gate = getattr(teacher, "cbs_gate", None)
+    return p.cbs_threshold if gate is None else float(gate)
+
+
 def clims_step(model: CamNet, teacher, batch: dict, text: torch.Tensor, bg_text: torch.Tensor,
-               p: ClimsConfig, flip: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    images, labels = batch["image"], batch["labels"]
-    if flip:
-        images = images.flip(-1)
+               p: ClimsConfig, gate: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    images, labels = flipped(batch), batch["labels"]
     masks = sigmoid_masks(model, images)
     n, k = positive_pairs(labels)
     vf, vb = encode_fg_bg(teacher, images, masks, n, k)  # one image-encoder call
-    parts = clims_losses(vf, vb, text[k], bg_text, masks, len(images), p.cbs_threshold)
+    parts = clims_losses(vf, vb, text[k], bg_text, masks, gate)
     loss = (p.w_otm * parts["otm"] + p.w_btm * parts["btm"] + p.w_cbs * parts["cbs"]
             + p.w_reg * parts["reg"])
     return loss, parts
@@ -131,8 +145,10 @@ class Clims(Method):
         text = teacher.encode_text([class_prompt(c) for c in names])  # once per run
         words = BACKGROUND_WORDS.get(ctx.cfg.dataset, BACKGROUND_WORDS["voc"])
         bg_text = teacher.encode_text([background_prompt(w) for w in words])
+        gate = cbs_gate(teacher, p)
+        ctx.log(f"clims: L_CBS gate {gate:.4g} on this teacher's similarity scale")
         deps = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
-                "teacher": ctx.teacher_key(), "bg_words": words,
+                "teacher": ctx.teacher_key(), "bg_words": words, "cbs_gate": gate,
                 "params": {k: v for k, v in p.to_dict().items()
                            if k not in ("n_eval", "cam_epochs", "cam_lr", "cam_batch_size",
                                         "cam_crop_size")}}  # the CAM's: in its key
@@ -140,8 +156,7 @@ class Clims(Method):
         def build(folder):
             stage = Stage("clims", key, {"generator": model},
                           model.param_groups(p.lr, p.head_lr_mult),
-                          lambda b: clims_step(model, teacher, b, text, bg_text, p,
-                                               bool(torch.rand(()) < 0.5)),
+                          lambda b: clims_step(model, teacher, b, text, bg_text, p, gate),
                           p.epochs, optimizer=p.optimizer, schedule=p.schedule,
                           weight_decay=p.weight_decay)
             train_stage(ctx, stage)

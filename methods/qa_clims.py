@@ -6,7 +6,15 @@ cached QAPE corpus (`methods.qape`) and are encoded once per run into padded, ma
 tensors; all foreground and background crops of a batch go through the frozen image
 encoder in one call, and the losses are vectorised over positive pairs.
 
-L = α·L_FRC + β·L_BRC + γ·L_REG. Training starts from the cached CAM classifier.
+L = α·Σ_pairs L_FRC + β·Σ_pairs L_BRC + γ·L_REG. Training starts from the cached CAM
+classifier.
+
+Normalisations, as the reference code (CVI-SZU/QA-CLIMS): the contrastive losses are
+SUMMED over the batch's positive pairs, not averaged (step/train_qa_clims.py accumulates
+`L_FRC = L_FRC + NCELoss(...)` per pair; L_REG is a mean); the FG text feature is
+t̄^f = 0.5·t_class + 0.5·mean(FG answer features), of unit-norm parts but NOT
+renormalised, and s is its dot product with the unit image feature (net/vqa_fg.py
+FG_VQA.forward, label_weight_init 0.5; clip_loss.py normalises only the image feature).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import torch.nn.functional as F
 from harness.cache import stage_key
 from harness.clip_ops import masked
 from harness.config import MethodConfig, hp
+from harness.data.augment import flipped
 from harness.errors import BenchError
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
@@ -75,10 +84,12 @@ def frc_loss(vf: torch.Tensor, tf: torch.Tensor, tb: torch.Tensor, mask: torch.T
              tau: float) -> torch.Tensor:
     """L_FRC per pair (Eq. 6): −log e^{s_ff/τ} / (e^{s_ff/τ} + Σ_n e^{s_fb,n/τ}).
 
-    vf (M, D), tf (M, D) the mean FG text feature, tb (M, N, D) BG text features, mask (M, N).
+    vf (M, D), tf (M, D) t̄^f (not renormalised), tb (M, N, D) BG text features, mask (M, N);
+    s = ⟨v/‖v‖, t⟩ as the reference.
     """
-    s_ff = F.cosine_similarity(vf, tf, dim=-1) / tau
-    s_fb = torch.einsum("md,mnd->mn", vf, tb) / tau  # both sides L2-normalised
+    vf = F.normalize(vf, dim=-1)
+    s_ff = (vf * tf).sum(-1) / tau
+    s_fb = torch.einsum("md,mnd->mn", vf, tb) / tau
     s_fb = s_fb.masked_fill(~mask, float("-inf"))
     return torch.logsumexp(torch.cat([s_ff[:, None], s_fb], 1), 1) - s_ff
 
@@ -94,7 +105,8 @@ def brc_loss(vb: torch.Tensor, tf: torch.Tensor, tb: torch.Tensor, mask: torch.T
     mean similarity inside one exponent: −log e^{s̄_bb/τ} / (e^{s_bf} + e^{s̄_bb/τ});
     `form="paper"` selects it, as written.
     """
-    s_bf = F.cosine_similarity(vb, tf, dim=-1)
+    vb = F.normalize(vb, dim=-1)
+    s_bf = (vb * tf).sum(-1)
     s_bb = torch.einsum("md,mnd->mn", vb, tb)
     n = mask.sum(1).clamp(min=1)
     if form == "paper":
@@ -107,10 +119,26 @@ def brc_loss(vb: torch.Tensor, tf: torch.Tensor, tb: torch.Tensor, mask: torch.T
 # ----------------------------------------------------------------------------- text features
 
 
+def fg_text_feature(feats: torch.Tensor, fg_idx: torch.Tensor,
+                    fg_mask: torch.Tensor) -> torch.Tensor:
+    """t̄^f = 0.5·t_class + 0.5·mean(answer features), not renormalised (net/vqa_fg.py).
+
+    Each row's FG texts are its L answers then the bare class (`qape.fg_texts`); with no
+    FG answer (no fine/alias questions) t̄^f is the class feature alone.
+    """
+    n = fg_mask.sum(1)  # L + 1
+    rows = torch.arange(len(fg_idx), device=fg_idx.device)
+    t_class = feats[fg_idx[rows, n - 1]]
+    answers = feats[fg_idx] * fg_mask[..., None]
+    answers[rows, n - 1] = 0  # the class text is not an answer
+    mean_answers = answers.sum(1) / (n - 1).clamp(min=1)[:, None]
+    return torch.where((n > 1)[:, None], 0.5 * t_class + 0.5 * mean_answers, t_class)
+
+
 class CorpusTexts:
     """The corpus's texts encoded once: per (image, class) row, mean FG feature + BG features.
 
-    `row_of[image, class]` → row (−1 where absent); `fg` (R, D) normalised mean FG feature;
+    `row_of[image, class]` → row (−1 where absent); `fg` (R, D) t̄^f (`fg_text_feature`);
     `bg_idx` (R, N) indices into `feats` (T, D) with `bg_mask` (R, N).
     """
 
@@ -137,9 +165,7 @@ class CorpusTexts:
             fg_mask[r, :len(fg)] = True
             bg_idx[r, :len(bg)] = torch.tensor([index[t] for t in bg])
             bg_mask[r, :len(bg)] = True
-        fg_idx, fg_mask = fg_idx.to(device), fg_mask.to(device)
-        fg_sum = (self.feats[fg_idx] * fg_mask[..., None]).sum(1)
-        self.fg = F.normalize(fg_sum / fg_mask.sum(1, keepdim=True), dim=-1)  # t̄^f
+        self.fg = fg_text_feature(self.feats, fg_idx.to(device), fg_mask.to(device))
         self.bg_idx, self.bg_mask = bg_idx.to(device), bg_mask.to(device)
         self.row_of = torch.full((n_images, n_classes), -1, dtype=torch.long)
         for r, e in enumerate(corpus):
@@ -155,7 +181,7 @@ class CorpusTexts:
 
 
 def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batch: dict):
-    images, labels = batch["image"], batch["labels"]
+    images, labels = flipped(batch), batch["labels"]
     maps = torch.sigmoid(model.maps(images))  # P = σ(W_kᵀZ)
     up = F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)
     b_idx, k_idx = labels.nonzero(as_tuple=True)  # every positive pair, vectorised
@@ -169,10 +195,10 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
     parts = {}
     loss = maps.new_zeros(())
     if p.alpha:
-        parts["frc"] = frc_loss(vf, tf, tb, mask, p.tau).mean()
+        parts["frc"] = frc_loss(vf, tf, tb, mask, p.tau).sum()
         loss = loss + p.alpha * parts["frc"]
     if p.beta:
-        parts["brc"] = brc_loss(vb, tf, tb, mask, p.tau, p.brc_form).mean()
+        parts["brc"] = brc_loss(vb, tf, tb, mask, p.tau, p.brc_form).sum()
         loss = loss + p.beta * parts["brc"]
     parts["reg"] = maps.mean()
     if p.gamma:

@@ -6,13 +6,19 @@ Three stages, each a stage-cache entry keyed by exactly its dependencies:
     L_match = −[log sim(v^f_k, u^f_k) + λ_b·log(1 − sim(v^b_k, u^f_k))]
 (b) Contrastive Prompt Learning (Eq. 2) trains only the prompts p_k (S frozen):
     L_prompt = −log sim(u^b_k, v^b_k) + λ_T·log sim(u^b_k, u^f_k),  u^b_k = E_T(p_k)
-(c) Prompt-guided Semantic Refinement (Eq. 3) re-trains S from its stage-(a) state with
-    the prompts frozen:  L_total = L_match + λ·L_refine,  L_refine = −log(1 − sim(v^f_k, u^b_k))
+(c) Prompt-guided Semantic Refinement (Eq. 3) re-trains S from its INITIAL state (not
+    stage (a)'s output: the release's main3.py is run with `--resume` = the WeakTr
+    checkpoint main1.py started from; stage (a) only shapes the masks the prompts learn
+    from) with the prompts frozen:  L_total = L_match + λ·L_refine,
+    L_refine = −log(1 − sim(v^f_k, u^b_k))
 
-Masks are the min-max normalised CAM maps of S. Schemes (Table 6): `sequential` (a → b → c),
+Masks are the min-max normalised CAM maps of S, in training (engine1.py / engine3.py) and
+when scored (`cam_normalisation = "minmax"`: the release's inference min-max normalises
+the raw summed maps, no ReLU). Schemes (Table 6): `sequential` (a → b → c),
 `alternate` (a, then b and c alternated `rounds` times), `joint` (all losses from the start).
-λ = 0 needs no prompts, so stage (b) is skipped and stage (c) is L_match only: Table 5's
-λ = 0 and Table 4's "L_match only" are the same run, as their equal published numbers say.
+λ = 0 needs no prompts, so (a) and (b) are skipped and (c) is L_match only from the same
+start: Table 5's λ = 0 and Table 4's "L_match only" are the same run, as their equal
+published numbers say, and it differs from the full run only by L_refine.
 
 Mask generator init: the paper's S is WeakTr's DeiT-S, itself a trained CAM network; here
 S starts from this run's cached CAM classifier (`trained_cam`), the same checkpoint CLIMS
@@ -22,8 +28,11 @@ starts from the bare backbone instead).
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -31,6 +40,7 @@ from torch import nn
 
 from harness.cache import stage_key
 from harness.config import MethodConfig, hp
+from harness.data.augment import flipped
 from harness.errors import BenchError
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
@@ -72,7 +82,8 @@ class SemplesConfig(MethodConfig):
     prompt_epochs: int = hp(60, "epochs of stage (b), split over the rounds", ge=1)
     refine_epochs: int = hp(60, "epochs of stage (c), split over the rounds", ge=1)
     prompt_lr: float = hp(5e-4, "learning rate of the prompts", gt=0)
-    prompt_init_std: float = hp(0.02, "std of the random prompt initialisation", gt=0)
+    prompt_init: str = hp("uniform", "prompt init: uniform [0, 1) as the release (main2.py "
+                          "BTP), or normal N(0, 0.02²)", choices=("uniform", "normal"))
     init: str = hp("cam", "mask generator init: the cached CAM classifier, or the backbone",
                    choices=("cam", "backbone"))
 
@@ -89,10 +100,12 @@ class SemplesConfig(MethodConfig):
 class Prompts(nn.Module):
     """K learnable prompt sequences (K, L, token width), randomly initialised."""
 
-    def __init__(self, n_classes: int, length: int, width: int, std: float, seed: int):
+    def __init__(self, n_classes: int, length: int, width: int, init: str, seed: int):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.embeddings = nn.Parameter(torch.randn(n_classes, length, width, generator=g) * std)
+        shape = (n_classes, length, width)
+        x = torch.rand(shape, generator=g) if init == "uniform" else torch.randn(shape, generator=g)
+        self.embeddings = nn.Parameter(x if init == "uniform" else 0.02 * x)
 
 
 # --- losses (vectorised over the P positive pairs) ------------------------------------
@@ -126,10 +139,7 @@ def cam_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
 
 
 def _augment(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    images = batch["image"]
-    if torch.rand(()) < 0.5:
-        images = images.flip(-1)
-    return images, batch["labels"]
+    return flipped(batch), batch["labels"]
 
 
 def generator_step(model: CamNet, teacher, batch: dict, text: torch.Tensor,
@@ -189,6 +199,7 @@ class Semples(Method):
     config_cls = SemplesConfig
     epoch_fields = {"cam": "cam_epochs", "semples-a": "epochs", "semples-b": "prompt_epochs",
                     "semples-c": "refine_epochs"}
+    cam_normalisation = "minmax"
 
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
@@ -242,7 +253,7 @@ class SemplesRun:
     def _new_prompts(self) -> Prompts:
         p = self.p
         return Prompts(self.n_classes, p.prompt_length, self.teacher.token_width,
-                       p.prompt_init_std, seed=self.ctx.cfg.seed).to(self.ctx.device)
+                       p.prompt_init, seed=self.ctx.cfg.seed).to(self.ctx.device)
 
     def _gen_stage(self, name: str, key: str, model: CamNet, loss_fn, epochs: int) -> Stage:
         p = self.p
@@ -255,15 +266,19 @@ class SemplesRun:
         model.load_state_dict(torch.load(folder / "generator.pt", map_location=self.ctx.device))
         return model
 
+    def _with_state(self, state: dict) -> CamNet:
+        model = new_generator(self.ctx)
+        model.load_state_dict(state)
+        return model
+
     def _load_prompts(self, folder) -> Prompts:
         prompts = self._new_prompts()
         prompts.load_state_dict(torch.load(folder / "prompts.pt", map_location=self.ctx.device))
         return prompts
 
     # the stages
-    def stage_a(self) -> str:
+    def stage_a(self, model: CamNet, init_key: str) -> tuple[Any, str]:
         p = self.p
-        model, init_key = self._init_generator()
         deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": p.epochs,
                 "lambda_b": p.lambda_b}
         key = stage_key("semples-a", deps)
@@ -275,8 +290,7 @@ class SemplesRun:
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
-        self.folder_a, key = self.ctx.stages.get_or_build("semples-a", deps, build)
-        return key
+        return self.ctx.stages.get_or_build("semples-a", deps, build)
 
     def stage_b(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
                 round_: int) -> tuple[Any, str]:
@@ -286,7 +300,7 @@ class SemplesRun:
         deps = {**self.base, "generator": gen_key, "prompts_from": prompt_key, "round": round_,
                 "epochs": epochs, "lambda_b": p.lambda_b, "lambda_T": p.lambda_T,
                 "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
-                "prompt_lr": p.prompt_lr, "prompt_init_std": p.prompt_init_std,
+                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init,
                 "optimizer": p.optimizer, "schedule": p.schedule}
         key = stage_key("semples-b", deps)
 
@@ -307,16 +321,16 @@ class SemplesRun:
         p = self.p
         deps = {"seed": self.ctx.cfg.seed, "teacher": self.ctx.teacher_key(),
                 "n_classes": self.n_classes, "prompt_length": p.prompt_length,
-                "prompt_init_std": p.prompt_init_std}
+                "prompt_init": p.prompt_init}
 
         def build(folder):
             torch.save(self._new_prompts().state_dict(), folder / "prompts.pt")
 
         return self.ctx.stages.get_or_build("semples-random-prompts", deps, build)
 
-    def stage_c(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
-                round_: int) -> tuple[Any, str]:
-        """Re-train S from `gen_key` with L_match + λ·L_refine against frozen prompts."""
+    def stage_c(self, gen_key: str, start: Callable[[], CamNet], prompt_key: str | None,
+                prompt_folder, round_: int) -> tuple[Any, str]:
+        """Re-train S from `start()` (key `gen_key`) with L_match + λ·L_refine, prompts frozen."""
         p = self.p
         epochs = self._per_round(p.refine_epochs)
         deps = {**self.base, **self.gen_opt, "generator": gen_key, "prompts": prompt_key,
@@ -325,7 +339,7 @@ class SemplesRun:
         key = stage_key("semples-c", deps)
 
         def build(folder):
-            model = self._load_gen(gen_folder)
+            model = start()
             ub = None
             if prompt_folder is not None:
                 with torch.no_grad():  # prompts frozen: u^b once for the whole stage
@@ -352,7 +366,7 @@ class SemplesRun:
         deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": epochs,
                 "lambda_b": p.lambda_b, "lambda_T": p.lambda_T, "lambda_refine": p.lambda_refine,
                 "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
-                "prompt_lr": p.prompt_lr, "prompt_init_std": p.prompt_init_std}
+                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init}
         key = stage_key("semples-joint", deps)
 
         def build(folder):
@@ -376,20 +390,23 @@ class SemplesRun:
         p = self.p
         if p.scheme == "joint":
             return self.joint()
-        gen_key = self.stage_a()
-        gen_folder = self.folder_a
-        if p.lambda_refine == 0:  # L_match only: prompts unused, stage (b) skipped
-            gen_folder, gen_key = self.stage_c(gen_key, gen_folder, None, None, 1)
-            return self._load_gen(gen_folder).eval()
+        init, gen_key = self._init_generator()
+        init_state = copy.deepcopy(init.state_dict())
+        start = partial(self._with_state, init_state)  # (c) restarts from S's initial state
+        learn_prompts = p.lambda_refine != 0 and p.prompt_losses != "none"
+        if learn_prompts:  # (b) learns from the masks of S after (a)
+            masks_folder, masks_key = self.stage_a(init, gen_key)
         prompt_folder, prompt_key = None, None
-        if p.prompt_losses == "none":
+        if p.lambda_refine != 0 and not learn_prompts:
             prompt_folder, prompt_key = self.random_prompts()
         for r in range(1, p.rounds + 1):
-            if p.prompt_losses != "none":
-                prompt_folder, prompt_key = self.stage_b(gen_key, gen_folder, prompt_key,
+            if learn_prompts:
+                prompt_folder, prompt_key = self.stage_b(masks_key, masks_folder, prompt_key,
                                                          prompt_folder, r)
-            gen_folder, gen_key = self.stage_c(gen_key, gen_folder, prompt_key, prompt_folder, r)
-        return self._load_gen(gen_folder).eval()
+            folder, gen_key = self.stage_c(gen_key, start, prompt_key, prompt_folder, r)
+            start = partial(self._load_gen, folder)  # later rounds continue from here
+            masks_folder, masks_key = folder, gen_key
+        return self._load_gen(folder).eval()
 
 
 # --- variants: the rows of the paper's Tables 4 and 6 (Table 5: --set lambda_refine=…) ---

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.clims import clims_losses
+from methods.clims import ClimsConfig, cbs_gate, clims_losses
 from methods.clip_losses import SIM_MAX, SIM_MIN, pair_sim, positive_pairs
 
 from .conftest import TINY
@@ -31,22 +31,43 @@ def test_clims_losses_hand_computed():
     text = torch.tensor([[0.6, 0.8], [1., 0]])  # t_k of each pair
     bg = torch.tensor([[1., 0], [0.28, 0.96]])  # two background prompts
     masks = torch.full((2, 3, 4, 4), 0.25)
-    out = clims_losses(vf, vb, text, bg, masks, n_images=2, threshold=0.26)
+    out = clims_losses(vf, vb, text, bg, masks, threshold=0.26)
     # OTM: sims 0.6 and 0 -> clamped 1e-4
     assert out["otm"].item() == pytest.approx((-math.log(0.6) - math.log(1e-4)) / 2, rel=1e-5)
     # BTM: sims 0.8 and 1.0 -> clamped 0.9999
     assert out["btm"].item() == pytest.approx((-math.log(0.2) - math.log(1e-4)) / 2, rel=1e-4)
     # CBS: raw sims [[1, .28], [0, .96]] gated > 0.26 -> three terms, clamped at 0.9999,
-    # summed over pairs and prompts, averaged over the 2 images
-    cbs = (-math.log(1e-4) - math.log(1 - 0.28) - math.log(1 - 0.96)) / 2
+    # summed over pairs and prompts and NOT divided by images (reference clip_loss.py)
+    cbs = -math.log(1e-4) - math.log(1 - 0.28) - math.log(1 - 0.96)
     assert out["cbs"].item() == pytest.approx(cbs, rel=1e-4)
     assert out["reg"].item() == pytest.approx(0.25)
 
 
 def test_clims_cbs_gate_below_threshold_is_zero():
     vf = torch.tensor([[1., 0]])
-    out = clims_losses(vf, vf, vf, torch.tensor([[0.2, 0.9798]]), torch.zeros(1, 1, 2, 2), 1, 0.26)
+    out = clims_losses(vf, vf, vf, torch.tensor([[0.2, 0.9798]]), torch.zeros(1, 1, 2, 2), 0.26)
     assert out["cbs"].item() == 0.0
+
+
+def test_cbs_sum_grows_with_pairs_like_the_reference():
+    """Doubling the batch (same pairs twice) doubles L_CBS, leaves the means unchanged."""
+    vf = torch.tensor([[0.6, 0.8]])
+    bg = torch.tensor([[0.6, 0.8], [1., 0]])  # sims 0.9999 (clamped) and 0.6, both gated
+    masks = torch.zeros(1, 1, 2, 2)
+    one = clims_losses(vf, vf, vf, bg, masks, 0.26)
+    two = clims_losses(vf.repeat(2, 1), vf.repeat(2, 1), vf.repeat(2, 1), bg, masks, 0.26)
+    assert one["cbs"].item() == pytest.approx(-math.log(1e-4) - math.log(0.4), rel=1e-4)
+    assert two["cbs"].item() == pytest.approx(2 * one["cbs"].item(), rel=1e-6)
+    assert two["otm"].item() == pytest.approx(one["otm"].item())
+
+
+def test_cbs_gate_comes_from_the_teacher_when_it_has_one():
+    class Scaled:
+        cbs_gate = 0.71
+
+    p = ClimsConfig()
+    assert cbs_gate(Scaled(), p) == 0.71
+    assert cbs_gate(object(), p) == p.cbs_threshold == 0.26  # real CLIP: the paper's value
 
 
 def test_clims_tiny_run(synth_teacher, cache_dir, runs_dir):

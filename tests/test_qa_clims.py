@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import BenchError
-from methods.qa_clims import brc_loss, fat_regions, frc_loss
+from methods.qa_clims import brc_loss, fat_regions, fg_text_feature, frc_loss
 
 TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
 
@@ -34,6 +34,26 @@ def test_frc_matches_eq6():
     masked = torch.tensor([[True, False]])
     want = -math.log(math.exp(2) / (math.exp(2) + math.exp(2 * math.sqrt(0.5))))
     assert frc_loss(vf, tf, tb, masked, tau).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_frc_uses_unrenormalised_fg_text_as_the_reference():
+    # t̄^f of norm 0.5 (a mean of unit vectors): s_ff = ⟨v, t̄^f⟩ = 0.5, not the cosine 1
+    vf, _, _, tb = _known()
+    tf = torch.tensor([[0.5, 0.0]])
+    tau = 0.5
+    full = torch.tensor([[True, True]])
+    want = -math.log(math.exp(1) / (math.exp(1) + math.exp(2 * math.sqrt(0.5)) + 1))
+    assert frc_loss(2 * vf, tf, tb, full, tau).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_fg_text_feature_half_class_half_mean_answers():
+    feats = torch.eye(4)  # texts 0..3, unit features
+    fg_idx = torch.tensor([[0, 1, 2], [3, 0, 0]])  # row 0: answers 0, 1 then class 2; row 1: class 3
+    fg_mask = torch.tensor([[True, True, True], [True, False, False]])
+    got = fg_text_feature(feats, fg_idx, fg_mask)
+    want = torch.tensor([[0.25, 0.25, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert torch.allclose(got, want)
+    assert got[0].norm().item() == pytest.approx(math.sqrt(0.375))  # not renormalised
 
 
 def test_brc_matches_both_forms():
@@ -131,9 +151,36 @@ def test_corpus_texts_padded_and_masked():
     fg, bg, mask = texts(torch.tensor([0, 1]), torch.tensor([0, 1]))
     assert fg.shape == (2, 4) and bg.shape == (2, 4, 4)
     assert mask.tolist() == [[True] * 4, [True, False, False, False]]  # water, sky, sea, lake
-    assert torch.allclose(fg.norm(dim=-1), torch.ones(2))
+    assert (fg.norm(dim=-1) < 1).all()  # t̄^f is not renormalised (reference net/vqa_fg.py)
     with pytest.raises(BenchError):
         texts(torch.tensor([0]), torch.tensor([1]))
+
+
+def test_ritc_sums_the_contrastive_losses_over_pairs():
+    """The same pair twice in a batch doubles L_FRC and L_BRC (reference: a sum over pairs)."""
+    from harness.generator import build_generator
+    from harness.synth_teacher import TinyClipSpec, build_tiny_clip
+    from harness.teacher import Teacher
+    from methods.qa_clims import CorpusTexts, QAClimsConfig, ritc_loss
+
+    torch.manual_seed(0)
+    clip, tok = build_tiny_clip(TinyClipSpec(), 64)
+    teacher = Teacher(clip, tok, "random-tiny")
+    gen = build_generator("synth-cnn", 2).eval()
+    answers = ["water", "sky", "water", "water", "boat", "water", "water",
+               "water", "sea", "lake", "sailboat", "sailboat", "ship", "ship", "ship", "vessel"]
+    texts = CorpusTexts([{"image": 0, "class": 0, "answers": answers}], "fine,alias,object,scene",
+                        teacher, 1, 2, torch.device("cpu"), ("boat", "car"))
+    image = torch.rand(1, 3, 64, 64)
+    one = {"image": image, "labels": torch.tensor([[1., 0]]), "index": torch.tensor([0])}
+    two = {"image": image.repeat(2, 1, 1, 1), "labels": torch.tensor([[1., 0], [1, 0]]),
+           "index": torch.tensor([0, 0])}
+    with torch.no_grad():
+        _, p1 = ritc_loss(gen, teacher, texts, QAClimsConfig(), one)
+        _, p2 = ritc_loss(gen, teacher, texts, QAClimsConfig(), two)
+    assert p2["frc"].item() == pytest.approx(2 * p1["frc"].item(), rel=1e-5)
+    assert p2["brc"].item() == pytest.approx(2 * p1["brc"].item(), rel=1e-5)
+    assert p2["reg"].item() == pytest.approx(p1["reg"].item(), rel=1e-5)  # L_REG stays a mean
 
 
 def test_tiny_run_end_to_end(synth_teacher, cache_dir, runs_dir):

@@ -76,7 +76,7 @@ def test_stage_b_gradients_reach_only_prompts(tiny_parts):
     teacher, gen, batch, text = tiny_parts
     gen.zero_grad(set_to_none=True)
     gen.eval().requires_grad_(False)
-    prompts = Prompts(3, 5, teacher.token_width, 0.02, seed=0)
+    prompts = Prompts(3, 5, teacher.token_width, "normal", seed=0)
     loss, _ = prompt_step(gen, teacher, prompts, batch, text, SemplesConfig())
     loss.backward()
     gen.requires_grad_(True)
@@ -89,7 +89,8 @@ def test_stage_c_gradients_reach_only_generator(tiny_parts):
     teacher, gen, batch, text = tiny_parts
     gen.zero_grad(set_to_none=True)
     gen.train()
-    prompts = Prompts(3, 5, teacher.token_width, 0.02, seed=0)
+    # normal init: on this random teacher uniform prompts sit at sim < 0, clamped, no gradient
+    prompts = Prompts(3, 5, teacher.token_width, "normal", seed=0)
     with torch.no_grad():
         ub = teacher.encode_prompts(prompts.embeddings).float()
     loss, parts = generator_step(gen, teacher, batch, text, ub, SemplesConfig())
@@ -98,6 +99,26 @@ def test_stage_c_gradients_reach_only_generator(tiny_parts):
     assert any(g is not None and g.abs().sum() > 0 for g in _grads(gen))
     assert prompts.embeddings.grad is None
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_prompt_init_uniform_as_the_release():
+    u = Prompts(3, 30, 64, "uniform", seed=0).embeddings  # release main2.py: torch.rand
+    n = Prompts(3, 30, 64, "normal", seed=0).embeddings
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean().item() - 0.5) < 0.02
+    assert abs(n.std().item() - 0.02) < 0.002
+    assert SemplesConfig().prompt_init == "uniform"
+
+
+def test_inference_min_max_normalises_raw_maps():
+    import numpy as np
+
+    from harness.infer import normalise
+    from methods.semples import Semples
+
+    high = np.array([[[-2.0, 0.0], [1.0, 2.0]]])
+    assert Semples.cam_normalisation == "minmax"
+    assert np.allclose(normalise(high, "minmax"), [[[0, 0.5], [0.75, 1]]], atol=1e-5)
+    assert np.allclose(normalise(np.maximum(high, 0), "max"), [[[0, 0], [0.5, 1]]], atol=1e-5)
 
 
 def test_validation():
@@ -140,6 +161,8 @@ def test_lambda_change_retrains_only_stage_c(synth_teacher, cache_dir, runs_dir)
     third = run(resolve_config("semples/match-only", seed=7, sets=FAST), **quiet)
     assert third["stage_cache"]["misses"] == ["semples-c"]  # λ = 0: no prompts at all
     assert "semples-b" not in third["stage_cache"]["hits"]
+    # (c) restarts from S's initial state (the CAM), so match-only needs no stage (a) either
+    assert "semples-a" not in third["stage_cache"]["hits"]
 
 
 def test_stage_output_does_not_depend_on_upstream_cache_hits(synth_teacher, cache_dir, tmp_path):

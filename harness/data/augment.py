@@ -1,4 +1,9 @@
-"""Training augmentation for real images: random rescale, horizontal flip, random crop.
+"""Training augmentation: the per-step flip of every method, and random rescale, flip and
+crop of real images.
+
+Pairing (the protocol): the training loop draws each step's flip from a stream seeded by
+the RUN seed and the epoch (`augment_seed`), not by the stage, so every method and variant
+of one seed sees the same flips and the same data order, and their differences are paired.
 
 The CLIMS / QA-CLIMS reference pipeline (from IRN): resize the long side to a random
 length in [crop·0.625, crop·1.25] (320–640 for the 512 crop), flip with p = 0.5, then a
@@ -9,9 +14,25 @@ inference runs at full size over scales and flips (`harness.infer`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
 SCALE_RANGE = (0.625, 1.25)  # long side relative to the crop: 320–640 px for a 512 crop
+
+
+def augment_seed(run_seed: int, epoch: int) -> int:
+    """The seed of an epoch's augmentation stream: the run seed and the epoch, nothing else."""
+    return (run_seed * 1_000_003 + 7919 * (epoch + 1)) % 2**63
+
+
+def draw_flip(stream: torch.Generator) -> bool:
+    return bool(torch.rand((), generator=stream) < 0.5)
+
+
+def flipped(batch: dict) -> torch.Tensor:
+    """The batch's images, mirrored when the loop drew a flip for this step (`batch["flip"]`)."""
+    images = batch["image"]
+    return images.flip(-1) if batch.get("flip", False) else images
 
 
 def random_rescale(img: np.ndarray, crop_size: int, rng: np.random.Generator,
