@@ -6,24 +6,21 @@ Three stages, each a stage-cache entry keyed by exactly its dependencies:
     L_match = −[log sim(v^f_k, u^f_k) + λ_b·log(1 − sim(v^b_k, u^f_k))]
 (b) Contrastive Prompt Learning (Eq. 2) trains only the prompts p_k (S frozen):
     L_prompt = −log sim(u^b_k, v^b_k) + λ_T·log sim(u^b_k, u^f_k),  u^b_k = E_T(p_k)
-(c) Prompt-guided Semantic Refinement (Eq. 3) re-trains S from its INITIAL state (not
-    stage (a)'s output: the release's main3.py is run with `--resume` = the WeakTr
-    checkpoint main1.py started from; stage (a) only shapes the masks the prompts learn
-    from) with the prompts frozen:  L_total = L_match + λ·L_refine,
+(c) Prompt-guided Semantic Refinement (Eq. 3) re-trains S from its INITIAL state, as the
+    release's main3.py (`--resume` = the WeakTr checkpoint main1.py starts from; (a) only
+    shapes the masks (b) learns from), prompts frozen: L_total = L_match + λ·L_refine,
     L_refine = −log(1 − sim(v^f_k, u^b_k))
 
-Masks are the min-max normalised CAM maps of S, in training (engine1.py / engine3.py) and
-when scored (`cam_normalisation = "minmax"`: the release's inference min-max normalises
-the raw summed maps, no ReLU). Schemes (Table 6): `sequential` (a → b → c),
-`alternate` (a, then b and c alternated `rounds` times), `joint` (all losses from the start).
-λ = 0 needs no prompts, so (a) and (b) are skipped and (c) is L_match only from the same
-start: Table 5's λ = 0 and Table 4's "L_match only" are the same run, as their equal
-published numbers say, and it differs from the full run only by L_refine.
+Masks are min-max normalised CAM maps of S in training (release engine1.py, engine3.py)
+and when scored (`cam_normalisation`: the release's inference min-max normalises the raw
+summed maps, no ReLU). Schemes (Table 6): `sequential` (a → b → c), `alternate` (a, then
+b and c alternated `rounds` times), `joint` (all losses from the start). λ = 0 needs no
+prompts: (a) and (b) are skipped and (c) is L_match only from the same start, so Table 5's
+λ = 0 and Table 4's "L_match only" are one run (as their equal published numbers say).
 
 Mask generator init: the paper's S is WeakTr's DeiT-S, itself a trained CAM network; here
-S starts from this run's cached CAM classifier (`trained_cam`), the same checkpoint CLIMS
-starts from, so the comparison with CLIMS differs only in the losses (`init=backbone`
-starts from the bare backbone instead).
+S starts from this run's cached CAM classifier (`trained_cam`), as CLIMS does, so the two
+differ only in the losses (`init=backbone` starts from the bare backbone instead).
 """
 
 from __future__ import annotations
@@ -102,10 +99,9 @@ class Prompts(nn.Module):
 
     def __init__(self, n_classes: int, length: int, width: int, init: str, seed: int):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        shape = (n_classes, length, width)
-        x = torch.rand(shape, generator=g) if init == "uniform" else torch.randn(shape, generator=g)
-        self.embeddings = nn.Parameter(x if init == "uniform" else 0.02 * x)
+        g, shape = torch.Generator().manual_seed(seed), (n_classes, length, width)
+        x = torch.rand(shape, generator=g) if init == "uniform" else 0.02 * torch.randn(shape, generator=g)
+        self.embeddings = nn.Parameter(x)
 
 
 # --- losses (vectorised over the P positive pairs) ------------------------------------
@@ -244,7 +240,6 @@ class SemplesRun:
                         "optimizer": self.p.optimizer, "schedule": self.p.schedule,
                         "weight_decay": self.p.weight_decay}
 
-    # generator / prompt state helpers
     def _init_generator(self) -> tuple[CamNet, str]:
         if self.p.init == "cam":
             return trained_cam(self.ctx)
@@ -255,16 +250,8 @@ class SemplesRun:
         return Prompts(self.n_classes, p.prompt_length, self.teacher.token_width,
                        p.prompt_init, seed=self.ctx.cfg.seed).to(self.ctx.device)
 
-    def _gen_stage(self, name: str, key: str, model: CamNet, loss_fn, epochs: int) -> Stage:
-        p = self.p
-        return Stage(name, key, {"generator": model}, model.param_groups(p.lr, p.head_lr_mult),
-                     loss_fn, epochs, optimizer=p.optimizer, schedule=p.schedule,
-                     weight_decay=p.weight_decay)
-
     def _load_gen(self, folder) -> CamNet:
-        model = new_generator(self.ctx)
-        model.load_state_dict(torch.load(folder / "generator.pt", map_location=self.ctx.device))
-        return model
+        return self._with_state(torch.load(folder / "generator.pt", map_location=self.ctx.device))
 
     def _with_state(self, state: dict) -> CamNet:
         model = new_generator(self.ctx)
@@ -277,20 +264,32 @@ class SemplesRun:
         return prompts
 
     # the stages
-    def stage_a(self, model: CamNet, init_key: str) -> tuple[Any, str]:
+    def _train_generator(self, name: str, deps: dict, start: Callable[[], CamNet], prompt_folder,
+                         epochs: int) -> tuple[Any, str]:
+        """Train S from `start()` with L_match (+ λ·L_refine against frozen prompts)."""
         p = self.p
-        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": p.epochs,
-                "lambda_b": p.lambda_b}
-        key = stage_key("semples-a", deps)
+        key = stage_key(name, deps)
 
         def build(folder):
-            stage = self._gen_stage("semples-a", key, model,
-                                    lambda b: generator_step(model, self.teacher, b, self.text,
-                                                             None, p), p.epochs)
+            model, ub = start(), None
+            if prompt_folder is not None:
+                with torch.no_grad():  # prompts frozen: u^b once for the whole stage
+                    ub = self.teacher.encode_prompts(
+                        self._load_prompts(prompt_folder).embeddings).float()
+            stage = Stage(name, key, {"generator": model}, model.param_groups(p.lr, p.head_lr_mult),
+                          lambda b: generator_step(model, self.teacher, b, self.text, ub, p),
+                          epochs, optimizer=p.optimizer, schedule=p.schedule,
+                          weight_decay=p.weight_decay)
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
-        return self.ctx.stages.get_or_build("semples-a", deps, build)
+        return self.ctx.stages.get_or_build(name, deps, build)
+
+    def stage_a(self, start: Callable[[], CamNet], init_key: str) -> tuple[Any, str]:
+        p = self.p
+        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": p.epochs,
+                "lambda_b": p.lambda_b}
+        return self._train_generator("semples-a", deps, start, None, p.epochs)
 
     def stage_b(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
                 round_: int) -> tuple[Any, str]:
@@ -336,22 +335,7 @@ class SemplesRun:
         deps = {**self.base, **self.gen_opt, "generator": gen_key, "prompts": prompt_key,
                 "round": round_, "epochs": epochs, "lambda_b": p.lambda_b,
                 "lambda_refine": p.lambda_refine}
-        key = stage_key("semples-c", deps)
-
-        def build(folder):
-            model = start()
-            ub = None
-            if prompt_folder is not None:
-                with torch.no_grad():  # prompts frozen: u^b once for the whole stage
-                    ub = self.teacher.encode_prompts(
-                        self._load_prompts(prompt_folder).embeddings).float()
-            stage = self._gen_stage("semples-c", key, model,
-                                    lambda b: generator_step(model, self.teacher, b, self.text,
-                                                             ub, p), epochs)
-            train_stage(self.ctx, stage)
-            torch.save(model.state_dict(), folder / "generator.pt")
-
-        return self.ctx.stages.get_or_build("semples-c", deps, build)
+        return self._train_generator("semples-c", deps, start, prompt_folder, epochs)
 
     def _per_round(self, epochs: int) -> int:
         # Alternating keeps the total budget of (b) and (c): each round gets 1/R of it.
@@ -391,11 +375,10 @@ class SemplesRun:
         if p.scheme == "joint":
             return self.joint()
         init, gen_key = self._init_generator()
-        init_state = copy.deepcopy(init.state_dict())
-        start = partial(self._with_state, init_state)  # (c) restarts from S's initial state
+        start = partial(self._with_state, copy.deepcopy(init.state_dict()))  # (a) and (c) start here
         learn_prompts = p.lambda_refine != 0 and p.prompt_losses != "none"
         if learn_prompts:  # (b) learns from the masks of S after (a)
-            masks_folder, masks_key = self.stage_a(init, gen_key)
+            masks_folder, masks_key = self.stage_a(start, gen_key)
         prompt_folder, prompt_key = None, None
         if p.lambda_refine != 0 and not learn_prompts:
             prompt_folder, prompt_key = self.random_prompts()
@@ -413,7 +396,7 @@ class SemplesRun:
 
 @register_variant("semples/match-only", table="Table 4: L_match only")
 def match_only() -> dict:
-    """L_match only (λ = 0): stage (a), then (c) without L_refine; no prompts."""
+    """L_match only (λ = 0): (c) without L_refine; no prompts."""
     return {"lambda_refine": 0.0}
 
 
