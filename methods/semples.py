@@ -215,9 +215,8 @@ class Semples(Method):
         out = {"cam": p.cam_epochs} if p.init == "cam" else {}
         if p.scheme == "joint":
             return {**out, "semples-joint": p.epochs + p.refine_epochs}
-        out["semples-a"] = p.epochs
-        if p.lambda_refine != 0 and p.prompt_losses != "none":
-            out["semples-b"] = p.prompt_epochs
+        if p.lambda_refine != 0 and p.prompt_losses != "none":  # (a) only shapes (b)'s masks
+            out.update({"semples-a": p.epochs, "semples-b": p.prompt_epochs})
         return {**out, "semples-c": p.refine_epochs}
 
     def train(self, ctx: RunContext) -> CamNet:

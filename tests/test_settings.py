@@ -120,7 +120,7 @@ def test_epochs_reaches_every_stage_and_set_still_wins():
     assert stage_epochs(_resolve("qa-clims", "coco", epochs=3)) == {"cam": 3, "qa-clims": 3}
     assert stage_epochs(_resolve("clims", "synth", epochs=1)) == {"cam": 1, "clims": 1}
     assert stage_epochs(_resolve("semples/match-only", "voc", epochs=1)) == {
-        "cam": 1, "semples-a": 1, "semples-c": 1}  # no prompts: no stage (b)
+        "cam": 1, "semples-c": 1}  # no prompts: no (b), nor the (a) that only feeds it
     sets = ["prompt_epochs=4", "cam_epochs=2"]
     assert stage_epochs(_resolve("semples", "voc", epochs=1, sets=sets)) == {
         "cam": 2, "semples-a": 1, "semples-b": 4, "semples-c": 1}
