@@ -36,7 +36,12 @@ def to_image(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def minmax(maps: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-(image, class) min-max normalisation of (B, K, H, W) maps to [0, 1]."""
+    """Per-(image, class) min-max normalisation of (B, K, H, W) maps to [0, 1].
+
+    The SemPLeS release's training uses eps = 0.1 (engine1.py / engine3.py, `max_ - min_ +
+    1e-1`), which is relative to its WeakTr maps' scale; on another generator's scale it
+    would cap the masks at an arbitrary level below 1, so we keep a negligible eps.
+    """
     flat = maps.flatten(2)
     lo = flat.min(-1, keepdim=True)[0]
     hi = flat.max(-1, keepdim=True)[0]
