@@ -72,7 +72,6 @@ class RunContext:
     on_epoch: Callable[[str, int, dict[str, float]], None] | None = None
     teacher_info: dict[str, Any] = field(default_factory=dict)
     show_progress: bool = True
-    cam_checkpoint_sha256: str | None = None  # set when the CAM stage came from --cam-weights
 
     @property
     def params(self) -> MethodConfig:

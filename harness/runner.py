@@ -119,8 +119,7 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
         record.update(scores.as_record())
         record.update(status="ok", teacher=ctx.teacher_info,
-                      stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses},
-                      cam_checkpoint_sha256=ctx.cam_checkpoint_sha256)
+                      stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
     except NonFiniteLoss as exc:
         record.update(status="failed", error=str(exc))
     except BaseException:

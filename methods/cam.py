@@ -75,8 +75,7 @@ def given_cam(ctx: RunContext) -> tuple[CamNet, str]:
 
     model = build_generator(ctx.params.backbone, len(ctx.dataset("train").class_names),
                             allow_random=True)  # every tensor comes from the checkpoint
-    sha = load_cam_checkpoint(model, ctx.cfg.cam_weights)
-    ctx.cam_checkpoint_sha256 = sha
+    sha = load_cam_checkpoint(model, ctx.cfg.cam_weights)  # result.json: provenance's hash
     ctx.log(f"cam: baseline from {ctx.cfg.cam_weights} (sha256 {sha[:16]}), not trained")
     return model.to(ctx.device).eval(), f"file:{sha}"
 

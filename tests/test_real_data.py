@@ -408,7 +408,7 @@ def test_cam_weights_start_the_run_and_are_recorded(monkeypatch, capsys, voc_roo
                            "disabled", "--json", *TINY)
     assert code == 0, err[-2000:]
     record = json.loads(out.strip().splitlines()[-1])
-    assert record["cam_checkpoint_sha256"] == file_sha256(tmp_path / "res50_cam.pth")
+    assert record["provenance"]["cam_checkpoint_sha256"] == file_sha256(tmp_path / "res50_cam.pth")
     assert record["stage_epochs"] == {} and record["stage_cache"]["misses"] == []  # not trained
     code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root",
                          voc_root, "--cam-weights", tmp_path / "none.pth", "--runs-dir",
