@@ -11,18 +11,17 @@ voc12/dataloader.py `TorchvisionNormalize` (ImageNet mean/std, ≈ CLIP's), and
 CVI-SZU/QA-CLIMS step/train_qa_clims.py does the same. A masked pixel is therefore 0 after
 normalisation: CLIP sees its own mean colour there, not black. Our images are in [0, 1] and
 the teacher normalises them itself, so the same crop is M·X + (1 − M)·fill with fill = the
-CLIP mean colour, switched on together with the teacher trained on it. A black fill (what
-`image * mask` on [0, 1] images gives) made dark, low-contrast crops a separate "concept"
-the tiny teacher could be gamed with.
+CLIP mean colour. A black fill (what `image * mask` on [0, 1] images gives) made dark,
+low-contrast crops a separate "concept" the tiny teacher could be gamed with.
 """
 
 from __future__ import annotations
 
 import torch
 
-# Black until the teacher retrained on the CLIP mean colour lands with it (issue 11): the
-# current teacher was trained on crops `image * mask`, i.e. this primitive with a black fill.
-NEUTRAL_FILL: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB in [0, 1]
+from harness.teacher import OPENAI_MEAN
+
+NEUTRAL_FILL: tuple[float, float, float] = OPENAI_MEAN  # RGB in [0, 1]; 0 after normalisation
 SIM_MIN, SIM_MAX = 1e-4, 0.9999  # the reference code's clamp before any log
 
 

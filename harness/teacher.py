@@ -26,6 +26,8 @@ class Teacher(nn.Module):
     """A frozen open_clip CLIP with L2-normalised outputs."""
 
     weights: str | None = None  # the local file a real teacher was loaded from
+    # CLIMS's L_CBS gate on this teacher's similarity scale; None: real CLIP, the paper's 0.26
+    cbs_gate: float | None = None
 
     def __init__(self, clip: nn.Module, tokenizer, name: str,
                  mean: tuple[float, ...] = OPENAI_MEAN, std: tuple[float, ...] = OPENAI_STD):

@@ -21,8 +21,9 @@ def load_teacher(ctx: RunContext) -> tuple[Teacher, dict[str, Any]]:
         with progress_bar("synth teacher", clip_spec.steps, enabled=ctx.show_progress) as advance:
             teacher, info = load_or_train(spec, ctx.cache_dir, clip_spec, log=ctx.log,
                                           progress=lambda s, n, loss: advance(loss=loss))
-        check_gate(info)
-        ctx.log(f"synth teacher zero-shot: {accuracy_line(info)}")
+        check_gate(info)  # one line and exit != 0 when any gate fails
+        ctx.log(f"synth teacher passes its gates; zero-shot: {accuracy_line(info)}; "
+                f"CBS gate {info['cbs_gate']:.3f}")
         return teacher, info
     from harness.teacher import load_clip_teacher
 

@@ -1,0 +1,155 @@
+"""The gates the embedded synth teacher must pass before any method may use it.
+
+Fixed in advance (issue 11), from what a real CLIP does, never from what makes a method win:
+
+- zero-shot ≥ 90 % on held-out objects, contexts, objects whose mask is dimmed to 0.5, and
+  objects with 30 % of their box cut off: real CLIP still names a faded or partly hidden
+  object, so a method must not be able to score by fading or trimming the mask;
+- every blank image (black, white, the neutral fill, constant colours) is closer to
+  "a photo of nothing." than to any class prompt: real CLIP does not see a bird in a black
+  image (the first teacher gave black 0.69 with "bird"), so a method must not be able to
+  score by darkening;
+- on ≥ 90 % of held-out (image, class) pairs whose object sits on its co-occurring context,
+  the ground-truth mask scores a lower loss than the ground-truth mask plus that context,
+  under SemPLeS's L_match and L_refine and the CLIMS loss: with real CLIP, removing the
+  co-occurring context from a mask is what these losses reward (their whole point), so a
+  teacher on which it is not rewarded cannot tell the methods apart.
+
+The CBS gate. CLIMS applies L_CBS only where sim(foreground, background prompt) > 0.26, a
+threshold on real CLIP ViT-B/32's similarity scale. The rule, stated before any method ran:
+on the teacher's scale the gate is the 95th percentile of the similarities between held-out
+ground-truth object crops and the background (context) prompts, so it fires on ≤ 5 % of
+correct object crops. It is computed at build time, stored in the teacher's json and
+exposed as `Teacher.cbs_gate` (None for real CLIP, which keeps 0.26).
+
+The losses are written here with harness.clip_ops' primitives (the methods' own arithmetic)
+and the papers' VOC weights (METHODS.md), since `harness` may not import `methods`. The
+stand-in for SemPLeS's learned background prompt u^b is the co-occurring context's text
+prompt: what the learned prompt is trained to describe (stage b pulls u^b towards v^b).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.clip_ops import SIM_MAX, SIM_MIN, empty_image, fg_bg, neg_log, neg_log1m, pair_sim
+from harness.data.synth import CLASSES, CONTEXTS, COOCCUR
+from harness.errors import BenchError
+
+ACCURACY_GATE = 90.0  # percent, every zero-shot gate
+PAIR_GATE = 90.0  # percent of held-out pairs where the GT mask beats GT + co-occurring context
+CBS_PERCENTILE = 95.0  # the CBS gate fires on at most 5 % of correct object crops
+ZERO_SHOT_GATED = ("objects", "contexts", "objects_dim", "objects_partial")
+LOSSES = ("match", "refine", "clims")
+LAMBDA_B = 2.4  # SemPLeS Eq. 1, VOC
+CLIMS_W = {"otm": 10.0, "btm": 24.0, "cbs": 1.0, "reg": 0.2}  # CLIMS reference, VOC
+
+
+def blank_images(size: int) -> torch.Tensor:
+    """Images with nothing in them: black, white, the neutral fill, five constant colours."""
+    colours = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.8, 0.2, 0.2],
+                            [0.2, 0.6, 0.2], [0.2, 0.3, 0.8], [0.9, 0.8, 0.2], [0.3, 0.2, 0.1]])
+    flat = colours.view(-1, 3, 1, 1).expand(-1, 3, size, size)
+    return torch.cat([flat, empty_image(1, size)])
+
+
+def blank_margins(teacher, nothing_text: str, class_texts: list[str]) -> torch.Tensor:
+    """sim(blank, "nothing") − max over classes of sim(blank, class), one per blank image."""
+    with torch.no_grad():
+        f = teacher.encode_image(blank_images(teacher.image_size)).float()
+    return margins(f, teacher.encode_text([nothing_text])[0].float(),
+                   teacher.encode_text(class_texts).float())
+
+
+def margins(feats: torch.Tensor, nothing: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Per row of feats (N, D): cos(row, nothing (D,)) − max_k cos(row, classes (K, D))."""
+    return feats @ nothing - (feats @ classes.T).max(1).values
+
+
+def percentile_gate(sims: torch.Tensor) -> float:
+    """The CBS gate from GT-crop vs background-prompt similarities: their 95th percentile."""
+    return float(np.percentile(sims.flatten().numpy(), CBS_PERCENTILE))
+
+
+def win_rate(gt: torch.Tensor, with_context: torch.Tensor) -> float:
+    """Percent of pairs where the GT mask's loss is strictly below GT + context's."""
+    return 100.0 * float((gt < with_context).float().mean()) if len(gt) else 0.0
+
+
+def pair_losses(vf: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor, ub: torch.Tensor,
+                bg_texts: torch.Tensor, area: torch.Tensor, cbs_gate: float) -> dict[str, torch.Tensor]:
+    """Per pair: L_match (SemPLeS Eq. 1), L_refine (Eq. 3) and the CLIMS loss (METHODS.md).
+
+    vf, vb (P, D) crop features; uf (P, D) class text; ub (P, D) background prompt; bg_texts
+    (B, D) CLIMS's background prompts; area (P,) mean of each mask (L_REG)."""
+    s_fu, s_bu = pair_sim(vf, uf), pair_sim(vb, uf)
+    raw = vf.float() @ bg_texts.float().T
+    cbs = (neg_log1m(raw.clamp(SIM_MIN, SIM_MAX)) * (raw > cbs_gate)).sum(1)
+    clims = (CLIMS_W["otm"] * neg_log(s_fu) + CLIMS_W["btm"] * neg_log1m(s_bu)
+             + CLIMS_W["cbs"] * cbs + CLIMS_W["reg"] * area)
+    return {"match": neg_log(s_fu) + LAMBDA_B * neg_log1m(s_bu),
+            "refine": neg_log1m(pair_sim(vf, ub)), "clims": clims}
+
+
+def cooccurring_pairs(crops) -> list[tuple[int, int, int]]:
+    """(image, class index, context index) of held-out objects on their co-occurring context."""
+    return [(i, CLASSES.index(o["class"]), CONTEXTS.index(o["context"]))
+            for i, scene in enumerate(crops.scenes) for o in scene.objects
+            if o["context"] == COOCCUR[o["class"]]]
+
+
+def cbs_gate_from(teacher, crops, prompt) -> float:
+    """The rule above: the 95th percentile of sim(GT object crop, background prompt)."""
+    bg = teacher.encode_text([prompt(c) for c in CONTEXTS]).float()
+    sims = []
+    with torch.no_grad():
+        for i, k, _ in cooccurring_pairs(crops):
+            m = (crops.masks[i] == k + 1).float()[None, None]
+            vf = teacher.encode_image(fg_bg(crops.image(i)[None], m, bg=False)).float()
+            sims.append((vf @ bg.T)[0])
+    return percentile_gate(torch.cat(sims))
+
+
+def context_pair_wins(teacher, crops, prompt, cbs_gate: float) -> dict[str, float]:
+    """Per loss, percent of held-out co-occurring pairs where the GT mask's loss is below
+    the loss of the GT mask plus the object's co-occurring context band."""
+    bg = teacher.encode_text([prompt(c) for c in CONTEXTS]).float()
+    cls = teacher.encode_text([prompt(c) for c in CLASSES]).float()
+    rows: dict[str, list[torch.Tensor]] = {name: [] for name in LOSSES}
+    with torch.no_grad():
+        for i, k, c in cooccurring_pairs(crops):
+            gt = (crops.masks[i] == k + 1).float()
+            both = torch.stack([gt, ((crops.ctx[i] == c) | (gt > 0)).float()])[:, None]
+            x = crops.image(i)[None].expand(2, -1, -1, -1)
+            feats = teacher.encode_image(fg_bg(x, both)).float()
+            losses = pair_losses(feats[:2], feats[2:], cls[[k, k]], bg[[c, c]], bg,
+                                 both.mean((1, 2, 3)), cbs_gate)
+            for name in LOSSES:
+                rows[name].append(losses[name])
+    pairs = {name: torch.stack(r) if r else torch.zeros(0, 2) for name, r in rows.items()}
+    return {name: win_rate(v[:, 0], v[:, 1]) for name, v in pairs.items()}
+
+
+def failures(info: dict) -> list[str]:
+    """Each failed gate, in words; empty when the teacher passes."""
+    out = [f"zero-shot {key} {info[f'zero_shot_{key}']:.1f}% < {ACCURACY_GATE:.0f}%"
+           for key in ZERO_SHOT_GATED if info[f"zero_shot_{key}"] < ACCURACY_GATE]
+    if info["blank_min_margin"] <= 0:
+        out.append(f"a blank image is closer to a class than to 'nothing' "
+                   f"(margin {info['blank_min_margin']:+.3f})")
+    out += [f"GT beats GT + co-occurring context under L_{name} on {info[f'gt_wins_{name}']:.1f}%"
+            f" of pairs < {PAIR_GATE:.0f}%" for name in LOSSES if info[f"gt_wins_{name}"] < PAIR_GATE]
+    return out
+
+
+def check(info: dict) -> None:
+    """Refuse a teacher that fails a gate, in one line."""
+    missing = [k for k in ("blank_min_margin", *(f"gt_wins_{n}" for n in LOSSES)) if k not in info]
+    if missing:
+        raise BenchError(f"synth teacher {info.get('path', '')} has no gate record ({missing[0]}); "
+                         "delete it and it is rebuilt with its gates on the next run")
+    bad = failures(info)
+    if bad:
+        raise BenchError(f"synth teacher fails its gates: {'; '.join(bad)}; "
+                         "methods trained on it would mean nothing")
