@@ -114,7 +114,7 @@ def test_gate_losses_are_the_methods_losses():
     got = gates.pair_losses(vf, vb, uf, ub, bg, masks.mean().view(1), cbs_gate=-0.2)
     assert float(got["match"]) == pytest.approx(float(match_loss(vf, vb, uf, 2.4)), rel=1e-5)
     assert float(got["refine"]) == pytest.approx(float(refine_loss(vf, ub)), rel=1e-5)
-    parts = clims_losses(vf, vb, uf, bg, masks, 1, -0.2)
+    parts = clims_losses(vf, vb, uf, bg, masks, threshold=-0.2)
     w = gates.CLIMS_W
     ref = sum(w[k] * parts[k] for k in ("otm", "btm", "cbs", "reg"))
     assert float(got["clims"]) == pytest.approx(float(ref), rel=1e-5)
