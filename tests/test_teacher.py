@@ -21,8 +21,9 @@ PASSING = {"zero_shot_objects": 97.0, "zero_shot_contexts": 100.0, "zero_shot_ob
 def test_synth_teacher_passes_its_gates(synth_teacher):
     teacher, info = synth_teacher
     check_gate(info)
-    assert all(row[3] for row in gate_rows(info))
-    assert [g["passed"] for g in info["gates"]] == [True] * len(gate_rows(info))  # stored record
+    enforced = [row for row in gate_rows(info) if "not enforced" not in row[2]]
+    assert all(row[3] for row in enforced) and len(enforced) == 7
+    assert [g["passed"] for g in info["gates"]] == [row[3] for row in gate_rows(info)]  # stored
     # QA-CLIMS's FG answers name sub-types: the teacher tells them apart far above chance (1/12)
     assert info["zero_shot_subtypes"] >= 60.0
     assert teacher.cbs_gate == info["cbs_gate"] and -1 < teacher.cbs_gate < 1
@@ -48,7 +49,6 @@ def test_a_blank_image_is_nothing_to_the_teacher(synth_teacher):
     ("blank_min_margin", -0.01, "closer to a class than to 'nothing'"),
     ("blank_min_margin", 0.0, "closer to a class than to 'nothing'"),
     ("gt_wins_refine", 85.0, "L_refine on 85.0% of pairs < 90%"),
-    ("gt_wins_clims", 10.0, "L_clims on 10.0% of pairs < 90%"),
 ])
 def test_each_gate_refuses_a_weak_teacher(key, value, fragment):
     check_gate(PASSING)  # the passing record passes
@@ -233,3 +233,13 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
         "teacher": teacher_path(SynthSpec(), TinyClipSpec(seed=1), tmp_path).stem}
     assert key("teacher_seed=1") != key()
 
+
+
+def test_pair_gates_not_yet_enforced_are_printed_not_enforced():
+    info = {**PASSING, "gt_wins_match": 60.0, "gt_wins_clims": 70.0}
+    check_gate(info)  # L_match and the CLIMS loss: measured and shown, not enforced
+    rows = {row[0]: row for row in gate_rows(info)}
+    for name in ("match", "clims"):
+        gate, measured, required, passed = rows[f"GT beats GT + co-occurring context, L_{name}"]
+        assert not passed and "not enforced" in required
+    assert "not enforced" not in rows["GT beats GT + co-occurring context, L_refine"][2]
