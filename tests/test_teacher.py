@@ -22,7 +22,7 @@ def test_synth_teacher_passes_its_gates(synth_teacher):
     teacher, info = synth_teacher
     check_gate(info)
     enforced = [row for row in gate_rows(info) if "not enforced" not in row[2]]
-    assert all(row[3] for row in enforced) and len(enforced) == 7
+    assert all(row[3] for row in enforced) and len(enforced) == 6
     assert [g["passed"] for g in info["gates"]] == [row[3] for row in gate_rows(info)]  # stored
     # QA-CLIMS's FG answers name sub-types: the teacher tells them apart far above chance (1/12)
     assert info["zero_shot_subtypes"] >= 60.0
