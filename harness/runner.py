@@ -37,6 +37,9 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     cls = method.config_cls
     values = {**method.dataset_defaults(dataset), **v.overrides()}
     if epochs is not None:
+        if not method.epoch_fields:  # a third-party family that names no stage epochs
+            raise BenchError(f"{v.family} does not say which settings hold its stages' epochs "
+                             "(Method.epoch_fields), so --epochs cannot set them: use --set")
         values.update({name: epochs for name in method.epoch_fields.values()})
     values.update(parse_sets(cls, list(sets)))
     params = cls(**values).validate()

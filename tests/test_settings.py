@@ -140,3 +140,19 @@ def test_list_settings_says_how_to_set_one_stage(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "semples epochs: --epochs N sets every stage" in out
     assert "semples-b: --set prompt_epochs=N" in out and "cam: --set cam_epochs=N" in out
+
+
+def test_epochs_is_refused_by_a_family_that_names_no_stage_epochs(monkeypatch):
+    from harness import registry
+    from harness.errors import BenchError
+    from harness.method import Method
+
+    class Bare(Method):
+        name = "bare-family"
+
+    monkeypatch.setitem(registry._METHODS, "bare-family", Bare)
+    monkeypatch.setitem(registry._VARIANTS, "bare-family",
+                        registry.Variant("bare-family", "bare-family", "", dict))
+    assert _resolve("bare-family", "synth").params.epochs == 6  # no --epochs: fine
+    with pytest.raises(BenchError, match="bare-family does not say .* use --set"):
+        _resolve("bare-family", "synth", epochs=2)
