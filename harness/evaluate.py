@@ -235,10 +235,12 @@ class SeedEvaluator:
         self.names = ("background", *class_names)
         self.report_thresholds = tuple(thresholds)
         self.fixed = fixed_threshold
-        self.thresholds = tuple(sorted(set(thresholds) | {fixed_threshold} | set(RECALL_GRID)))
         cooc_ctx = [list(context_names).index(cooccur[c]) if cooccur and c in cooccur else -1
                     for c in class_names]
         self.has_context = any(c >= 0 for c in cooc_ctx)
+        # the fine grid only where context_fp needs it: each threshold costs in the binning
+        grid = set(RECALL_GRID) if self.has_context else set()
+        self.thresholds = tuple(sorted(set(thresholds) | {fixed_threshold} | grid))
         self.scorer = ImageScorer(len(self.names), self.thresholds, cooc_ctx)
         self.counts = Counts.zeros(len(self.thresholds) + 1, len(self.names), self.has_context)
 

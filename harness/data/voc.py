@@ -62,7 +62,12 @@ def palette() -> np.ndarray:
 def decode_mask(path: Path) -> np.ndarray:
     """A VOC mask PNG → uint8 class indices (0 bg, k+1 class k, 255 ignore)."""
     im = read_png(path)
-    if im.mode in ("P", "L", "I", "I;16"):
+    if im.mode in ("P", "L"):  # already uint8 class indices: no widening copy (eval reads 1,464)
+        m = np.array(im)  # writable, as callers may edit their mask
+        bad = (m > len(CLASSES)) & (m != 255)
+        m[bad] = 255
+        return m
+    if im.mode in ("I", "I;16"):
         m = np.asarray(im).astype(np.int64)
     elif im.mode in ("RGB", "RGBA"):
         rgb = np.asarray(im.convert("RGB")).astype(np.int64)
