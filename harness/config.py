@@ -49,6 +49,9 @@ class MethodConfig:
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
                            "another teacher: how much a result owes to one teacher)", ge=0)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
+    class_names: str = hp("voc", "class wording in prompts and questions on voc/coco: voc "
+                          "('person', 'dining table') or clims (the CLIMS code's: 'player')",
+                          choices=("voc", "clims"))
 
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)

@@ -128,7 +128,16 @@ class RunContext:
 
             path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
             return {"teacher": path.stem}
-        return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights}
+        # prompts are made of the class words, so the wording keys every prompt-based stage
+        return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights,
+                "class_names": self.params.class_names}
+
+    def prompt_names(self) -> tuple[str, ...]:
+        """The words for each class in prompts and questions (`class_names=voc|clims`)."""
+        from harness.wording import prompt_class_names
+
+        return prompt_class_names(self.cfg.dataset, self.dataset("train").class_names,
+                                  self.params.class_names)
 
     @cached_property
     def teacher(self):

@@ -50,8 +50,8 @@ BACKGROUND_WORDS["coco"] = BACKGROUND_WORDS["voc"]
 
 
 def class_prompt(name: str) -> str:
-    # The reference prompts VOC "person" as "player"; we keep the class name (a quirk of
-    # the reference, not part of the method).
+    # `name` comes from RunContext.prompt_names(): `class_names=clims` reproduces the
+    # reference's "player" for person (CVI-SZU/CLIMS clip_utils.py), `voc` says "person".
     return f"a photo of {name}."
 
 
@@ -141,7 +141,7 @@ class Clims(Method):
         p: ClimsConfig = ctx.params
         model, cam_key = trained_cam(ctx)
         teacher = ctx.teacher
-        names = ctx.dataset("train").class_names
+        names = ctx.prompt_names()
         text = teacher.encode_text([class_prompt(c) for c in names])  # once per run
         words = BACKGROUND_WORDS.get(ctx.cfg.dataset, BACKGROUND_WORDS["voc"])
         bg_text = teacher.encode_text([background_prompt(w) for w in words])

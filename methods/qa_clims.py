@@ -236,7 +236,7 @@ class QAClims(Method):
         teacher = ctx.teacher
         ds = ctx.dataset("train")
         texts = CorpusTexts(load_corpus(corpus_dir), p.questions, teacher, len(ds),
-                            len(ds.class_names), ctx.device, tuple(ds.class_names))
+                            len(ds.class_names), ctx.device, ctx.prompt_names())
         ctx.log(f"qa-clims: {len(texts.vocab)} distinct texts encoded once "
                 f"(questions: {p.questions})")
         hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)

@@ -115,8 +115,11 @@ def corpus_items(ds) -> list[tuple[int, int]]:
 
 
 def corpus_deps(ctx, answerer) -> dict:
-    return {"data": ctx.data_key(), "answerer": answerer.key(), "templates": templates_hash(),
+    deps = {"data": ctx.data_key(), "answerer": answerer.key(), "templates": templates_hash(),
             "version": QAPE_VERSION}
+    if ctx.cfg.dataset != "synth":  # the questions name the class in the run's wording
+        deps["class_names"] = ctx.params.class_names
+    return deps
 
 
 def _read_shard(path: Path) -> dict[tuple[int, int], dict]:
@@ -136,7 +139,7 @@ def _read_shard(path: Path) -> dict[tuple[int, int], dict]:
 
 
 def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
-                 show_progress: bool = True) -> dict:
+                 show_progress: bool = True, names: tuple[str, ...] | None = None) -> dict:
     """Answer every pending item into `shard`, then write corpus.jsonl + meta.json to `folder`."""
     items = corpus_items(ds)
     done = _read_shard(shard)
@@ -152,7 +155,7 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
         with open(shard, "a") as fh:  # a torn last line: end it so appends start clean
             fh.write("\n")
     delay = float(os.environ.get("BENCH_QAPE_ITEM_DELAY", "0"))  # tests only: slow the build down
-    names = ds.class_names
+    names = names or ds.class_names  # the words the questions use (RunContext.prompt_names)
     t0, asked = time.time(), 0
     with open(shard, "a") as fh, progress_bar("qape", pending, enabled=show_progress) as advance:
         for i, ks in by_image.items():
@@ -202,7 +205,7 @@ def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
 
     def build(folder: Path) -> None:
         build_corpus(ctx.dataset("train"), answerer, folder, shard, log=ctx.log,
-                     show_progress=ctx.show_progress)
+                     show_progress=ctx.show_progress, names=ctx.prompt_names())
 
     folder, key = ctx.stages.get_or_build("qape", deps, build)
     if shard.exists():

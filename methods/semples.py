@@ -229,7 +229,7 @@ class SemplesRun:
     def __init__(self, ctx: RunContext):
         self.ctx, self.p = ctx, ctx.params
         self.teacher = ctx.teacher
-        names = ctx.dataset("train").class_names
+        names = ctx.prompt_names()
         self.n_classes = len(names)
         self.text = self.teacher.encode_text([class_prompt(c) for c in names])  # once per run
         self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": ctx.teacher_key(),

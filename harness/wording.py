@@ -1,0 +1,24 @@
+"""Class wording in every prompt and VQA question on real data: `class_names=voc|clims`.
+
+`voc`: the VOC/COCO names as both reference codes write them in prompts, with spaces
+("dining table", "potted plant", "tv monitor"; CVI-SZU/QA-CLIMS misc/cat_names.py).
+`clims`: the same, except that person is "player", exactly as CVI-SZU/CLIMS clip_utils.py
+`category_dict` has it for VOC and COCO, so runs can reproduce the CLIMS code's prompts.
+synth's names are single words and the same under both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+WORDINGS = ("voc", "clims")
+SPACED = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
+CLIMS_ONLY = {"person": "player"}
+
+
+def prompt_class_names(dataset: str, names: Sequence[str], wording: str = "voc") -> tuple[str, ...]:
+    """The words that stand for each class in prompts and questions."""
+    if dataset == "synth":
+        return tuple(names)
+    renames = {**SPACED, **(CLIMS_ONLY if wording == "clims" else {})}
+    return tuple(renames.get(n, n) for n in names)
