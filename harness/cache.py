@@ -2,7 +2,9 @@
 
 A stage is a folder under `<cache>/stages/<name>/<key>/`, built in a temporary folder and
 renamed into place, so a crash never leaves a half-written stage, and guarded by a file
-lock, so concurrent sweep workers build it once and the others reuse it.
+lock, so concurrent sweep workers build it once and the others reuse it. A build that
+fails removes its temporary folder and names its stage on the exception (`errors.in_stage`);
+a finished stage keeps no `.partial` checkpoints beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from harness.errors import in_stage
 
 CACHE_FORMAT = 3  # bump when a stage's on-disk format or what its key determines changes
 
@@ -66,19 +70,36 @@ class StageCache:
                 return final, key
             self.misses.append(name)
             self.log(f"stage cache miss: {name} [{key}] - training")
+            _remove_stale_builds(final.parent, key)  # the lock is ours: any other is dead
             tmp = final.parent / f".{key}.{os.getpid()}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
-            import torch
-
-            torch.manual_seed(stage_seed(key))  # what `build` initialises depends on its key alone
-            build(tmp)
-            (tmp / "done").touch()
+            try:
+                with in_stage(name):
+                    self._build(tmp, key, deps, build)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
+            # its per-epoch checkpoints only served --resume of the unfinished stage
+            shutil.rmtree(self.partial_dir(name, key), ignore_errors=True)
         return final, key
+
+    @staticmethod
+    def _build(tmp: Path, key: str, deps: dict[str, Any], build: Callable[[Path], None]) -> None:
+        (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
+        import torch
+
+        torch.manual_seed(stage_seed(key))  # what `build` initialises depends on its key alone
+        build(tmp)
+        (tmp / "done").touch()
 
     def partial_dir(self, name: str, key: str) -> Path:
         """Where a stage keeps per-epoch checkpoints for --resume while it trains."""
         return self.path(name, key).parent / f".{key}.partial"
+
+
+def _remove_stale_builds(folder: Path, key: str) -> None:
+    """Temporary folders of this key left by killed builders (called under the key's lock)."""
+    for stale in folder.glob(f".{key}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)

@@ -1,5 +1,10 @@
 """The one exception type the CLI turns into a single line and a non-zero exit."""
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
 
 class BenchError(Exception):
     """A user-facing error: bad input, missing data, a diverged loss. Message is one line."""
@@ -11,3 +16,19 @@ class NonFiniteLoss(BenchError):
     """A training loss became NaN or infinite; the run is recorded as failed."""
 
     exit_code = 3
+
+
+@contextlib.contextmanager
+def in_stage(stage: str) -> Iterator[None]:
+    """Name `stage` on any exception raised inside (the innermost stage wins), so the CLI's
+    one line says where a run failed."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "bench_stage", None) is None:
+            exc.bench_stage = stage
+        raise
+
+
+def failed_stage(exc: BaseException) -> str | None:
+    return getattr(exc, "bench_stage", None)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from harness.camio import write_cam
 from harness.data import SegDataset
+from harness.errors import in_stage
 from harness.generator import CamNet
 from harness.progress import progress_bar
 
@@ -70,7 +71,8 @@ def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.devic
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     loader = torch.utils.data.DataLoader(ds, batch_size=1 if len(scales) > 1 else batch_size)
-    with progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
+    with in_stage("CAM inference"), \
+            progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:
             cams = image_cams(model, batch["image"].to(device), scales,
                               relu=normalisation == "max").cpu().numpy()

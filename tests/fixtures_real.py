@@ -36,24 +36,42 @@ def _image(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     return img
 
 
-def voc_mask(name: str, size: int = 64) -> np.ndarray:
-    m = np.zeros((size, size), np.uint8)
+Size = int | tuple[int, int]
+ODD_SIZES = [(137, 101), (150, 113), (101, 137), (113, 150), (125, 94)]  # h, w: VOC-like shapes,
+# none a multiple of 16 or 32, each scale (0.5, 1.5, 2) odd as well
+
+
+def _hw(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _sizes(size: Size, sizes: list[tuple[int, int]] | None, n: int) -> list[tuple[int, int]]:
+    """Per-image (h, w): `sizes` in turn, or `size` for every image."""
+    return [sizes[i % len(sizes)] for i in range(n)] if sizes else [_hw(size)] * n
+
+
+def voc_mask(name: str, size: Size = 64) -> np.ndarray:
+    """The objects of VOC_OBJECTS (drawn on a 64-px grid) scaled to `size` = side or (h, w)."""
+    h, w = _hw(size)
+    m = np.zeros((h, w), np.uint8)
     for k, y0, y1, x0, x1 in VOC_OBJECTS[name]:
+        y0, y1, x0, x1 = y0 * h // 64, y1 * h // 64, x0 * w // 64, x1 * w // 64
         m[y0:y1, x0:x1] = 255  # the VOC border around each object
         m[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = k
     return m
 
 
-def make_voc(root: Path, size: int = 64) -> Path:
-    """ROOT/VOCdevkit/VOC2012 with the five images above; returns ROOT."""
+def make_voc(root: Path, size: Size = 64, sizes: list[tuple[int, int]] | None = None) -> Path:
+    """ROOT/VOCdevkit/VOC2012 with the five images above (each `size`, or `sizes` in turn,
+    e.g. ODD_SIZES); returns ROOT."""
     from harness.data.voc import palette
 
     voc = root / "VOCdevkit" / "VOC2012"
     for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation"):
         (voc / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    for name in VOC_IDS:
-        m = voc_mask(name, size)
+    for name, hw in zip(VOC_IDS, _sizes(size, sizes, len(VOC_IDS)), strict=True):
+        m = voc_mask(name, hw)
         Image.fromarray(_image(rng, m)).save(voc / "JPEGImages" / f"{name}.jpg", quality=95)
         aug = m.copy()
         aug[aug == 255] = 0  # SBD masks carry no border
@@ -74,8 +92,9 @@ def make_voc(root: Path, size: int = 64) -> Path:
 COCO_CATS = [(1, "person"), (18, "dog"), (90, "toothbrush")]  # ids with gaps → indices 0, 1, 2
 
 
-def make_coco(root: Path, size: int = 64) -> Path:
-    """ROOT/{train2014,val2014} with 3 labelled images each (+1 unlabelled), instances JSONs."""
+def make_coco(root: Path, size: Size = 64, sizes: list[tuple[int, int]] | None = None) -> Path:
+    """ROOT/{train2014,val2014} with 3 labelled images each (+1 unlabelled), instances JSONs;
+    each image `size`, or `sizes` in turn (boxes drawn on a 64-px grid, scaled)."""
     rng = np.random.default_rng(1)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     boxes = [[(1, 8, 8, 40, 40)], [(18, 20, 4, 30, 50), (1, 0, 30, 20, 30)], [(90, 16, 16, 24, 24)],
@@ -83,17 +102,19 @@ def make_coco(root: Path, size: int = 64) -> Path:
     for folder in ("train2014", "val2014"):
         (root / folder).mkdir(exist_ok=True)
         images, anns = [], []
-        for i, objs in enumerate(boxes):
+        for i, (objs, (ih, iw)) in enumerate(zip(boxes, _sizes(size, sizes, len(boxes)),
+                                                  strict=True)):
             image_id = 100 + i
             name = f"COCO_{folder}_{image_id:012d}.jpg"
-            m = np.zeros((size, size), np.uint8)
+            m = np.zeros((ih, iw), np.uint8)
             for cat, x, y, w, h in objs:
+                x, w, y, h = x * iw // 64, w * iw // 64, y * ih // 64, h * ih // 64
                 m[y:y + h, x:x + w] = [c for c, _ in COCO_CATS].index(cat) + 1
                 anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat,
                              "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
                              "area": float(w * h), "bbox": [x, y, w, h], "iscrowd": 0})
             Image.fromarray(_image(rng, m)).save(root / folder / name, quality=95)
-            images.append({"id": image_id, "file_name": name, "height": size, "width": size})
+            images.append({"id": image_id, "file_name": name, "height": ih, "width": iw})
         data = {"images": images, "annotations": anns,
                 "categories": [{"id": c, "name": n, "supercategory": n} for c, n in COCO_CATS]}
         (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(data))
