@@ -16,6 +16,13 @@ from torch import nn
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
 
+# On CPU a ViT generator recomputes each block's activations in backward instead of keeping
+# all twelve (timm grad checkpointing): DeiT-S at 448 px, batch 8 keeps ~1.4 GB instead of
+# ~2.6 GB (benchmarks/real_rss.py), for one more forward pass. Same numbers: LayerNorm has
+# no running statistics and DeiT-S no dropout. Not for CNNs: BatchNorm would update its
+# running statistics twice. CUDA keeps everything (speed first; the memory is there).
+CHECKPOINT_ON_CPU = True
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -71,6 +78,8 @@ class TimmFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_vit:
             return self.net(x)[-1]
+        self.net.set_grad_checkpointing(CHECKPOINT_ON_CPU and self.training
+                                        and torch.is_grad_enabled() and x.device.type == "cpu")
         tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
         h, w = grid_size(x.shape[-2:], self.stride)
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w)

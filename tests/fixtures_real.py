@@ -89,6 +89,36 @@ def make_voc(root: Path, size: Size = 64, sizes: list[tuple[int, int]] | None = 
     return root
 
 
+def make_voc_sized(root: Path, sizes: list[tuple[int, int]], n_eval: int = 4, seed: int = 0) -> Path:
+    """A VOC 2012 tree of len(sizes) images of those (h, w), one or two random boxes each;
+    train_aug lists all of them, train.txt (the evaluation split) the first `n_eval`."""
+    from harness.data.voc import palette
+
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    names = [f"2009_{i:06d}" for i in range(len(sizes))]
+    for name, (h, w) in zip(names, sizes, strict=True):
+        m = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 3))):
+            y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+            y1, x1 = y0 + int(rng.integers(h // 4, h // 2)), x0 + int(rng.integers(w // 4, w // 2))
+            m[y0:y1, x0:x1] = 255
+            m[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = int(rng.integers(1, 21))
+        Image.fromarray(_image(rng, m)).save(voc / "JPEGImages" / f"{name}.jpg", quality=90)
+        aug = np.where(m == 255, 0, m).astype(np.uint8)
+        Image.fromarray(aug, mode="L").save(voc / "SegmentationClassAug" / f"{name}.png")
+        pal = Image.fromarray(m, mode="P")
+        pal.putpalette(palette().reshape(-1).tolist())
+        pal.save(voc / "SegmentationClass" / f"{name}.png")
+    sets = voc / "ImageSets" / "Segmentation"
+    (sets / "train.txt").write_text("\n".join(names[:n_eval]) + "\n")
+    (sets / "val.txt").write_text("\n".join(names[n_eval:]) + "\n")
+    (sets / "train_aug.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
 COCO_CATS = [(1, "person"), (18, "dog"), (90, "toothbrush")]  # ids with gaps → indices 0, 1, 2
 
 

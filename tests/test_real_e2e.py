@@ -273,3 +273,29 @@ def test_a_failed_stage_build_leaves_no_folder_and_names_the_stage(tmp_path):
     assert (folder / "done").exists()
     assert not cache.partial_dir("second", key2).exists()  # finished: its checkpoints go
     assert cache.partial_dir("second", "k").exists()
+
+
+def test_vit_recomputes_activations_on_cpu_with_the_same_gradients(monkeypatch):
+    """The memory saving (grad checkpointing of the DeiT blocks on CPU) changes no number."""
+    import harness.generator
+
+    torch.manual_seed(0)
+    model = build_generator("deit_small_patch16_224", 4, allow_random=True).train()
+    images = torch.rand(2, 3, 70, 52, generator=torch.Generator().manual_seed(5))
+    labels = torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0]])
+
+    def step(checkpoint: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        monkeypatch.setattr(harness.generator, "CHECKPOINT_ON_CPU", checkpoint)
+        model.zero_grad(set_to_none=True)
+        loss = F.multilabel_soft_margin_loss(model(images), labels)
+        loss.backward()
+        assert model.backbone.net.grad_checkpointing == checkpoint
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    (kept_loss, kept), (recomputed_loss, recomputed) = step(False), step(True)
+    assert torch.equal(kept_loss, recomputed_loss)
+    for a, b in zip(kept, recomputed, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        model(images)
+    assert not model.backbone.net.grad_checkpointing  # inference keeps nothing to recompute
