@@ -7,8 +7,10 @@ The command of issue 12, `bench run semples --dataset voc --data-root TREE --set
 cam_epochs=1`, what `--epochs 1` means once every stage follows it), on a tree of 12 images
 of 90–140 px (`voc-small`, as the issue) and/or of VOC's own 500×375 / 375×500 / 333×500
 (`voc-real`). Each configuration runs in a fresh process (peak RSS is per process), once
-as before (backbone activations all kept for backward) and once as now (on CPU the
-backbone recomputes them block by block: `harness.generator.CHECKPOINT_ON_CPU`). A thread
+as before (backbone activations all kept for backward, freed tensors kept in glibc's heap)
+and once as now (on CPU a ViT backbone recomputes them block by block,
+`harness.generator.CHECKPOINT_ON_CPU`; tensors of 1 MB and more are mmapped and so returned
+to the OS when freed, `harness.cli.return_freed_memory_to_os`). A thread
 samples VmRSS every 20 ms and charges it to the stage being trained (or to inference); the
 process's peak is `resource.getrusage(...).ru_maxrss`.
 """
@@ -62,6 +64,10 @@ def child(args: argparse.Namespace) -> None:
     from harness.runner import resolve_config, run
 
     harness.generator.CHECKPOINT_ON_CPU = args.mode == "now"
+    if args.mode == "now":
+        from harness.cli import return_freed_memory_to_os
+
+        return_freed_memory_to_os()  # what `bench` does first
     phase, peaks, done = ["setup"], {}, threading.Event()
 
     def sample() -> None:
