@@ -1,10 +1,14 @@
-"""QAPE throughput: one batched generate per image vs one generate call per question.
+"""QAPE throughput: one generate call for many images vs one generate call per question.
 
 Uses the tiny random BLIP of the tests (a BlipConfig + hand-written vocabulary), so it
 measures the harness's batching, not BLIP's quality. Same images, same questions (every
-present class × the 16 templates), one run each; prints per-image medians and the ratio.
+present class × the 16 templates), in one process: `across-images` answers
+`--images-per-call` images per `answer_many` call (what `bench qape` does),
+`per-image` one call per image, `per-question` one generate call per question (the
+reference code's way). Prints the per-(image, class) item time of each (median over
+calls, one call's time shared by its items) and the ratios, and checks the answers agree.
 
-    .venv/bin/python benchmarks/qape_throughput.py [--images 8] [--device cpu]
+    .venv/bin/python benchmarks/qape_throughput.py [--images 32] [--images-per-call 16]
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--images", type=int, default=32)
+    ap.add_argument("--images-per-call", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     from harness.data.synth import SynthSpec
@@ -38,35 +42,46 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tiny_blip(Path(tmp) / "blip")
         ds = SynthDataset(SynthSpec(n_train=max(args.images, 8), n_eval=4), "train", Path(tmp))
-        items = corpus_items(ds)
         by_image: dict[int, list[int]] = {}
-        for i, k in items:
+        for i, k in corpus_items(ds):
             if i < args.images:
                 by_image.setdefault(i, []).append(k)
-        results = {}
-        for mode in ("batched", "per-question"):
-            a = BlipAnswerer(folder, args.device, batched=mode == "batched")
-            a.answer(0, ds.image(0), [("boat", 0)])  # warm-up (lazy load, first call)
-            a.generate_calls = a.questions_asked = 0
-            per_image, answers = [], []
-            for i, ks in by_image.items():
-                asks = [(ds.class_names[k], t) for k in ks for t in range(len(TEMPLATES))]
-                t0 = time.perf_counter()
-                answers.append(a.answer(i, ds.image(i), asks))
-                per_image.append((time.perf_counter() - t0) / len(ks))
-            results[mode] = (statistics.median(per_image), a.generate_calls, a.questions_asked,
-                             answers)
-    (tb, cb, qb, ab), (tq, cq, _, aq) = results["batched"], results["per-question"]
-    same = np.mean([x == y for a1, a2 in zip(ab, aq, strict=True)
-                    for x, y in zip(a1, a2, strict=True)])
-    print(f"images {len(by_image)}, questions {qb} (each mode), device {args.device}, "
+        items = [(i, ds.image(i), [(ds.class_names[k], t) for k in ks
+                                   for t in range(len(TEMPLATES))]) for i, ks in by_image.items()]
+        per_call = {"across-images": args.images_per_call, "per-image": 1, "per-question": 1}
+        results = {mode: run_mode(BlipAnswerer(folder, args.device,
+                                               batched=mode != "per-question"),
+                                  items, n, ds) for mode, n in per_call.items()}
+    report(results, items, args)
+
+
+def run_mode(a, items: list, per_call: int, ds) -> dict:
+    a.answer(0, ds.image(0), [("boat", 0)])  # warm-up (lazy load, first call)
+    a.generate_calls = a.questions_asked = 0
+    per_item, answers = [], []
+    for c in range(0, len(items), per_call):
+        chunk = items[c:c + per_call]
+        n_items = sum(len(asks) for _, _, asks in chunk) / 16
+        t0 = time.perf_counter()
+        answers += a.answer_many(chunk)
+        per_item.append((time.perf_counter() - t0) / n_items)
+    return {"median": statistics.median(per_item), "calls": a.generate_calls,
+            "questions": a.questions_asked, "answers": answers}
+
+
+def report(results: dict, items: list, args) -> None:
+    import torch
+
+    q = results["per-question"]
+    print(f"images {len(items)}, (image, class) items {sum(len(x) for _, _, x in items) // 16}, "
+          f"questions {q['questions']} (each mode), device {args.device}, "
           f"torch threads {torch.get_num_threads()}")
-    print(f"batched:      median {tb * 1000:8.1f} ms per (image, class) item, "
-          f"{1 / tb:7.2f} items/s, {cb} generate calls")
-    print(f"per-question: median {tq * 1000:8.1f} ms per (image, class) item, "
-          f"{1 / tq:7.2f} items/s, {cq} generate calls")
-    print(f"speed-up (per-question / batched median): {tq / tb:.1f}x; identical answers: "
-          f"{same * 100:.0f}%")
+    for mode, r in results.items():
+        same = r["answers"] == q["answers"]
+        print(f"{mode:14s} median {r['median'] * 1000:8.2f} ms per item, {1 / r['median']:8.1f} "
+              f"items/s, {r['calls']:5d} generate calls, answers identical to per-question: {same}")
+    for mode in ("across-images", "per-image"):
+        print(f"speed-up per-question / {mode}: {q['median'] / results[mode]['median']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -138,9 +138,16 @@ def _read_shard(path: Path) -> dict[tuple[int, int], dict]:
     return done
 
 
+IMAGES_PER_CALL = 16  # images whose questions share one generate call (answerer.answer_many)
+
+
 def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
-                 show_progress: bool = True, names: tuple[str, ...] | None = None) -> dict:
-    """Answer every pending item into `shard`, then write corpus.jsonl + meta.json to `folder`."""
+                 show_progress: bool = True, names: tuple[str, ...] | None = None,
+                 images_per_call: int = IMAGES_PER_CALL) -> dict:
+    """Answer every pending item into `shard`, then write corpus.jsonl + meta.json to `folder`.
+
+    Pending images go to the answerer `images_per_call` at a time; a chunk's rows are
+    appended and fsynced as soon as its call returns, so a kill loses at most one chunk."""
     items = corpus_items(ds)
     done = _read_shard(shard)
     by_image: dict[int, list[int]] = {}
@@ -157,21 +164,20 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
     delay = float(os.environ.get("BENCH_QAPE_ITEM_DELAY", "0"))  # tests only: slow the build down
     names = names or ds.class_names  # the words the questions use (RunContext.prompt_names)
     t0, asked = time.time(), 0
+    pending_images = list(by_image.items())
     with open(shard, "a") as fh, progress_bar("qape", pending, enabled=show_progress) as advance:
-        for i, ks in by_image.items():
-            asks = [(names[k], t) for k in ks for t in range(len(TEMPLATES))]
-            answers = answerer.answer(i, ds.image(i), asks)
-            n_t = len(TEMPLATES)
-            for j, k in enumerate(ks):
-                row = {"image": i, "class": k, "answers": answers[j * n_t:(j + 1) * n_t]}
-                fh.write(json.dumps(row) + "\n")
-                done[(i, k)] = row
+        for c in range(0, len(pending_images), max(1, images_per_call)):
+            chunk = pending_images[c:c + max(1, images_per_call)]
+            calls = [(i, ds.image(i), [(names[k], t) for k in ks for t in range(len(TEMPLATES))])
+                     for i, ks in chunk]
+            for (i, ks), answers in zip(chunk, answerer.answer_many(calls), strict=True):
+                _append_rows(fh, done, i, ks, answers)
             fh.flush()
             os.fsync(fh.fileno())
-            asked += len(ks)
-            for _ in ks:
-                rate = asked / max(time.time() - t0, 1e-9)
-                advance(items_per_s=rate)
+            n_items = sum(len(ks) for _, ks in chunk)
+            asked += n_items
+            for _ in range(n_items):
+                advance(items_per_s=asked / max(time.time() - t0, 1e-9))
             if delay:
                 time.sleep(delay)
     elapsed = time.time() - t0
@@ -192,6 +198,15 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
     return meta
 
 
+def _append_rows(fh, done: dict, image: int, classes: list[int], answers: list[str]) -> None:
+    """One shard row per (image, class): its 16 answers, in template order."""
+    n_t = len(TEMPLATES)
+    for j, k in enumerate(classes):
+        row = {"image": image, "class": k, "answers": answers[j * n_t:(j + 1) * n_t]}
+        fh.write(json.dumps(row) + "\n")
+        done[(image, k)] = row
+
+
 def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
     """The QAPE corpus of this run's training data: (stage folder, stage key), built once."""
     from methods.vqa import make_answerer
@@ -203,9 +218,13 @@ def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
     key = stage_key("qape", deps)
     shard = ctx.stages.partial_dir("qape", key) / "answers.jsonl"
 
+    # fewer images per call bound the beam search's memory on a small GPU
+    per_call = int(os.environ.get("BENCH_QAPE_IMAGES_PER_CALL", IMAGES_PER_CALL))
+
     def build(folder: Path) -> None:
         build_corpus(ctx.dataset("train"), answerer, folder, shard, log=ctx.log,
-                     show_progress=ctx.show_progress, names=ctx.prompt_names())
+                     show_progress=ctx.show_progress, names=ctx.prompt_names(),
+                     images_per_call=per_call)
 
     folder, key = ctx.stages.get_or_build("qape", deps, build)
     if shard.exists():

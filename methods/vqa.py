@@ -5,9 +5,11 @@ time: `answer(index, image, asks)` with `asks` a list of (class name, template i
 return the raw answer strings, which `methods.qape` post-processes the same way for both.
 
 BLIP: the reference code calls `generate` once per question at batch 1 and re-encodes the
-image every time. Here each image goes through the vision tower once, and all of its
-questions (every present class × every template) are decoded in one batched beam search,
-with the questions' real attention mask (padding is never attended).
+image every time. Here `answer_many` takes several images at once: they go through the
+vision tower in one batch, each once, and all of their questions (every present class ×
+every template of every image) are decoded in one batched beam search, each question
+attending to its own image and to its own tokens only (the padding of shorter questions
+is masked out), so the answers are those of one call per question.
 """
 
 from __future__ import annotations
@@ -111,12 +113,28 @@ class BlipAnswerer:
 
     @torch.no_grad()
     def answer(self, index: int, image: np.ndarray, asks: list[tuple[str, int]]) -> list[str]:
-        questions = [question(c, t) for c, t in asks]
-        self.questions_asked += len(questions)
-        pv = self.pixel_values(image)
+        return self.answer_many([(index, image, asks)])[0]
+
+    @torch.no_grad()
+    def answer_many(self, items: list[tuple[int, np.ndarray, list[tuple[str, int]]]]
+                    ) -> list[list[str]]:
+        """Answers of several (index, image, asks) items, one generate call for all of them."""
+        questions = [[question(c, t) for c, t in asks] for _, _, asks in items]
+        self.questions_asked += sum(len(q) for q in questions)
         if not self.batched:
-            return [self._one(pv, q) for q in questions]
-        return self._batched(pv, questions)
+            return [[self._one(self.pixel_values(image), q) for q in qs]
+                    for (_, image, _), qs in zip(items, questions, strict=True)]
+        from PIL import Image
+
+        images = [Image.fromarray(image) for _, image, _ in items]
+        pv = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        owner = torch.tensor([i for i, qs in enumerate(questions) for _ in qs], device=self.device)
+        flat = self._batched(pv, [q for qs in questions for q in qs], owner)
+        out, start = [], 0
+        for qs in questions:
+            out.append(flat[start:start + len(qs)])
+            start += len(qs)
+        return out
 
     def _gen_kwargs(self) -> dict:
         return {"num_beams": self.num_beams, "max_length": self.max_length, "min_length": 1}
@@ -129,12 +147,13 @@ class BlipAnswerer:
                                   attention_mask=tok["attention_mask"], **self._gen_kwargs())
         return self.processor.tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
-    def _batched(self, pv: torch.Tensor, questions: list[str]) -> list[str]:
+    def _batched(self, pv: torch.Tensor, questions: list[str], owner: torch.Tensor) -> list[str]:
+        """Questions of several images in one beam search; `owner[q]` = row of `pv` it asks."""
         m = self.model
         tok = self.processor.tokenizer(questions, padding=True, return_tensors="pt").to(self.device)
         n = len(questions)
-        image_embeds = m.vision_model(pixel_values=pv)[0]  # the image, encoded once
-        image_embeds = image_embeds.expand(n, -1, -1)
+        image_embeds = m.vision_model(pixel_values=pv)[0]  # each image encoded once
+        image_embeds = image_embeds[owner]
         image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
         q_embeds = m.text_encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
                                   encoder_hidden_states=image_embeds,
@@ -256,6 +275,10 @@ class SynthAnswerer:
         self.questions_asked += len(asks)
         self.generate_calls += 1
         return [self._answer(index, c, t) for c, t in asks]
+
+    def answer_many(self, items: list[tuple[int, np.ndarray, list[tuple[str, int]]]]
+                    ) -> list[list[str]]:
+        return [self.answer(index, image, asks) for index, image, asks in items]
 
     def _answer(self, index: int, cls: str, t: int) -> str:
         scene = self.ds.scenes[index]
