@@ -7,6 +7,7 @@ never the source of truth: reports read the results store.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,45 @@ def resolve_mode(cli_mode: str | None) -> str:
 
 
 class Tracker:
+    """One W&B run. Importing wandb and starting its service take seconds (about 14 s on a
+    busy 2-core machine), a fixed cost that dominated short cached reruns, so `wandb.init`
+    runs in a background thread while the run loads data and trains; the first call that
+    needs the run waits for it, and an error of `wandb.init` is raised there."""
+
     def __init__(self, mode: str, run_dir: Path, name: str, config: dict[str, Any],
                  group: str | None = None, tags: list[str] | None = None):
         self.mode = mode
-        self.run = None
+        self._run = None
+        self._starting: threading.Thread | None = None
+        self._error: BaseException | None = None
         if mode == "disabled":
             return
-        import wandb
-
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "wsss-bench"), name=name,
-                              group=group, tags=tags, config=config, dir=str(run_dir), mode=mode,
-                              reinit="create_new")
+        kwargs = {"project": os.environ.get("WANDB_PROJECT", "wsss-bench"), "name": name,
+                  "group": group, "tags": tags, "config": config, "dir": str(run_dir),
+                  "mode": mode, "reinit": "create_new"}
+        self._starting = threading.Thread(target=self._start, args=(kwargs,), daemon=True,
+                                          name="wandb-init")
+        self._starting.start()
+
+    def _start(self, kwargs: dict[str, Any]) -> None:
+        try:
+            import wandb
+
+            self._run = wandb.init(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = exc
+
+    @property
+    def run(self):
+        """The W&B run (None when disabled), once `wandb.init` has returned."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+        return self._run
 
     def log(self, row: dict[str, Any]) -> None:
         if self.run is not None:
@@ -64,6 +92,8 @@ class Tracker:
             self.run.log({"cam_overlays": images})
 
     def finish(self, exit_code: int = 0) -> None:
+        if exit_code and self._error is not None:
+            return  # a failing run: keep its own error, not wandb.init's
         if self.run is not None:
-            self.run.finish(exit_code=exit_code)
-            self.run = None
+            self._run.finish(exit_code=exit_code)
+            self._run = None

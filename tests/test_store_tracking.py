@@ -51,6 +51,20 @@ def test_wandb_offline_writes_a_run(tmp_path):
     assert list(runs[0].glob("*.wandb")) and list(runs[0].glob("*.wandb"))[0].stat().st_size > 0
 
 
+def test_wandb_init_runs_in_background_and_its_error_surfaces_at_first_use(tmp_path):
+    """wandb.init starts in a thread (its seconds overlap the run's work); a failure of it is
+    raised by the first call that needs the run, and a failing run's finish keeps its own error."""
+    from harness.tracking import Tracker
+
+    tracker = Tracker("no-such-mode", tmp_path, "t", {})
+    assert tracker._starting is not None  # returned before wandb.init finished
+    with pytest.raises(Exception, match="(?i)mode"):
+        tracker.log({"cam/loss": 0.5})
+    failing = Tracker("no-such-mode", tmp_path, "t", {})
+    failing._starting.join()
+    failing.finish(exit_code=1)  # no second error while a run is already failing
+
+
 @pytest.mark.parametrize("mode", ["bogus"])
 def test_bad_wandb_mode(mode):
     from harness.errors import BenchError
