@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--wandb", default="offline", choices=("offline", "disabled"))
     ap.add_argument("--warm-teacher", type=Path, default=None,
                     help="copy synth data + teacher from this cache dir into the fresh cache first")
+    ap.add_argument("--set", dest="sets", action="append", default=[],
+                    help="key=value for both runs (e.g. n_train=400 for a shorter measurement)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rerun-overhead-"))
@@ -131,7 +133,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CACHE_DIR": str(cache_dir),
            "HF_HUB_OFFLINE": "1"}
     base = ["run", args.method, "--device", "cpu", "--runs-dir", str(runs_dir),
-            "--wandb", args.wandb, "--json"]
+            "--wandb", args.wandb, "--json", *[x for kv in args.sets for x in ("--set", kv)]]
     try:
         first_wall, first = run_child(base, env, tmp / "first.json")
         again_wall, again = run_child([*base, "--set", f"lambda_refine={args.lambda_refine}"],
@@ -147,7 +149,7 @@ def report(args, first_wall: float, first: dict, again_wall: float, again: dict)
 
     print(f"{args.method}: first run vs rerun with --set lambda_refine={args.lambda_refine}; "
           f"W&B {args.wandb}; torch threads {torch.get_num_threads()}; warm teacher: "
-          f"{bool(args.warm_teacher)}")
+          f"{bool(args.warm_teacher)}; both runs: {' '.join(args.sets) or 'defaults'}")
     print(f"{'phase':52s} {'first s':>9s} {'rerun s':>9s}")
     for name in sorted(set(first) | set(again), key=lambda n: -first.get(n, again.get(n, 0))):
         print(f"{name:52s} {first.get(name, 0):9.2f} {again.get(name, 0):9.2f}")

@@ -151,10 +151,11 @@ def ours_step(spec: StepSpec, model, teacher, batch: dict, ctx: dict):
 
         return classification_loss(model, batch)[0]
     if spec.name == "clims":
-        from methods.clims import ClimsConfig, clims_step
+        from methods.clims import ClimsConfig, cbs_gate, clims_step
 
-        return clims_step(model, teacher, batch, ctx["text"], ctx["bg_text"], ClimsConfig(),
-                          False)[0]
+        p = ClimsConfig()
+        return clims_step(model, teacher, batch, ctx["text"], ctx["bg_text"], p,
+                          cbs_gate(teacher, p))[0]
     if spec.name == "qa-clims":
         from methods.qa_clims import QAClimsConfig, ritc_loss
 
@@ -316,7 +317,7 @@ def setup(spec: StepSpec, args, device: torch.device) -> dict:
 
         p = SemplesConfig()
         ctx["prompts"] = Prompts(N_CLASSES, p.prompt_length, teacher.token_width,
-                                 p.prompt_init_std, seed=0).to(device)
+                                 p.prompt_init, seed=0).to(device)
         with torch.no_grad():
             ctx["ub"] = teacher.encode_prompts(ctx["prompts"].embeddings).float()
         if spec.name == "semples-b":
