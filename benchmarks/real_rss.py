@@ -9,8 +9,8 @@ of 90–140 px (`voc-small`, as the issue) and/or of VOC's own 500×375 / 375×5
 (`voc-real`). Each configuration runs in a fresh process (peak RSS is per process), once
 as before (backbone activations all kept for backward, freed tensors kept in glibc's heap)
 and once as now (on CPU a ViT backbone recomputes them block by block,
-`harness.generator.CHECKPOINT_ON_CPU`; tensors of 1 MB and more are mmapped and so returned
-to the OS when freed, `harness.cli.return_freed_memory_to_os`). A thread
+`harness.generator.CHECKPOINT_ON_CPU`; on real data blocks of 1 MB and more are mmapped and the
+heap is trimmed when each stage ends, so freed tensors go back to the OS, `harness.memory`). A thread
 samples VmRSS every 20 ms and charges it to the stage being trained (or to inference); the
 process's peak is `resource.getrusage(...).ru_maxrss`.
 """
@@ -59,15 +59,15 @@ def vm_rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     """One run in this process; prints {phase: peak MB, ...} as JSON on the last line."""
+    import harness.cache
     import harness.generator
     import harness.runner
     from harness.runner import resolve_config, run
 
     harness.generator.CHECKPOINT_ON_CPU = args.mode == "now"
-    if args.mode == "now":
-        from harness.cli import return_freed_memory_to_os
-
-        return_freed_memory_to_os()  # what `bench` does first
+    if args.mode == "before":  # freed heap stays resident, as before
+        harness.cache.trim_heap = lambda: None
+        harness.runner.mmap_large_tensors = lambda: None
     phase, peaks, done = ["setup"], {}, threading.Event()
 
     def sample() -> None:

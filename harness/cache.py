@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import in_stage
+from harness.memory import trim_heap
 
 CACHE_FORMAT = 3  # bump when a stage's on-disk format or what its key determines changes
 
@@ -83,6 +84,7 @@ class StageCache:
             os.replace(tmp, final)
             # its per-epoch checkpoints only served --resume of the unfinished stage
             shutil.rmtree(self.partial_dir(name, key), ignore_errors=True)
+        trim_heap()  # the stage's activations leave with it, not at the end of the run
         return final, key
 
     @staticmethod

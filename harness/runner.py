@@ -19,6 +19,7 @@ from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
 from harness.evaluate import SeedEvaluator, check_threshold_split
 from harness.infer import REAL_SCALES, infer_cams
+from harness.memory import mmap_large_tensors
 from harness.method import RunContext
 from harness.progress import log as default_log
 from harness.provenance import run_provenance
@@ -91,6 +92,8 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
         log: Callable[[str], None] = default_log, show_progress: bool = True) -> dict[str, Any]:
     """Run one configuration end to end and return its result record (also stored)."""
     t0 = time.time()
+    if cfg.dataset != "synth":
+        mmap_large_tensors()  # real-size activations leave when freed (harness/memory.py)
     store = ResultsStore(runs_dir)
     run_dir = store.begin(cfg.method, cfg.variant, cfg.seed)
     run_dir.write_json("config.json", cfg.to_dict())

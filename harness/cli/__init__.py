@@ -41,7 +41,6 @@ def _register() -> None:
 
 
 def main() -> None:
-    return_freed_memory_to_os()
     _register()
     debug = _take_debug_flag()
     try:
@@ -54,23 +53,6 @@ def main() -> None:
             traceback.print_exc()
         typer.echo(f"error: {error_line(exc, debug)}", err=True)
         sys.exit(exc.exit_code if isinstance(exc, BenchError) else 1)
-
-
-def return_freed_memory_to_os() -> None:
-    """Blocks of 1 MB and more (tensors) from mmap, so a freed one goes back to the OS.
-
-    glibc otherwise raises its mmap threshold to 32 MB after the first large free and serves
-    later tensors from its heap, which never shrinks: one stage's activations stay resident
-    through every later stage, and they add up (benchmarks/real_rss.py). Linux/glibc only.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def _take_debug_flag() -> bool:
