@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,8 @@ def warm_cache(cache_dir):
 
 
 def _request(spec: SweepSpec, storage: str, runs_dir: Path, cache_dir: Path, study: str,
-             sets: tuple[str, ...] = (), **kw) -> SweepRequest:
-    return SweepRequest(spec, "synth", [0], [*TINY, *sets], study, storage, runs_dir, cache_dir,
+             sets: tuple[str, ...] = (), seed: int = 0, **kw) -> SweepRequest:
+    return SweepRequest(spec, "synth", [seed], [*TINY, *sets], study, storage, runs_dir, cache_dir,
                         wandb="disabled", heartbeat=2, **kw)
 
 
@@ -157,8 +158,11 @@ def test_killed_worker_loses_nothing_and_grid_completes(storage, runs_dir, warm_
     spec = custom_sweep("cam", ["cam_lr=grid:0.015,0.03,0.06"])
     name = _study_name(request)
     # trials of a few seconds: a one-epoch tiny trial can finish between the snapshot that
-    # sees it running and the kill, and then there is no killed trial to recover
-    req = _request(spec, storage, runs_dir, warm_cache, name, sets=("cam_epochs=25",), workers=1)
+    # sees it running and the kill, and then there is no killed trial to recover. Its own seed:
+    # with another backend's trials already in the shared stage cache they would be instant hits
+    seed = zlib.crc32(name.encode()) % 10_000 + 1
+    req = _request(spec, storage, runs_dir, warm_cache, name, sets=("cam_epochs=25",), seed=seed,
+                   workers=1)
     ref, study = prepare(req)
     (victim,) = start_workers(req, ref, name)
     try:
