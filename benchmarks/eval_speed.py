@@ -80,7 +80,7 @@ def ours(fix: Path, cache_dir: Path) -> list[float]:
     """`bench eval --dataset voc --data-root … --cams … --json`, in this process."""
     from typer.testing import CliRunner
 
-    from harness.cli import _register, app
+    from cli import _register, app
 
     _register()  # every sub-command, as `bench` registers them
     result = CliRunner().invoke(app, ["eval", "--dataset", "voc", "--data-root", str(fix / "voc"),
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--old-runs", type=int, default=1, help="the old path takes ~7× longer")
     args = ap.parse_args()
-    import harness.cli.eval_cmd  # noqa: F401  (imports outside the timed region, as in a session)
+    import cli.eval_cmd  # noqa: F401  (imports outside the timed region, as in a session)
     import harness.method  # noqa: F401
 
     cache = Path(tempfile.mkdtemp(prefix="evalspeed-"))
@@ -125,7 +125,7 @@ def main() -> None:
                   f"(max |ΔmIoU| vs ours {diff:.2e})", flush=True)
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache)}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "harness", "eval", "--dataset", "voc", "--data-root",
+    subprocess.run([sys.executable, "-m", "cli", "eval", "--dataset", "voc", "--data-root",
                     str(args.fixture / "voc"), "--cams", str(args.fixture / "cams"), "--json"],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     cli = time.perf_counter() - t0

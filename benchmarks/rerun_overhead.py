@@ -57,7 +57,7 @@ def child(argv: list[str]) -> None:
     """Run `bench run` in this process with its phases timed; write them as JSON."""
     t0 = time.perf_counter()
     phases = Phases()
-    import harness.cli  # noqa: F401 - the CLI's own imports, as `bench` pays them
+    import cli  # noqa: F401 - the CLI's own imports, as `bench` pays them
     import harness.runner as runner
     from harness import cache, evaluate, method, teachers, tracking
 
@@ -87,7 +87,7 @@ def child(argv: list[str]) -> None:
     runner.run = run
     sys.argv = ["bench", *argv]
     try:
-        harness.cli.main()
+        cli.main()
     except SystemExit as exc:
         if exc.code:
             raise

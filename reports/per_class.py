@@ -68,7 +68,7 @@ def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 def as_record(df: pd.DataFrame) -> dict[str, Any]:
     """The frame as a result record's `per_class` (+ the run's best t for one run), the
-    shape `harness.cli.summary.write_pr_plot` draws precision/recall bars from."""
+    shape `cli.summary.write_pr_plot` draws precision/recall bars from."""
     per_class = {r["class"]: {f: None if math.isnan(r[f]) else float(r[f]) for f in FIELDS}
                  for _, r in df.iterrows()}
     return {"per_class": per_class, "best_threshold": df.attrs.get("best_threshold")}

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import TINY
 
-BENCH = [sys.executable, "-m", "harness"]
+BENCH = [sys.executable, "-m", "cli"]
 
 
 def bench(*args, cache_dir, runs_dir=None, check=False):

@@ -175,7 +175,7 @@ def test_blip_build_is_killed_and_resumes_without_reasking(tiny_blip, tmp_path):
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "BENCH_QAPE_ITEM_DELAY": "0.3",
            "BENCH_QAPE_IMAGES_PER_CALL": "2", "HF_HUB_OFFLINE": "1"}
     sets = ["--set", "n_train=8", "--set", "n_eval=4"]
-    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "qape",
+    cmd = [sys.executable, "-c", "from cli import main; main()", "qape",
            "--dataset", "synth", "--vqa", "blip", "--vqa-path", str(tiny_blip), "--device", "cpu", *sets]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     shard, lines = None, 0

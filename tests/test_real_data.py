@@ -71,7 +71,7 @@ def clip_file(tmp_path_factory) -> Path:
 
 def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """`bench ARGS` in-process through the console entry point: (exit code, stdout, stderr)."""
-    from harness.cli import main
+    from cli import main
 
     monkeypatch.setattr(sys, "argv", ["bench", *map(str, args)])
     with pytest.raises(SystemExit) as exit_:

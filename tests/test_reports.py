@@ -354,7 +354,7 @@ def test_reproduce_cli_dry_run_with_held_out_seeds(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "harness", "reproduce", "fat", "--dry-run", "--seeds", "10-11",
+    cmd = [sys.executable, "-m", "cli", "reproduce", "fat", "--dry-run", "--seeds", "10-11",
            "--teacher-seeds", "2-2", "--runs-dir", str(tmp_path / "runs"), "--format", "csv"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -482,7 +482,7 @@ def test_report_cli_refuses_mixed_provenance_in_one_line(tmp_path):
     root = tmp_path / "runs"
     fat_record(root, "qa-clims/no-fat", 0, 60.0, provenance=PROV)
     fat_record(root, "qa-clims", 0, 61.0, provenance={**PROV, "gt_source": "SegmentationClassAug"})
-    cmd = [sys.executable, "-m", "harness", "report", "-t", "fat", "--runs-dir", str(root)]
+    cmd = [sys.executable, "-m", "cli", "report", "-t", "fat", "--runs-dir", str(root)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "gt_source" in lines[0], proc.stderr
@@ -521,7 +521,7 @@ def test_per_class_table_and_precision_recall_plot(tmp_path):
     assert as_record(both)["best_threshold"] is None and as_record(one)["best_threshold"] == 0.25
     # the CLI: the table on the terminal and the same PNG `bench eval --plot` writes
     png = tmp_path / "pr.png"
-    proc = subprocess.run([sys.executable, "-m", "harness", "report", "--table", "per-class",
+    proc = subprocess.run([sys.executable, "-m", "cli", "report", "--table", "per-class",
                            "--variant", "cam", "--runs-dir", str(root), "--plot", str(png)],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
     assert proc.returncode == 0 and "background leak: 25.0 %" in proc.stdout, proc.stderr

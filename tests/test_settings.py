@@ -130,7 +130,7 @@ def test_epochs_reaches_every_stage_and_set_still_wins():
 def test_list_settings_says_how_to_set_one_stage(monkeypatch, capsys):
     import sys
 
-    from harness.cli import main
+    from cli import main
 
     monkeypatch.setattr(sys, "argv", ["bench", "list", "--settings"])
     monkeypatch.setenv("COLUMNS", "200")

@@ -219,7 +219,7 @@ def test_named_sweeps_are_declared_without_their_methods():
 def test_bench_list_survives_unregistered_sweep_methods():
     from typer.testing import CliRunner
 
-    from harness.cli import _register, app
+    from cli import _register, app
 
     _register()
     res = CliRunner().invoke(app, ["list"])
@@ -270,7 +270,7 @@ def test_devices_pin_one_gpu_per_worker():
 def test_status_of_a_study_elsewhere(postgres_url, runs_dir, warm_cache, request):
     from typer.testing import CliRunner
 
-    from harness.cli import _register, app
+    from cli import _register, app
 
     _register()
     spec = custom_sweep("cam", ["cam_lr=grid:0.05"])

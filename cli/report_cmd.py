@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import app
+from cli import app
 from harness.errors import BenchError
 
 
@@ -33,8 +33,8 @@ def _emit(name: str, dataset: str, runs_dir: Path | None, fmt: str | None, out: 
 def _emit_per_class(run_ids: list[str], variant: str | None, dataset: str,
                     runs_dir: Path | None, sets: list[str], epochs: int | None, fmt: str | None,
                     out: Path | None, plot_path: Path | None) -> None:
-    from harness.cli.eval_cmd import check_plot_path
-    from harness.cli.summary import write_pr_plot
+    from cli.eval_cmd import check_plot_path
+    from cli.summary import write_pr_plot
     from harness.store import ResultsStore
     from reports.per_class import as_record, heading, per_class_frame, print_table, render, select_runs
 

@@ -34,9 +34,9 @@ def _register() -> None:
     for name in ("run_cmd", "eval_cmd", "list_cmd", "data_cmd", "qape_cmd", "sweep_cmd",
                  "report_cmd"):
         try:
-            importlib.import_module(f"harness.cli.{name}")
+            importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"harness.cli.{name}":
+            if exc.name != f"cli.{name}":
                 raise
 
 
@@ -83,7 +83,7 @@ def error_line(exc: BaseException, debug: bool = False) -> str:
 def _where(exc: BaseException) -> str | None:
     """The innermost frame in this project's code, as `module.function`."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if any(f"/{pkg}/" in f.filename for pkg in ("harness", "methods", "sweeps", "reports"))]
+              if any(f"/{pkg}/" in f.filename for pkg in ("harness", "methods", "sweeps", "reports", "cli"))]
     if not frames:
         return None
     f = frames[-1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import app
+from cli import app
 
 
 @app.command("eval")
@@ -59,13 +59,13 @@ def eval_command(
                                        class_names=getattr(params, "class_names", "voc"),
                                        heldout_split=threshold_split, crf=None)}
     if plot is not None:
-        from harness.cli.summary import write_pr_plot
+        from cli.summary import write_pr_plot
 
         write_pr_plot(record, plot, f"{n} CAMs on {dataset}")
     if json_out:
         typer.echo(json.dumps(record))
         return
-    from harness.cli.summary import print_eval
+    from cli.summary import print_eval
 
     print_eval(record, f"{n} CAMs on {dataset} ({cams})")
 

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli import app
+from cli import app
 
 
 @app.command("list")

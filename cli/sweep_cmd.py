@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import app
+from cli import app
 from harness.errors import BenchError
 
 

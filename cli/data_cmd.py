@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import app
+from cli import app
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from harness.cli import app
-from harness.cli.summary import print_summary
+from cli import app
+from cli.summary import print_summary
 
 
 @app.command("run")
