@@ -1,5 +1,5 @@
 """The papers' tables as data: which variant and hyperparameters make each row, the
-published value it is compared with (from `reports.published`), and the reference row every
+published value it is compared with (from `methods.published`), and the reference row every
 other row's paired Δ is taken against (`Table.reference`, or a row's own `reference`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports import published as P
+from methods import published as P
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
-from reports.published import OMEGA_GRID
+from methods.published import OMEGA_GRID
 
 KINDS = ("float", "int", "grid", "cat")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.store import ResultsStore
+from methods import published as P
 from reports import get_table, table_names
-from reports import published as P
 from reports.compile import compile_table, expected_params
 from reports.render import plot, to_csv, to_markdown
 from reports.reproduce import missing_jobs
