@@ -63,8 +63,8 @@ def child(argv: list[str]) -> None:
 
     phases.totals["imports (harness, torch)"] = time.perf_counter() - t0
     method.load_dataset = phases.wrap("data", method.load_dataset)
-    teachers_load = teachers.load_teacher
-    teachers.load_teacher = phases.wrap("teacher load", teachers_load)
+    for name in ("load_synth_teacher", "load_real_teacher"):
+        setattr(teachers, name, phases.wrap("teacher load", getattr(teachers, name)))
     get_or_build = cache.StageCache.get_or_build
     def stage_label(store, stage, deps, *_):
         done = (store.path(stage, cache.stage_key(stage, deps)) / "done").exists()
