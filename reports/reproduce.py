@@ -143,7 +143,7 @@ def _run_parallel(jobs: list[Job], workers: int, devices: str, options: dict[str
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from sweeps.launcher import parse_devices
+    from harness.devices import parse_devices
 
     spawn = mp.get_context("spawn")
     slots = spawn.Queue()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.devices import parse_devices
 from harness.errors import BenchError
 from sweeps import storage as st
 from sweeps.spaces import SweepSpec
@@ -51,23 +52,6 @@ class SweepRequest:
     def definition(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "dataset": self.dataset, "seeds": list(self.seeds),
                 "sets": list(self.sets)}
-
-
-def parse_devices(devices: str, workers: int) -> list[tuple[str, str | None]]:
-    """`cpu` or `cuda:0,cuda:1` → per worker (device inside the worker, CUDA_VISIBLE_DEVICES)."""
-    items = [d.strip() for d in (devices or "cpu").split(",") if d.strip()]
-    out = []
-    for k in range(workers):
-        d = items[k % len(items)]
-        if d == "cpu":
-            out.append(("cpu", ""))
-        elif d == "cuda":
-            out.append(("cuda", None))  # all visible GPUs, as the environment says
-        elif d.startswith("cuda:") and d[5:].isdigit():
-            out.append(("cuda:0", d[5:]))
-        else:
-            raise BenchError(f"--devices takes cpu or cuda:N[,cuda:M…] (got {d!r})")
-    return out
 
 
 def preflight(req: SweepRequest) -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.devices import parse_devices
 from harness.errors import BenchError
 from sweeps import get_sweep, sweep_names
 from sweeps import storage as st
-from sweeps.launcher import SweepRequest, launch, parse_devices, prepare, start_workers
+from sweeps.launcher import SweepRequest, launch, prepare, start_workers
 from sweeps.spaces import SweepSpec, custom_sweep, parse_param
 from sweeps.worker import run_worker, tally
 from tests.conftest import TINY

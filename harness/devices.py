@@ -1,0 +1,24 @@
+"""Device slots for several worker processes (sweep workers, `bench reproduce --workers`).
+
+Torch-free on purpose: a launcher splits the devices before any worker imports torch."""
+
+from __future__ import annotations
+
+from harness.errors import BenchError
+
+
+def parse_devices(devices: str, workers: int) -> list[tuple[str, str | None]]:
+    """`cpu` or `cuda:0,cuda:1` → per worker (device inside the worker, CUDA_VISIBLE_DEVICES)."""
+    items = [d.strip() for d in (devices or "cpu").split(",") if d.strip()]
+    out = []
+    for k in range(workers):
+        d = items[k % len(items)]
+        if d == "cpu":
+            out.append(("cpu", ""))
+        elif d == "cuda":
+            out.append(("cuda", None))  # all visible GPUs, as the environment says
+        elif d.startswith("cuda:") and d[5:].isdigit():
+            out.append(("cuda:0", d[5:]))
+        else:
+            raise BenchError(f"--devices takes cpu or cuda:N[,cuda:M…] (got {d!r})")
+    return out
