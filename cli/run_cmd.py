@@ -37,13 +37,13 @@ def run_command(
                                         "(synth: heldout; voc: heldout) and score at it"),
 ) -> None:
     """Train METHOD, write CAMs of the evaluation split, evaluate and record the run."""
-    from harness.runner import resolve_config, run
+    from harness.runner import run_variant
 
-    cfg = resolve_config(method, dataset, seed, set_, epochs, device, data_root=data_root,
+    record = run_variant(method, dataset, seed, set_, epochs, device, runs_dir=runs_dir,
+                         cache_dir=cache_dir, wandb_mode=wandb, resume=resume, data_root=data_root,
                          clip_weights=clip_weights, backbone_weights=backbone_weights,
                          vqa_path=vqa_path, cam_weights=cam_weights,
                          allow_random_weights=allow_random_weights, threshold_split=threshold_split)
-    record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb, resume=resume)
     if json_out:
         typer.echo(json.dumps(record, default=str))
     else:

@@ -1,7 +1,7 @@
 """`bench reproduce TABLE`: run the cells of a table that the results store still lacks
 (each cell over seeds × teacher seeds), then report. Runs go through
-`harness.runner.resolve_config` + `run` (the same entry point `bench run` uses, so the
-stage cache is shared). A run that was interrupted leaves nothing
+`harness.runner.run_variant` (the same entry point `bench run` uses, so the stage cache
+is shared). A run that was interrupted leaves nothing
 in the store, so re-running the command does exactly what is still missing.
 
 `workers` > 1 runs the missing cells in that many spawned processes, pinned to `devices`
@@ -123,16 +123,15 @@ def _run_job(job: Job, device: str, options: dict[str, Any], show_progress: bool
              ) -> str | None:
     """One cell's run; None when it finished, else why it was recorded failed (NaN loss)."""
     from harness.errors import NonFiniteLoss
-    from harness.runner import resolve_config, run
+    from harness.runner import run_variant
 
     paths = {**options["paths"], **({"threshold_split": job.threshold_split}
                                      if job.threshold_split else {})}
-    cfg = resolve_config(job.row.variant, job.dataset, job.seed, list(job.sets),
-                         options["epochs"], device, **paths)
     kwargs = {} if show_progress else {"log": lambda m: None, "show_progress": False}
     try:
-        run(cfg, runs_dir=options["runs_dir"], cache_dir=options["cache_dir"],
-            wandb_mode=options["wandb_mode"], group=options["group"], **kwargs)
+        run_variant(job.row.variant, job.dataset, job.seed, list(job.sets), options["epochs"],
+                    device, runs_dir=options["runs_dir"], cache_dir=options["cache_dir"],
+                    wandb_mode=options["wandb_mode"], group=options["group"], **kwargs, **paths)
     except NonFiniteLoss as exc:
         return str(exc)
     return None
