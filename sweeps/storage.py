@@ -14,6 +14,7 @@ every string shown goes through `mask()`.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -77,6 +78,8 @@ def open_storage(ref: StorageRef, heartbeat: int = DEFAULT_HEARTBEAT, max_retry:
     if ref.kind == "journal":
         path = ref.journal_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # no heartbeat here: Optuna 5's JournalStorage does not implement it (only RDBStorage
+        # does); a dead worker's trial is found by its pid (sweeps.worker.recover_dead_trials)
         return JournalStorage(JournalFileBackend(str(path)))
     try:
         with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
@@ -89,30 +92,26 @@ def open_storage(ref: StorageRef, heartbeat: int = DEFAULT_HEARTBEAT, max_retry:
 
 
 class StaleRetry:
-    """Queue a dead worker's trial again with the same parameters (like Optuna's
-    `RetryFailedTrialCallback`, whose `retry_history` / `failed_trial` attrs it keeps), but
-    without the dead worker's identity, so the retry is never mistaken for a dead trial."""
+    """Queue a dead worker's trial again with the same parameters: Optuna's public
+    `RetryHeartbeatStaleTrialCallback` (the `RetryFailedTrialCallback` of Optuna < 4.9; it
+    keeps `failed_trial` / `retry_history`), handed the trial without the dead worker's
+    identity, so the retry is never mistaken for a dead trial. Why it was queued again goes
+    on the retry (`retry_reason`): a finished trial takes no attributes through public API."""
 
     def __init__(self, max_retry: int = MAX_RETRY, reason: str = "worker stopped beating (heartbeat)"):
-        self.max_retry, self.reason = max_retry, reason
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        self.reason = reason
+        with warnings.catch_warnings():  # "experimental" in Optuna 5
+            warnings.simplefilter("ignore")
+            self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
     def __call__(self, study, trial) -> None:
-        import optuna
-
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                               f"{self.reason} mid-trial; queued again")
-        except Exception:  # noqa: BLE001 - informative only
-            pass
-        history = [*(trial.system_attrs.get("retry_history") or []), trial.number]
-        if len(history) > self.max_retry:
-            return
-        system_attrs = {**trial.system_attrs, "failed_trial": trial.number, "retry_history": history}
-        user_attrs = {k: v for k, v in trial.user_attrs.items()
-                      if k not in ("worker", "fail_reason", "runs")}
-        study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING,
-                                            params=trial.params, distributions=trial.distributions,
-                                            user_attrs=user_attrs, system_attrs=system_attrs))
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items()
+                            if k not in ("worker", "fail_reason", "runs")}
+        trial.system_attrs = {**trial.system_attrs, "retry_reason": f"{self.reason} mid-trial"}
+        self._retry(study, trial)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweeps.spaces import SweepSpec
-from sweeps.worker import Tally, retried_numbers, tally, trial_params
+from sweeps.worker import Tally, requeue_reasons, retried_numbers, tally, trial_params
 
 
 def _fmt(v: Any) -> str:
@@ -46,7 +46,7 @@ def summary_line(study, spec: SweepSpec, t: Tally) -> str:
 
 def trials_table(study, spec: SweepSpec, title: str | None = None) -> Table:
     trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
+    retried, requeued = retried_numbers(trials), requeue_reasons(trials)
     best = _best(study)
     table = Table(title=title or f"study {study.study_name} ({spec.name}: {spec.method}, "
                                  f"{spec.sampler_kind})")
@@ -76,7 +76,8 @@ def trials_table(study, spec: SweepSpec, title: str | None = None) -> Table:
             end = end.replace(tzinfo=None) if end else None
         secs = (end - start).total_seconds() if start and end else None
         w = t.user_attrs.get("worker") or {}
-        note = t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason") or ""
+        note = (t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason")
+                or requeued.get(t.number, ""))
         if state == "pruned" and t.intermediate_values:
             step = max(t.intermediate_values)
             note = f"pruned at step {step} (−loss {t.intermediate_values[step]:.3g})"

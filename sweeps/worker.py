@@ -88,6 +88,12 @@ def retried_numbers(trials) -> set[int]:
     return out
 
 
+def requeue_reasons(trials) -> dict[int, str]:
+    """Trial number → why it was queued again, read from its retry (`StaleRetry`)."""
+    return {t.system_attrs["retry_history"][-1]: f"{t.system_attrs['retry_reason']}; queued again"
+            for t in trials if t.system_attrs.get("retry_reason") and t.system_attrs.get("retry_history")}
+
+
 def tally(study, spec: SweepSpec, n_trials: int | None) -> Tally:
     from optuna.trial import TrialState
 
@@ -154,30 +160,46 @@ def worker_alive(w: dict[str, Any]) -> bool:
     return not (w.get("pid_start") and start != w.get("pid_start"))  # pid reused → dead
 
 
-def recover_dead_trials(study, max_retry: int = st.MAX_RETRY, log: Callable[[str], None] = print) -> int:
-    """Fail RUNNING trials whose worker on this host is gone, and queue them again."""
+def recover_dead_trials(study, storage, max_retry: int = st.MAX_RETRY,
+                        log: Callable[[str], None] = print) -> int:
+    """Fail RUNNING trials whose worker on this host is gone, and queue them again.
+
+    The journal storage has no heartbeat in Optuna 5 (only RDBStorage implements it), so on
+    a journal a dead worker is found by its pid, and its trial is failed through the public
+    `Study.tell`. The tell goes through a study whose sampler has no `after_trial` hook:
+    GridSampler's would call `study.stop()`, which raises outside `optimize`."""
+    import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
+    teller = optuna.load_study(study_name=study.study_name, storage=storage,
+                               sampler=optuna.samplers.RandomSampler())
     host, n = platform.node(), 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        w = t.user_attrs.get("worker") or {}
-        if not w and t.datetime_start is not None:
-            # died between taking the trial and naming itself: judge it by age alone
-            started = t.datetime_start.timestamp()
-            if time.time() - started > ORPHAN_S:
-                w = {"host": host, "pid": "unknown"}
-        if not w or w.get("host") != host or (isinstance(w.get("pid"), int) and worker_alive(w)):
+        w = dead_worker(t, host)
+        if w is None:
             continue
         try:
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except (UpdateFinishedTrialError, RuntimeError, KeyError):
+            failed = teller.tell(t.number, state=TrialState.FAIL)
+        except (UpdateFinishedTrialError, RuntimeError, ValueError, KeyError):
             continue  # another worker recovered it first
         reason = f"worker pid {w.get('pid')} on {host} died"
-        st.StaleRetry(max_retry, reason)(study, study._storage.get_trial(t._trial_id))
+        st.StaleRetry(max_retry, reason)(study, failed)
         log(f"trial {t.number}: {reason}; queued again with {trial_params(t)}")
         n += 1
     return n
+
+
+def dead_worker(t, host: str) -> dict[str, Any] | None:
+    """The worker identity of running trial `t` when that worker is on this host and gone."""
+    w = t.user_attrs.get("worker") or {}
+    if not w and t.datetime_start is not None:
+        # died between taking the trial and naming itself: judge it by age alone
+        if time.time() - t.datetime_start.timestamp() > ORPHAN_S:
+            w = {"host": host, "pid": "unknown"}
+    if not w or w.get("host") != host or (isinstance(w.get("pid"), int) and worker_alive(w)):
+        return None
+    return w
 
 
 def requeue_interrupted(study, log: Callable[[str], None]) -> None:
@@ -194,9 +216,9 @@ def requeue_interrupted(study, log: Callable[[str], None]) -> None:
             log(f"trial {t.number} interrupted; queued again for the next run")
 
 
-def fail_stale(study, ref: st.StorageRef, log: Callable[[str], None]) -> None:
+def fail_stale(study, storage, ref: st.StorageRef, log: Callable[[str], None]) -> None:
     if ref.kind == "journal":
-        recover_dead_trials(study, log=log)
+        recover_dead_trials(study, storage, log=log)
     else:
         import warnings
 
@@ -320,7 +342,7 @@ def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
     log(f"worker on {device}, study {study_name!r} in {ref.masked}")
     t0 = time.time()
     while True:
-        fail_stale(study, ref, log)
+        fail_stale(study, storage, ref, log)
         state = tally(study, spec, n_trials)
         if state.done:
             break

@@ -307,3 +307,13 @@ def test_interrupted_trial_is_queued_again(tmp_path):
     assert (t.waiting, t.retried, t.failed) == (1, 1, 0) and t.can_start
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))[0]
     assert waiting.params == study.trials[0].params and "worker" not in waiting.user_attrs
+    # why trial 0 was queued again is read from its retry (a finished trial takes no attrs)
+    from rich.console import Console
+
+    from sweeps.view import trials_table
+
+    console = Console(record=True, width=200)
+    console.print(trials_table(study, spec))
+    rows = console.export_text().splitlines()
+    assert any("fail→retried" in r and "interrupted mid-trial; queued again" in r for r in rows)
+    assert any("retry of #0" in r for r in rows)
