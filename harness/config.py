@@ -36,7 +36,7 @@ class MethodConfig:
                        choices=("synth-cnn", "resnet50", "deit_small_patch16_224"))
     clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data")
     crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0)
-    cam_epochs: int = hp(8, "epochs of the cached CAM classifier stage", ge=1)
+    cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
     cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
     cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
     cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "

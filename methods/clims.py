@@ -131,7 +131,7 @@ class Clims(Method):
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         if dataset == "synth":  # small CNN from the CAM checkpoint, a few CPU minutes
-            return {"epochs": 3, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
+            return {"epochs": 6, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
                     "schedule": "poly", "head_lr_mult": 10.0}
         from harness.data.paper_settings import paper_defaults
 

@@ -224,7 +224,7 @@ class QAClims(Method):
         if dataset in REAL_DATASETS:
             return paper_defaults("qa-clims", dataset)
         # synth, CPU-sized: the paper's VOC loss settings, a short schedule from the CAM
-        return {"epochs": 3, "batch_size": 32, "lr": 0.002}
+        return {"epochs": 6, "batch_size": 32, "lr": 0.002}
 
     def train(self, ctx: RunContext) -> CamNet:
         from methods.cam import trained_cam

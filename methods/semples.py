@@ -202,7 +202,7 @@ class Semples(Method):
         if dataset == "synth":  # CPU minutes: short stages from the CAM checkpoint
             # generator lr: the paper's 5e-4; prompts: ~40 steps of AdamW at the paper's lr
             # would move them less than their init scale, so they get 1e-2 here.
-            return {"epochs": 2, "prompt_epochs": 1, "refine_epochs": 2, "lr": 5e-4,
+            return {"epochs": 5, "prompt_epochs": 3, "refine_epochs": 5, "lr": 5e-4,
                     "prompt_lr": 1e-2, "batch_size": 32, "weight_decay": 1e-4,
                     "head_lr_mult": 1.0}
         from harness.data.paper_settings import paper_defaults
