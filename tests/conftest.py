@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["HF_HUB_OFFLINE"] = "1"
+# as harness/__init__.py, but before any test module imports torch (libgomp reads it at load)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Tiny synth runs: small splits, one epoch; the teacher is keyed independently of these.
 TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
