@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from harness.data.real import (
     RealDataset,
     file_stamp,
+    find_data_root,
     first_missing,
     labels_cache_path,
     read_png,
@@ -40,17 +40,8 @@ SPLITS = {"train": "train2014", "eval": "val2014", "val": "val2014"}
 
 
 def find_root(root: str | Path | None) -> Path:
-    given = root or os.environ.get(ENV)
-    if not given:
-        raise BenchError(f"COCO needs its data: pass --data-root ROOT or set {ENV}; "
-                         f"expected {LAYOUT}")
-    base = Path(given).expanduser()
-    if not base.is_dir():
-        raise BenchError(f"COCO root {base} does not exist; expected {LAYOUT}")
-    for cand in (base, base / "coco", base / "COCO"):
-        if (cand / "annotations").is_dir():
-            return cand
-    raise BenchError(f"COCO root {base} is incomplete: missing annotations/; expected {LAYOUT}")
+    return find_data_root("COCO", root, ENV, LAYOUT, ("coco", "COCO"), "annotations",
+                          "missing annotations/")
 
 
 def _coco(path: Path):

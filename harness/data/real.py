@@ -150,3 +150,21 @@ def save_npz(path: Path, **arrays: Any) -> None:
 def file_stamp(path: Path) -> tuple[str, int, int]:
     st = path.stat()
     return str(path.resolve()), st.st_size, int(st.st_mtime)
+
+
+def find_data_root(dataset: str, root: str | Path | None, env: str, layout: str,
+                   subfolders: Sequence[str], marker: str, missing: str) -> Path:
+    """The folder under --data-root / `env` (itself or one of `subfolders`) that holds the
+    folder `marker`, or one line saying what is missing (`missing`: what an incomplete root
+    lacks, in words)."""
+    given = root or os.environ.get(env)
+    if not given:
+        raise BenchError(f"{dataset} needs its data: pass --data-root ROOT or set {env}; "
+                         f"expected {layout}")
+    base = Path(given).expanduser()
+    if not base.is_dir():
+        raise BenchError(f"{dataset} root {base} does not exist; expected {layout}")
+    for cand in (base, *(base / sub for sub in subfolders)):
+        if (cand / marker).is_dir():
+            return cand
+    raise BenchError(f"{dataset} root {base} is incomplete: {missing}; expected {layout}")

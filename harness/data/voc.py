@@ -17,7 +17,6 @@ else from the SegmentationClassAug masks (cached), else Annotations/<id>.xml.
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from harness.data.real import (
     UnreadableFile,
     check_mask_sizes,
     file_stamp,
+    find_data_root,
     first_missing,
     labels_cache_path,
     read_png,
@@ -94,18 +94,8 @@ def labels_from_mask(m: np.ndarray) -> np.ndarray:
 
 def find_root(root: str | Path | None) -> Path:
     """The VOC2012 folder under --data-root / BENCH_VOC_ROOT, or one line saying what is missing."""
-    given = root or os.environ.get(ENV)
-    if not given:
-        raise BenchError(f"VOC needs its data: pass --data-root ROOT or set {ENV}; "
-                         f"expected {LAYOUT}")
-    base = Path(given).expanduser()
-    if not base.is_dir():
-        raise BenchError(f"VOC root {base} does not exist; expected {LAYOUT}")
-    for cand in (base, base / "VOC2012", base / "VOCdevkit" / "VOC2012"):
-        if (cand / "JPEGImages").is_dir():
-            return cand
-    raise BenchError(f"VOC root {base} is incomplete: no JPEGImages/ in it, in VOC2012/ or in "
-                     f"VOCdevkit/VOC2012/; expected {LAYOUT}")
+    return find_data_root("VOC", root, ENV, LAYOUT, ("VOC2012", "VOCdevkit/VOC2012"),
+                          "JPEGImages", "no JPEGImages/ in it, in VOC2012/ or in VOCdevkit/VOC2012/")
 
 
 def read_ids(path: Path) -> list[str]:
