@@ -147,20 +147,20 @@ def floor_step(spec: StepSpec, model, teacher, batch: dict, text: torch.Tensor, 
 
 def ours_step(spec: StepSpec, model, teacher, batch: dict, ctx: dict):
     if spec.name == "cam":
-        from methods.cam import classification_loss
+        from methods.cam.method import classification_loss
 
         return classification_loss(model, batch)[0]
     if spec.name == "clims":
-        from methods.clims import ClimsConfig, cbs_gate, clims_step
+        from methods.clims.method import ClimsConfig, cbs_gate, clims_step
 
         p = ClimsConfig()
         return clims_step(model, teacher, batch, ctx["text"], ctx["bg_text"], p,
                           cbs_gate(teacher, p))[0]
     if spec.name == "qa-clims":
-        from methods.qa_clims import QAClimsConfig, ritc_loss
+        from methods.qa_clims.method import QAClimsConfig, ritc_loss
 
         return ritc_loss(model, teacher, ctx["corpus_texts"], QAClimsConfig(), batch)[0]
-    from methods.semples import SemplesConfig, generator_step, prompt_step
+    from methods.semples.method import SemplesConfig, generator_step, prompt_step
 
     p = SemplesConfig()
     if spec.name == "semples-a":
@@ -307,13 +307,13 @@ def setup(spec: StepSpec, args, device: torch.device) -> dict:
     ctx: dict = {"names": class_names(), "model": model, "teacher": teacher, "batch": batch}
     if teacher is None:
         return ctx
-    from methods.clims import BACKGROUND_WORDS, background_prompt, class_prompt
+    from methods.clims.method import BACKGROUND_WORDS, background_prompt, class_prompt
 
     ctx["text"] = teacher.encode_text([class_prompt(c) for c in ctx["names"]])
     ctx["bg_words"] = [background_prompt(w) for w in BACKGROUND_WORDS["voc"]]
     ctx["bg_text"] = teacher.encode_text(ctx["bg_words"])
     if spec.name.startswith("semples"):
-        from methods.semples import Prompts, SemplesConfig
+        from methods.semples.method import Prompts, SemplesConfig
 
         p = SemplesConfig()
         ctx["prompts"] = Prompts(N_CLASSES, p.prompt_length, teacher.token_width,
@@ -323,7 +323,7 @@ def setup(spec: StepSpec, args, device: torch.device) -> dict:
         if spec.name == "semples-b":
             model.requires_grad_(False).eval()
     if spec.name == "qa-clims":
-        from methods.qa_clims import CorpusTexts
+        from methods.qa_clims.method import CorpusTexts
 
         ctx["corpus_texts"] = CorpusTexts(synthetic_corpus(batch), "fine,alias,object,scene",
                                           teacher, len(batch["image"]), N_CLASSES, device,

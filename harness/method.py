@@ -32,10 +32,14 @@ class Method:
     epoch_fields: ClassVar[dict[str, str]] = {}
     cam_normalisation: ClassVar[str] = "max"  # how inference scales its maps (harness.infer)
 
+    # the family's paper (methods/<family>/paper.py), whose settings per dataset are this
+    # family's defaults; duck-typed: anything with `settings(dataset) -> dict`
+    paper: ClassVar[Any] = None
+
     @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         """Paper settings per dataset, applied before the variant's and the user's."""
-        return {}
+        return cls.paper.settings(dataset) if cls.paper is not None else {}
 
     @classmethod
     def stage_epochs(cls, params: MethodConfig) -> dict[str, int]:

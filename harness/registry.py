@@ -2,9 +2,11 @@
 
 A family is a `Method` subclass registered with `@register_method`; a variant is a small
 function returning the config overrides that define it, registered with
-`@register_variant("family/name")`. Ablations are variants, so `bench list` shows them and
-tests enumerate them. Built-in families are imported lazily on first lookup; third-party
-packages add theirs through the entry-point group `wsss_bench.methods`.
+`@register_variant("family/name")` (a name registered twice is refused). Ablations are
+variants, so `bench list` shows them and tests enumerate them. The built-in families declare
+theirs in their torch-free paper (methods/*/paper.py). Built-in families are imported
+lazily on first lookup; third-party packages add theirs through the entry-point group
+`wsss_bench.methods`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 
 from harness.errors import BenchError
 
-BUILTIN_MODULES = ("methods.cam", "methods.clims", "methods.semples", "methods.qa_clims")
+BUILTIN_MODULES = ("methods.cam.method", "methods.clims.method", "methods.semples.method",
+                   "methods.qa_clims.method")
 ENTRY_POINT_GROUP = "wsss_bench.methods"
 
 _METHODS: dict[str, type] = {}
 _VARIANTS: dict[str, Variant] = {}
+_DEFAULTS: set[str] = set()  # default variants made by register_method, not by a function
 _loaded = False
 
 
@@ -41,6 +45,7 @@ def register_method(cls: type) -> type:
     if cls.name not in _VARIANTS:
         doc = (cls.__doc__ or "").strip().splitlines()
         _VARIANTS[cls.name] = Variant(cls.name, cls.name, doc[0] if doc else "", dict)
+        _DEFAULTS.add(cls.name)  # a stand-in: a variant of that name may still replace it
     return cls
 
 
@@ -48,6 +53,11 @@ def register_variant(name: str, table: str = "") -> Callable:
     """Register `fn() -> overrides` as variant `name` ("family/variant"); docstring = help."""
 
     def deco(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        if name in _VARIANTS and name not in _DEFAULTS:
+            first = _VARIANTS[name].overrides
+            raise BenchError(f"variant {name!r} is registered twice: {first.__module__}."
+                             f"{first.__qualname__} and {fn.__module__}.{fn.__qualname__}")
+        _DEFAULTS.discard(name)
         family = name.split("/", 1)[0]
         doc = (fn.__doc__ or "").strip().splitlines()
         _VARIANTS[name] = Variant(name, family, doc[0] if doc else "", fn, table)

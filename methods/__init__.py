@@ -1,1 +1,3 @@
-"""Method families: each module registers its family and its variants on import."""
+"""Method families, one package each (cam, clims, semples, qa_clims): `method.py` registers
+the family, its torch-free `paper.py` its variants, settings, table rows and sweep grids
+(collected by `methods.papers`)."""

@@ -26,7 +26,7 @@ def select_runs(records: list[dict[str, Any]], run_ids: list[str] = (), variant:
     if bool(run_ids) == bool(variant):
         raise BenchError("--table per-class needs --run RUN_ID (repeatable) or --variant NAME")
     if variant:
-        from methods.published import Published
+        from methods.papers import Published
         from reports.compile import cell_records
         from reports.tables import Row
 

@@ -1,20 +1,22 @@
-"""The papers' tables as data: which variant and hyperparameters make each row, the
-published value it is compared with (from `methods.published`), and the reference row every
-other row's paired Δ is taken against (`Table.reference`, or a row's own `reference`)."""
+"""The papers' tables: which variant and hyperparameters make each row and the published
+value it is compared with (declared by each family's paper, methods/*/paper.py), and the
+reference row every other row's paired Δ is taken against (`Table.reference`, or a row's
+own `reference`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from methods import published as P
+from methods import papers
+from methods.papers import Published
 
 
 @dataclass(frozen=True)
 class Row:
     label: str
     variant: str
-    published: P.Published
+    published: Published
     hparams: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None  # label of this row's reference row (default: the table's)
     control: str = ""  # "oracle": read cam records' oracle_* fields instead of the method's
@@ -62,99 +64,52 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", P.Published(
+ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", Published(
     None, "positive control", "cam's maps with the co-occurring context zeroed: the headroom "
     "a method that removes co-occurring context can reach (issue 11); no paper number; scored "
     "at its own best t, its Δ against the reference's best-t mIoU whatever --threshold"),
     control="oracle")
 
 
-def _ablation() -> Table:
-    s, q = P.SEMPLES_T4, P.QACLIMS_T4
-    match_only = "SemPLeS: L_match only"
-    return Table("ablation", "Loss ablations (SemPLeS Table 4, QA-CLIMS Table 4)", (
-        Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),
-        ORACLE,
-        Row(match_only, "semples/match-only", s["match-only"]),
-        Row("SemPLeS: + L_refine, random prompts", "semples/random-prompts", s["random-prompts"],
-            reference=match_only),
-        Row("SemPLeS: + L_prompt^T + L_refine", "semples/text-prompt-only", s["text-prompt-only"],
-            reference=match_only),
-        Row("SemPLeS: + L_prompt^I + L_refine", "semples/image-prompt-only",
-            s["image-prompt-only"], reference=match_only),
-        Row("SemPLeS: all losses", "semples", s["full"], reference=match_only),
-        Row("QA-CLIMS: L_FRC", "qa-clims/frc", q["frc"]),
-        Row("QA-CLIMS: L_BRC", "qa-clims/brc", q["brc"]),
-        Row("QA-CLIMS: L_FRC + L_BRC", "qa-clims/frc-brc", q["frc-brc"]),
-        Row("QA-CLIMS: L_FRC + L_BRC + L_REG", "qa-clims", q["frc-brc-reg"]),
-    ), "Seed mIoU with loss terms removed. Paired Δ: SemPLeS rows against L_match only (what "
-       "each added loss buys), the others against plain CAM.", reference="CAM")
+def paper_rows(table: str) -> tuple[Row, ...]:
+    """The rows the families' papers declare for `table` (methods/*/paper.py)."""
+    return tuple(Row(r.label, r.variant, r.published, dict(r.hparams), r.reference)
+                 for r in papers.rows(table))
 
 
-def _loss_weight() -> Table:
-    rows = tuple(Row(f"λ = {lam:g}", "semples", pub, {"lambda_refine": lam})
-                 for lam, pub in P.SEMPLES_T5.items())
-    return Table("loss-weight", "SemPLeS refinement loss weight λ (SemPLeS Table 5)", rows,
-                 "λ = 0 means only L_match; paired Δ against it.", x="lambda_refine",
-                 x_label="λ (lambda_refine)", reference="λ = 0")
+def _with_oracle(rows: tuple[Row, ...], after: str | None = None) -> tuple[Row, ...]:
+    """The positive control after the row labelled `after` (None: last)."""
+    at = next(i + 1 for i, r in enumerate(rows) if r.label == after) if after else len(rows)
+    return (*rows[:at], ORACLE, *rows[at:])
 
 
-def _scheme() -> Table:
-    s = P.SEMPLES_T6
-    return Table("scheme", "SemPLeS learning schemes (SemPLeS Table 6)", (
-        Row("joint training", "semples/joint", s["joint"]),
-        Row("sequential, 1 round", "semples", s["sequential-1"]),
-        Row("alternate, 2 rounds", "semples/alternate-r2", s["alternate-2"]),
-        Row("alternate, 3 rounds", "semples/alternate-r3", s["alternate-3"]),
-    ), "Paired Δ against the sequential scheme (the paper's default).",
-        reference="sequential, 1 round")
+# Each table: its title, description, reference row and curve axis; its rows come from the
+# families' papers. Paired Δs of the SemPLeS ablation rows are against L_match only (the rows
+# say so themselves), the others against the table's reference.
+_TABLES = (
+    lambda: Table("ablation", "Loss ablations (SemPLeS Table 4, QA-CLIMS Table 4)",
+                  _with_oracle(paper_rows("ablation"), after="CAM"),
+                  "Seed mIoU with loss terms removed. Paired Δ: SemPLeS rows against L_match only "
+                  "(what each added loss buys), the others against plain CAM.", reference="CAM"),
+    lambda: Table("loss-weight", "SemPLeS refinement loss weight λ (SemPLeS Table 5)",
+                  paper_rows("loss-weight"), "λ = 0 means only L_match; paired Δ against it.",
+                  x="lambda_refine", x_label="λ (lambda_refine)", reference="λ = 0"),
+    lambda: Table("scheme", "SemPLeS learning schemes (SemPLeS Table 6)", paper_rows("scheme"),
+                  "Paired Δ against the sequential scheme (the paper's default).",
+                  reference="sequential, 1 round"),
+    lambda: Table("questions", "QA-CLIMS question sets (QA-CLIMS Table 5)", paper_rows("questions"),
+                  "All rows train with L_FRC + L_BRC + L_REG. Paired Δ against RITC only.",
+                  reference="RITC only (category, 'no {class}')"),
+    lambda: Table("fat", "QA-CLIMS foreground adaptive thresholding (QA-CLIMS Sec. 4.3)",
+                  paper_rows("fat"), reference="without FAT"),
+    lambda: Table("omega", "QA-CLIMS filter ratio ω (QA-CLIMS Appendix B, Fig. 5)",
+                  paper_rows("omega"),
+                  "Only ω = 0.1 has a number in the paper text. Paired Δ against ω = 0 (no filter).",
+                  x="omega", x_label="ω (omega)", reference="ω = 0"),
+    lambda: Table("seeds", "Seed (CAM) mIoU of the four methods (SemPLeS and QA-CLIMS Table 1)",
+                  _with_oracle(paper_rows("seeds")),
+                  "One row per published number; a method published in both papers has two rows. "
+                  "Paired Δ against CAM.", reference="CAM"),
+)
 
-
-def _questions() -> Table:
-    q = P.QACLIMS_T5
-    return Table("questions", "QA-CLIMS question sets (QA-CLIMS Table 5)", (
-        Row("RITC only (category, 'no {class}')", "qa-clims/q-category", q["category"]),
-        Row("+ QAPE: fine-grained names", "qa-clims/q-fine", q["fine"]),
-        Row("+ QAPE: object aliases", "qa-clims/q-alias", q["alias"]),
-        Row("+ QAPE: surrounding objects", "qa-clims/q-object", q["object"]),
-        Row("+ QAPE: scene", "qa-clims/q-scene", q["scene"]),
-        Row("+ QAPE: fine-grained + aliases", "qa-clims/q-fine-alias", q["fine-alias"]),
-        Row("+ QAPE: objects + scene", "qa-clims/q-object-scene", q["object-scene"]),
-        Row("+ QAPE: all questions", "qa-clims", q["all"]),
-    ), "All rows train with L_FRC + L_BRC + L_REG. Paired Δ against RITC only.",
-        reference="RITC only (category, 'no {class}')")
-
-
-def _fat() -> Table:
-    f = P.QACLIMS_FAT
-    return Table("fat", "QA-CLIMS foreground adaptive thresholding (QA-CLIMS Sec. 4.3)", (
-        Row("without FAT", "qa-clims/no-fat", f[False]),
-        Row("with FAT", "qa-clims", f[True]),
-    ), reference="without FAT")
-
-
-def _omega() -> Table:
-    rows = tuple(Row(f"ω = {w:g}", "qa-clims", pub, {"omega": w})
-                 for w, pub in P.QACLIMS_OMEGA.items())
-    return Table("omega", "QA-CLIMS filter ratio ω (QA-CLIMS Appendix B, Fig. 5)", rows,
-                 "Only ω = 0.1 has a number in the paper text. Paired Δ against ω = 0 (no filter).",
-                 x="omega", x_label="ω (omega)", reference="ω = 0")
-
-
-def _seeds() -> Table:
-    s, q = P.SEMPLES_T1_SEED, P.QACLIMS_T1_CAM
-    return Table("seeds", "Seed (CAM) mIoU of the four methods (SemPLeS and QA-CLIMS Table 1)", (
-        Row("CAM", "cam", q["CAM"]),
-        Row("CLIMS", "clims", s["CLIMS"]),
-        Row("CLIMS", "clims", q["CLIMS"]),
-        Row("SemPLeS", "semples", s["SemPLeS"]),
-        Row("QA-CLIMS", "qa-clims", q["QA-CLIMS"]),
-        ORACLE,
-    ), "One row per published number; a method published in both papers has two rows. "
-       "Paired Δ against CAM.", reference="CAM")
-
-
-_BUILDERS = {"ablation": _ablation, "loss-weight": _loss_weight, "scheme": _scheme,
-             "questions": _questions, "fat": _fat, "omega": _omega, "seeds": _seeds}
-
-TABLES: dict[str, Table] = {name: build() for name, build in _BUILDERS.items()}
+TABLES: dict[str, Table] = {t.name: t for t in (build() for build in _TABLES)}

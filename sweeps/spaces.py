@@ -2,6 +2,8 @@
 
 A sweep never imports its method: `bench list` shows every sweep even while the method
 that owns it is not registered yet, and the method is looked up only when a sweep starts.
+Grids are read from the method family's paper (methods/*/paper.py, torch-free), so Table
+5's λ values and the ω grid live in one place.
 
 Parameter syntax (also `bench sweep custom --param NAME=SPEC`):
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
-from methods.published import OMEGA_GRID
+from methods.papers import grid
 
 KINDS = ("float", "int", "grid", "cat")
 
@@ -189,29 +191,33 @@ def _range(name: str, low: float, high: float, log: bool = True) -> Param:
     return Param(name, "float", low, high, log)
 
 
+def _paper_grid(family: str, name: str) -> Param:
+    return _grid(name, *grid(family, name))
+
+
 # The named sweeps. Grids are the papers' values where the paper prints them.
 SWEEPS: dict[str, SweepSpec] = {s.name: s for s in [
-    SweepSpec("lambda_refine", "semples", (_grid("lambda_refine", 0.0, 0.01, 0.02, 0.05, 0.1),),
+    SweepSpec("lambda_refine", "semples", (_paper_grid("semples", "lambda_refine"),),
               "SemPLeS refinement weight λ (Eq. 3), the paper's Table 5 grid",
               paper="SemPLeS Table 5"),
-    SweepSpec("lambda_b", "semples", (_grid("lambda_b", 0.6, 1.2, 2.4, 4.8),),
+    SweepSpec("lambda_b", "semples", (_paper_grid("semples", "lambda_b"),),
               "SemPLeS background-repelling weight λ_b (Eq. 1), around the VOC default 2.4"),
-    SweepSpec("lambda_T", "semples", (_grid("lambda_T", 0.005, 0.01, 0.02, 0.05, 0.1),),
+    SweepSpec("lambda_T", "semples", (_paper_grid("semples", "lambda_T"),),
               "SemPLeS prompt text-repelling weight λ_T (Eq. 2), around the VOC default 0.02"),
     SweepSpec("semples_weights", "semples",
               (_range("lambda_b", 0.2, 10.0), _range("lambda_T", 0.001, 0.2),
                _range("lambda_refine", 0.001, 0.5)),
               "SemPLeS loss weights λ_b, λ_T, λ jointly (TPE)", n_trials=30),
     # one ω grid for the sweep and the report's curve (the paper prints only the optimum)
-    SweepSpec("omega", "qa-clims", (_grid("omega", *OMEGA_GRID),),
+    SweepSpec("omega", "qa-clims", (_paper_grid("qa-clims", "omega"),),
               "QA-CLIMS filter ratio ω (Eq. 9), the Appendix B curve (optimum 0.1)",
               paper="QA-CLIMS Appendix B, Figure 5"),
-    SweepSpec("tau", "qa-clims", (_grid("tau", 0.1, 0.3, 0.5, 0.7, 1.0),),
+    SweepSpec("tau", "qa-clims", (_paper_grid("qa-clims", "tau"),),
               "QA-CLIMS contrastive temperature τ, around the paper's 0.7"),
     SweepSpec("qa_clims_weights", "qa-clims",
               (_range("alpha", 1.0, 50.0), _range("beta", 1.0, 50.0), _range("gamma", 0.01, 2.0)),
               "QA-CLIMS loss weights α, β, γ jointly (TPE)", n_trials=30),
     # runs today on the baseline: the machinery's smoke test and a quick demo
-    SweepSpec("cam_lr", "cam", (_grid("cam_lr", 0.01, 0.02, 0.05, 0.1),),
+    SweepSpec("cam_lr", "cam", (_paper_grid("cam", "cam_lr"),),
               "CAM baseline classifier learning rate (a fast demo of the sweep machinery)"),
 ]}

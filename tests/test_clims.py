@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.clims import ClimsConfig, cbs_gate, clims_losses
+from methods.clims.method import ClimsConfig, cbs_gate, clims_losses
 from methods.clip_losses import SIM_MAX, SIM_MIN, pair_sim, positive_pairs
 
 from .conftest import TINY

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import BenchError
-from methods.qa_clims import brc_loss, fat_regions, fg_text_feature, frc_loss
+from methods.qa_clims.method import brc_loss, fat_regions, fg_text_feature, frc_loss
 
 TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
 
@@ -138,7 +138,7 @@ class _FakeTeacher:
 
 
 def test_corpus_texts_padded_and_masked():
-    from methods.qa_clims import CorpusTexts
+    from methods.qa_clims.method import CorpusTexts
 
     answers = ["water", "sky", "water", "water", "boat", "water", "water",
                "water", "sea", "lake", "sailboat", "sailboat", "ship", "ship", "ship", "vessel"]
@@ -161,7 +161,7 @@ def test_ritc_sums_the_contrastive_losses_over_pairs():
     from harness.generator import build_generator
     from harness.synth_teacher import TinyClipSpec, build_tiny_clip
     from harness.teacher import Teacher
-    from methods.qa_clims import CorpusTexts, QAClimsConfig, ritc_loss
+    from methods.qa_clims.method import CorpusTexts, QAClimsConfig, ritc_loss
 
     torch.manual_seed(0)
     clip, tok = build_tiny_clip(TinyClipSpec(), 64)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.store import ResultsStore
-from methods import published as P
+from methods import papers
+from methods.papers import Published
 from reports import get_table, table_names
 from reports.compile import compile_table, expected_params
 from reports.render import plot, to_csv, to_markdown
@@ -160,9 +161,9 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     from reports.reproduce import reproduce
     from reports.tables import Row, Table
 
-    t = Table("tiny", "tiny", (Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),
-                               Row("CAM again", "cam", P.QACLIMS_T1_CAM["CAM"]),
-                               Row("QA", "qa-clims/does-not-exist", P.QACLIMS_FAT[True])),
+    cam, qa = Published(48.3, "QA-CLIMS Table 1"), Published(67.3, "QA-CLIMS FAT table")
+    t = Table("tiny", "tiny", (Row("CAM", "cam", cam), Row("CAM again", "cam", cam),
+                               Row("QA", "qa-clims/does-not-exist", qa)),
               reference="CAM")
     monkeypatch.setitem(tables.TABLES, "tiny", t)
     runs = tmp_path / "runs"
@@ -206,7 +207,7 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
     from tests.conftest import TINY
 
     monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
-        "tiny-cam", "tiny", (Row("CAM", "cam", P.QACLIMS_T1_CAM["CAM"]),)))
+        "tiny-cam", "tiny", (Row("CAM", "cam", Published(48.3, "QA-CLIMS Table 1")),)))
     runs, lines = tmp_path / "runs", []
     own = tmp_path / "cache"  # its own stages: the session's stay as other tests expect them
     own.mkdir()
@@ -565,45 +566,72 @@ def _nums(line: str) -> list[float]:
     return [float(x) for x in re.findall(r"(?<![\w.])\d+\.\d+|(?<![\w.])\d+(?![\w.])", line)]
 
 
+def _values(table: str, family: str = "") -> list[float | None]:
+    """The published values of `table`'s rows in the families' papers, in table order."""
+    return [r.published.value for r in papers.rows(table) if r.variant.split("/")[0].startswith(family)]
+
+
+def _table1(source: str) -> dict[str, float | None]:
+    return {r.label: r.published.value for r in papers.rows("seeds") if r.published.source == source}
+
+
 def test_semples_values_match_paper():
     text = _paper("000_9987135e1467e097.txt")
     t1 = _block(text, "Table 1: Quantitative comparisons of CAMs", 10)
     row = {line.split()[0]: _nums(line)[-2:] for line in t1 if line.strip()}
-    assert P.SEMPLES_T1_SEED["CLIMS"].value == row["CLIMS"][0] == 57.5
-    assert P.SEMPLES_T1_SEED["SemPLeS"].value == row["SemPLeS"][0] == 68.7
+    assert _table1("SemPLeS Table 1") == {"CLIMS": row["CLIMS"][0], "SemPLeS": row["SemPLeS"][0]}
+    assert row["CLIMS"][0] == 57.5 and row["SemPLeS"][0] == 68.7
     t4 = [float(x) for x in _block(text, "Table 4: Quantitative ablation", 6)[1:]]
-    assert [p.value for p in P.SEMPLES_T4.values()] == t4
+    assert _values("ablation", "semples") == t4
     lam, miou = _block(text, "Table 5: Loss weight analysis.", 2)
-    assert {k: v.value for k, v in P.SEMPLES_T5.items()} == dict(zip(
-        _nums(lam), _nums(miou), strict=True))
+    table5 = {r.hparams["lambda_refine"]: r.published.value for r in papers.rows("loss-weight")}
+    assert table5 == dict(zip(_nums(lam), _nums(miou), strict=True))
+    assert list(papers.grid("semples", "lambda_refine")) == _nums(lam)  # the sweep's grid
     t6 = [_nums(line)[-1] for line in _block(text, "Table 6: Learning scheme variants", 5)[1:]]
-    assert [p.value for p in P.SEMPLES_T6.values()] == t6
+    assert _values("scheme") == t6
     rounds = [_nums(line)[0] for line in _block(text, "Table 6: Learning scheme variants", 5)[2:]]
     assert rounds == [1, 2, 3]
-    assert all(p.value is None for k, p in P.SEMPLES_T1_SEED.items() if k in ("CAM", "QA-CLIMS"))
 
 
 def test_qa_clims_values_match_paper():
     text = _paper("001_47fd598f31b567ee.txt")
     t1 = _block(text, "Table 1. Comparison of the quality of generated CAMs", 10)
     row = {line.split()[0]: _nums(line)[-2:] for line in t1 if line.strip()}
-    assert P.QACLIMS_T1_CAM["CAM"].value == row["IRN"][0] == 48.3
-    assert P.QACLIMS_T1_CAM["CLIMS"].value == row["CLIMS"][0] == 56.6
-    assert P.QACLIMS_T1_CAM["QA-CLIMS"].value == row["QA-CLIMS"][0] == 67.3
+    assert _table1("QA-CLIMS Table 1") == {"CAM": row["IRN"][0], "CLIMS": row["CLIMS"][0],
+                                           "QA-CLIMS": row["QA-CLIMS"][0]}
+    assert (row["IRN"][0], row["CLIMS"][0], row["QA-CLIMS"][0]) == (48.3, 56.6, 67.3)
     t4 = [_nums(line)[-1] for line in _block(text, "Table 4. Compare the quality of initial", 5)[1:]]
-    assert [p.value for p in P.QACLIMS_T4.values()] == t4
+    assert _values("ablation", "qa-clims") == t4
     t5 = [float(x) for x in _block(text, "Table 5. Comparison of the quality of generated", 12)
           if re.fullmatch(r"\d+\.\d", x.strip())]
-    assert [p.value for p in P.QACLIMS_T5.values()] == t5
+    assert _values("questions") == t5
     fat = _block(text, "FAT mIoU(%)", 2)
     assert "✗" in fat[0] and "✓" in fat[1]
-    assert [P.QACLIMS_FAT[False].value, P.QACLIMS_FAT[True].value] == [
-        _nums(fat[0])[-1], _nums(fat[1])[-1]]
+    assert [r.label for r in papers.rows("fat")] == ["without FAT", "with FAT"]
+    assert _values("fat") == [_nums(fat[0])[-1], _nums(fat[1])[-1]]
     appendix_b = text[text.index("Appendix B Filter Ratio Selection"):
                       text.index("Appendix C")]
     assert "set to 0.1, with a value of 67.3" in appendix_b
-    assert P.QACLIMS_OMEGA[0.1].value == 67.3
-    assert all(p.value is None and p.note for w, p in P.QACLIMS_OMEGA.items() if w != 0.1)
+    omega = {r.hparams["omega"]: r.published for r in papers.rows("omega")}
+    assert omega[0.1].value == 67.3 and tuple(omega) == papers.grid("qa-clims", "omega")
+    assert all(p.value is None and p.note for w, p in omega.items() if w != 0.1)
+
+
+def test_a_variant_name_registered_twice_is_refused():
+    from harness.errors import BenchError
+    from harness.registry import get_variant, register_variant
+    from methods.semples.paper import PAPER
+
+    before = get_variant("semples/match-only")
+    with pytest.raises(BenchError, match="'semples/match-only' is registered twice"):
+        @PAPER.variant("semples/match-only", rows=[papers.row("ablation", "again", 1.0, "x")])
+        def again() -> dict:
+            """A second match-only."""
+            return {"lambda_refine": 0.0}
+    with pytest.raises(BenchError, match="registered twice"):
+        register_variant("qa-clims/no-fat")(lambda: {})
+    assert get_variant("semples/match-only") is before  # the first one stays
+    assert [r.label for r in papers.rows("ablation")].count("again") == 0
 
 
 def test_table_rows_use_contract_variant_names():

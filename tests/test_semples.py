@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.errors import BenchError
-from methods.semples import (
+from methods.semples.method import (
     Prompts,
     SemplesConfig,
     generator_step,
@@ -113,7 +113,7 @@ def test_inference_min_max_normalises_raw_maps():
     import numpy as np
 
     from harness.infer import normalise
-    from methods.semples import Semples
+    from methods.semples.method import Semples
 
     high = np.array([[[-2.0, 0.0], [1.0, 2.0]]])
     assert Semples.cam_normalisation == "minmax"

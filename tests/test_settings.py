@@ -2,7 +2,7 @@
 and variant; `--epochs N` reaches every stage; every method shares one CAM baseline.
 
 The expected values are transcribed here from the papers and reference code, independently
-of `harness/data/paper_settings.py` (the table the methods read):
+of the families' `methods/*/paper.py` (the settings the methods read):
 - SemPLeS paper §4.1 (/work/shared/papers/000_*): CLIP ViT-B/32, batch 64, lr 5e-4 (VOC) /
   5e-6 (COCO), 60 epochs, AdamW, cosine; input 224 from its code (main2.py --input-size).
 - QA-CLIMS paper §4 "Implementation Details" (/work/shared/papers/001_*): ResNet-50 following
@@ -59,7 +59,7 @@ def _resolve(variant: str, dataset: str, **kw):
 def _cam_key(cfg) -> str:
     from harness.cache import stage_key
     from harness.method import RunContext
-    from methods.cam import cam_stage_deps
+    from methods.cam.method import cam_stage_deps
 
     return stage_key("cam", cam_stage_deps(RunContext(cfg, Path("/nonexistent"),
                                                       torch.device("cpu"))))

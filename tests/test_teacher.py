@@ -104,8 +104,8 @@ def test_pair_losses_equal_the_formulas_on_known_features():
 
 def test_gate_losses_are_the_methods_losses():
     """The gates' arithmetic (harness, no `methods` import) equals the methods' own losses."""
-    from methods.clims import clims_losses
-    from methods.semples import match_loss, refine_loss
+    from methods.clims.method import clims_losses
+    from methods.semples.method import match_loss, refine_loss
 
     g = torch.Generator().manual_seed(0)
     unit = lambda *s: torch.nn.functional.normalize(torch.randn(*s, generator=g), dim=-1)  # noqa: E731
@@ -123,7 +123,7 @@ def test_gate_losses_are_the_methods_losses():
 def test_the_neutral_fill_is_one_object_in_teacher_training_and_method_crops():
     import harness.synth_teacher as synth_teacher
     import methods.clip_losses as clip_losses
-    import methods.qa_clims as qa_clims
+    import methods.qa_clims.method as qa_clims
     from harness import clip_ops
     from harness.teacher import OPENAI_MEAN, OPENAI_STD
 

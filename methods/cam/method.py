@@ -14,7 +14,8 @@ from harness.data.augment import flipped
 from harness.generator import CamNet, build_generator
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
-from harness.registry import register_method, register_variant
+from harness.registry import register_method
+from methods.cam.paper import PAPER
 
 # The CAM stage is one checkpoint shared by every method that starts from it, so it trains
 # with its own settings (cam_lr, cam_epochs and this head multiplier, the IRN reference's
@@ -85,20 +86,9 @@ class Cam(Method):
     """Multi-label classifier CAM (the baseline every CLIP-guided method starts from)."""
 
     name = "cam"
+    paper = PAPER
     needs_teacher = False
     epoch_fields = {"cam": "cam_epochs"}
 
-    @classmethod
-    def dataset_defaults(cls, dataset: str) -> dict:
-        from harness.data.paper_settings import paper_defaults
-
-        return paper_defaults("cam", dataset)
-
     def train(self, ctx: RunContext) -> CamNet:
         return trained_cam(ctx)[0]
-
-
-@register_variant("cam/deit-s", table="SemPLeS's baseline: the CAM stage on its DeiT-S generator")
-def deit_s() -> dict:
-    """The CAM classifier on DeiT-S: the baseline `semples` starts from (same stage key)."""
-    return {"backbone": "deit_small_patch16_224"}

@@ -33,7 +33,8 @@ from harness.errors import BenchError
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
-from harness.registry import register_method, register_variant
+from harness.registry import register_method
+from methods.qa_clims.paper import PAPER
 from methods.vqa import QUESTION_SETS
 
 ALL_QUESTIONS = "fine,alias,object,scene"
@@ -214,20 +215,12 @@ class QAClims(Method):
     """QA-CLIMS: RITC contrast against the QAPE corpus (FRC + BRC + REG, FAT, all questions)."""
 
     name = "qa-clims"
+    paper = PAPER
     config_cls = QAClimsConfig
     epoch_fields = {"cam": "cam_epochs", "qa-clims": "epochs"}
 
-    @classmethod
-    def dataset_defaults(cls, dataset: str) -> dict:
-        from harness.data.paper_settings import REAL_DATASETS, paper_defaults
-
-        if dataset in REAL_DATASETS:
-            return paper_defaults("qa-clims", dataset)
-        # synth, CPU-sized: the paper's VOC loss settings, a short schedule from the CAM
-        return {"epochs": 6, "batch_size": 32, "lr": 0.002}
-
     def train(self, ctx: RunContext) -> CamNet:
-        from methods.cam import trained_cam
+        from methods.cam.method import trained_cam
         from methods.qape import load_corpus, qape_corpus
 
         p = ctx.params
@@ -249,79 +242,3 @@ class QAClims(Method):
                       optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay)
         train_stage(ctx, stage)
         return model.eval()
-
-
-# ----------------------------------------------------------------------------- variants
-# Table 4 (losses) and Table 5 (question sets) of the QA-CLIMS paper, and FAT off.
-
-
-@register_variant("qa-clims", table="Table 4: FRC+BRC+REG = Table 5: all questions")
-def full() -> dict:
-    """QA-CLIMS: RITC contrast against the QAPE corpus (FRC + BRC + REG, FAT, all questions)."""
-    return {}
-
-
-@register_variant("qa-clims/frc", table="Table 4: L_FRC")
-def frc() -> dict:
-    """L_FRC only (Table 4)."""
-    return {"beta": 0.0, "gamma": 0.0}
-
-
-@register_variant("qa-clims/brc", table="Table 4: L_BRC")
-def brc() -> dict:
-    """L_BRC only (Table 4)."""
-    return {"alpha": 0.0, "gamma": 0.0}
-
-
-@register_variant("qa-clims/frc-brc", table="Table 4: L_FRC + L_BRC")
-def frc_brc() -> dict:
-    """L_FRC + L_BRC, no area regularisation (Table 4)."""
-    return {"gamma": 0.0}
-
-
-@register_variant("qa-clims/q-category", table="Table 5: RITC only (category, 'no {class}')")
-def q_category() -> dict:
-    """No QAPE: class name as FG text, 'no {class}' as BG text (Table 5, RITC only)."""
-    return {"questions": "category"}
-
-
-@register_variant("qa-clims/q-fine", table="Table 5: + fine-grained names")
-def q_fine() -> dict:
-    """Category + fine-grained-name answers (Table 5)."""
-    return {"questions": "fine"}
-
-
-@register_variant("qa-clims/q-alias", table="Table 5: + object aliases")
-def q_alias() -> dict:
-    """Category + object-alias answers (Table 5)."""
-    return {"questions": "alias"}
-
-
-@register_variant("qa-clims/q-object", table="Table 5: + surrounding objects")
-def q_object() -> dict:
-    """Category + surrounding-object answers as BG texts (Table 5)."""
-    return {"questions": "object"}
-
-
-@register_variant("qa-clims/q-scene", table="Table 5: + scene")
-def q_scene() -> dict:
-    """Category + scene answers as BG texts (Table 5)."""
-    return {"questions": "scene"}
-
-
-@register_variant("qa-clims/q-fine-alias", table="Table 5: + fine-grained + aliases (all FG)")
-def q_fine_alias() -> dict:
-    """All FG questions (fine-grained + aliases), 'no {class}' as BG text (Table 5)."""
-    return {"questions": "fine,alias"}
-
-
-@register_variant("qa-clims/q-object-scene", table="Table 5: + objects + scene (all BG)")
-def q_object_scene() -> dict:
-    """All BG questions (surrounding objects + scene), class name as FG (Table 5)."""
-    return {"questions": "object,scene"}
-
-
-@register_variant("qa-clims/no-fat", table="FAT ablation (R^f = P, R^b = 1 − P)")
-def no_fat() -> dict:
-    """Foreground adaptive thresholding off: soft regions P and 1 − P."""
-    return {"fat": False}

@@ -10,7 +10,6 @@ pairs (METHODS.md, "CLIMS baseline"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -20,7 +19,8 @@ from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
-from methods.cam import trained_cam
+from methods.cam.method import trained_cam
+from methods.clims.paper import PAPER
 from methods.clip_losses import (
     SIM_MAX,
     SIM_MIN,
@@ -125,17 +125,9 @@ class Clims(Method):
     """CLIMS: CLIP matching of sigmoid-masked crops with manual background prompts."""
 
     name = "clims"
+    paper = PAPER
     config_cls = ClimsConfig
     epoch_fields = {"cam": "cam_epochs", "clims": "epochs"}
-
-    @classmethod
-    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
-        if dataset == "synth":  # small CNN from the CAM checkpoint, a few CPU minutes
-            return {"epochs": 6, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
-                    "schedule": "poly", "head_lr_mult": 10.0}
-        from harness.data.paper_settings import paper_defaults
-
-        return paper_defaults("clims", dataset)
 
     def train(self, ctx: RunContext) -> CamNet:
         p: ClimsConfig = ctx.params

@@ -42,9 +42,9 @@ from harness.errors import BenchError
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
-from harness.registry import register_method, register_variant
-from methods.cam import new_generator, trained_cam
-from methods.clims import class_prompt
+from harness.registry import register_method
+from methods.cam.method import new_generator, trained_cam
+from methods.clims.method import class_prompt
 from methods.clip_losses import (
     crops,
     encode_fg_bg,
@@ -56,6 +56,7 @@ from methods.clip_losses import (
     positive_pairs,
     to_image,
 )
+from methods.semples.paper import PAPER
 
 PROMPT_LOSSES = ("both", "image", "text", "none")
 
@@ -94,6 +95,28 @@ class SemplesConfig(MethodConfig):
         return self
 
 
+# --- shared by the stages: the generator's masks, the flip augmentation ---------------
+
+def cam_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
+    """Min-max normalised CAM maps at image resolution (B, K, H, W)."""
+    return to_image(minmax(model.maps(images).float()), images.shape[-2:])
+
+
+def _augment(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    return flipped(batch), batch["labels"]
+
+
+# --- stage (a), segment-label matching (Eq. 1): trains S ------------------------------
+# (losses vectorised over the P positive (image, class) pairs, as every loss here)
+
+def match_loss(vf: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor,
+               lambda_b: float) -> torch.Tensor:
+    """Eq. 1, mean over pairs; uf (P, D) the pair's class text feature."""
+    return mean_or_zero(neg_log(pair_sim(vf, uf)) + lambda_b * neg_log1m(pair_sim(vb, uf)))
+
+
+# --- stage (b), contrastive prompt learning (Eq. 2): S frozen, only the prompts train --
+
 class Prompts(nn.Module):
     """K learnable prompt sequences (K, L, token width), randomly initialised."""
 
@@ -104,23 +127,10 @@ class Prompts(nn.Module):
         self.embeddings = nn.Parameter(x)
 
 
-# --- losses (vectorised over the P positive pairs) ------------------------------------
-
-def match_loss(vf: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor,
-               lambda_b: float) -> torch.Tensor:
-    """Eq. 1, mean over pairs; uf (P, D) the pair's class text feature."""
-    return mean_or_zero(neg_log(pair_sim(vf, uf)) + lambda_b * neg_log1m(pair_sim(vb, uf)))
-
-
 def prompt_losses(ub: torch.Tensor, vb: torch.Tensor, uf: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 2's two terms, mean over pairs: (L^I = −log sim(u^b, v^b), L^T = log sim(u^b, u^f))."""
     return mean_or_zero(neg_log(pair_sim(ub, vb))), mean_or_zero(-neg_log(pair_sim(ub, uf)))
-
-
-def refine_loss(vf: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
-    """Eq. 3's L_refine = −log(1 − sim(v^f, u^b)), mean over pairs."""
-    return mean_or_zero(neg_log1m(pair_sim(vf, ub)))
 
 
 def prompt_objective(li: torch.Tensor, lt: torch.Tensor, p: SemplesConfig) -> torch.Tensor:
@@ -129,13 +139,24 @@ def prompt_objective(li: torch.Tensor, lt: torch.Tensor, p: SemplesConfig) -> to
     return use_i * li + use_t * p.lambda_T * lt
 
 
-def cam_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
-    """Min-max normalised CAM maps at image resolution (B, K, H, W)."""
-    return to_image(minmax(model.maps(images).float()), images.shape[-2:])
+def prompt_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torch.Tensor,
+                p: SemplesConfig):
+    """Stage (b): S frozen, only the background crops are encoded, only p_k trains."""
+    images, labels = _augment(batch)
+    n, k = positive_pairs(labels)
+    with torch.no_grad():
+        vb = teacher.encode_image(crops(images, cam_masks(model, images), n, k, fg=False)).float()
+    ub = teacher.encode_prompts(prompts.embeddings).float()
+    li, lt = prompt_losses(ub[k], vb, text[k])
+    return prompt_objective(li, lt, p), {"prompt_I": li, "prompt_T": lt}
 
 
-def _augment(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    return flipped(batch), batch["labels"]
+# --- stage (c), prompt-guided refinement (Eq. 3): S re-trained, prompts frozen ---------
+# (generator_step is stage (a) too: without prompts, or with λ = 0, it is L_match only)
+
+def refine_loss(vf: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
+    """Eq. 3's L_refine = −log(1 − sim(v^f, u^b)), mean over pairs."""
+    return mean_or_zero(neg_log1m(pair_sim(vf, ub)))
 
 
 def generator_step(model: CamNet, teacher, batch: dict, text: torch.Tensor,
@@ -151,17 +172,7 @@ def generator_step(model: CamNet, teacher, batch: dict, text: torch.Tensor,
     return lm + p.lambda_refine * lr, {"match": lm, "refine": lr}
 
 
-def prompt_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torch.Tensor,
-                p: SemplesConfig):
-    """Stage (b): S frozen, only the background crops are encoded, only p_k trains."""
-    images, labels = _augment(batch)
-    n, k = positive_pairs(labels)
-    with torch.no_grad():
-        vb = teacher.encode_image(crops(images, cam_masks(model, images), n, k, fg=False)).float()
-    ub = teacher.encode_prompts(prompts.embeddings).float()
-    li, lt = prompt_losses(ub[k], vb, text[k])
-    return prompt_objective(li, lt, p), {"prompt_I": li, "prompt_T": lt}
-
+# --- Table 6's joint scheme: the three stages' losses at once ---------------------------
 
 def joint_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torch.Tensor,
                p: SemplesConfig):
@@ -180,34 +191,16 @@ def joint_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torc
 
 # --- the method ------------------------------------------------------------------------
 
-@register_variant("semples", table="Table 4: full (L_match + L_prompt + L_refine); "
-                  "Table 6: sequential, 1 round")
-def full() -> dict:
-    """SemPLeS, full: sequential (a) → (b) → (c), one round (the paper's default)."""
-    return {}
-
-
 @register_method
 class Semples(Method):
     """SemPLeS: segment-label matching, contrastive prompt learning, prompt-guided refinement."""
 
     name = "semples"
+    paper = PAPER
     config_cls = SemplesConfig
     epoch_fields = {"cam": "cam_epochs", "semples-a": "epochs", "semples-b": "prompt_epochs",
                     "semples-c": "refine_epochs"}
     cam_normalisation = "minmax"
-
-    @classmethod
-    def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
-        if dataset == "synth":  # CPU minutes: short stages from the CAM checkpoint
-            # generator lr: the paper's 5e-4; prompts: ~40 steps of AdamW at the paper's lr
-            # would move them less than their init scale, so they get 1e-2 here.
-            return {"epochs": 5, "prompt_epochs": 3, "refine_epochs": 5, "lr": 5e-4,
-                    "prompt_lr": 1e-2, "batch_size": 32, "weight_decay": 1e-4,
-                    "head_lr_mult": 1.0}
-        from harness.data.paper_settings import paper_defaults
-
-        return paper_defaults("semples", dataset)
 
     @classmethod
     def stage_epochs(cls, p: SemplesConfig) -> dict[str, int]:
@@ -389,47 +382,3 @@ class SemplesRun:
             start = partial(self._load_gen, folder)  # later rounds continue from here
             masks_folder, masks_key = folder, gen_key
         return self._load_gen(folder).eval()
-
-
-# --- variants: the rows of the paper's Tables 4 and 6 (Table 5: --set lambda_refine=…) ---
-
-@register_variant("semples/match-only", table="Table 4: L_match only")
-def match_only() -> dict:
-    """L_match only (λ = 0): (c) without L_refine; no prompts."""
-    return {"lambda_refine": 0.0}
-
-
-@register_variant("semples/random-prompts", table="Table 4: L_match + L_refine, random prompts")
-def random_prompts() -> dict:
-    """L_match + L_refine with randomly initialised, never learned prompts (no stage (b))."""
-    return {"prompt_losses": "none"}
-
-
-@register_variant("semples/text-prompt-only", table="Table 4: + L^T_prompt only")
-def text_prompt_only() -> dict:
-    """Prompts learned with L^T_prompt only (away from the class text), then refinement."""
-    return {"prompt_losses": "text"}
-
-
-@register_variant("semples/image-prompt-only", table="Table 4: + L^I_prompt only")
-def image_prompt_only() -> dict:
-    """Prompts learned with L^I_prompt only (towards the background crops), then refinement."""
-    return {"prompt_losses": "image"}
-
-
-@register_variant("semples/joint", table="Table 6: joint training")
-def joint() -> dict:
-    """Joint scheme: matching, prompt learning and refinement losses together from the start."""
-    return {"scheme": "joint"}
-
-
-@register_variant("semples/alternate-r2", table="Table 6: alternate, 2 rounds")
-def alternate_r2() -> dict:
-    """Alternate scheme: stage (a), then (b) and (c) alternated for 2 rounds."""
-    return {"scheme": "alternate", "rounds": 2}
-
-
-@register_variant("semples/alternate-r3", table="Table 6: alternate, 3 rounds")
-def alternate_r3() -> dict:
-    """Alternate scheme: stage (a), then (b) and (c) alternated for 3 rounds."""
-    return {"scheme": "alternate", "rounds": 3}
