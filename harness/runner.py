@@ -150,13 +150,15 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
 def run_variant(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
                 epochs: int | None = None, device: str = "auto", *, runs_dir: Path | str | None = None,
                 cache_dir: Path | None = None, wandb_mode: str | None = None, resume: bool = False,
-                group: str | None = None, log: Callable[[str], None] = default_log,
-                show_progress: bool = True, **paths: Any) -> dict[str, Any]:
+                group: str | None = None,
+                on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
+                log: Callable[[str], None] = default_log, show_progress: bool = True,
+                **paths: Any) -> dict[str, Any]:
     """`bench run VARIANT`: resolve the config (`resolve_config`), then `run` it. The one
-    entry point of the CLI and of `bench reproduce`; returns the result record."""
+    entry point of the CLI, `bench reproduce` and every sweep trial; returns the record."""
     cfg = resolve_config(variant, dataset, seed, list(sets), epochs, device, **paths)
     return run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode, resume=resume,
-               group=group, log=log, show_progress=show_progress)
+               group=group, on_epoch=on_epoch, log=log, show_progress=show_progress)
 
 
 def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """One sweep worker: take trials from the study until the grid or the budget is done.
 
 A trial's value is the mean of the sweep's metric (seed mIoU) over the study's seeds; each
-seed is a full `harness.runner.run` in this process, grouped in W&B by the study name.
+seed is a full `harness.runner.run_variant` (as `bench run`) in this process, grouped in
+W&B by the study name.
 A diverged loss fails that trial with its reason and the sweep goes on.
 
 Dead workers: on PostgreSQL the heartbeat fails a silent worker's trial and
@@ -255,7 +256,7 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str, run
                    log: Callable[[str], None]):
     import optuna
 
-    from harness.runner import resolve_config, run
+    from harness.runner import run_variant
 
     spec = SweepSpec.from_dict(definition["spec"])
     seeds: list[int] = list(definition["seeds"])
@@ -278,10 +279,11 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str, run
                     raise optuna.TrialPruned(f"pruned at {stage} epoch {epoch + 1}")
 
             try:
-                cfg = resolve_config(spec.method, definition["dataset"], seed,
-                                     trial_sets(definition, params), device=device)
-                record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode,
-                             group=study_name, on_epoch=on_epoch, log=log, show_progress=False)
+                record = run_variant(spec.method, definition["dataset"], seed,
+                                     trial_sets(definition, params), device=device,
+                                     runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode,
+                                     group=study_name, on_epoch=on_epoch, log=log,
+                                     show_progress=False)
             except NonFiniteLoss as exc:
                 _fail(trial, f"seed {seed}: {exc}", runs, getattr(exc, "record", None))
                 log(f"trial {trial.number} failed: {exc}")
