@@ -37,8 +37,10 @@ def assert_one_line_error(proc, fragment):
 def tiny_cam_run(cache_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     sets = [a for s in TINY for a in ("--set", s)]
-    proc = bench("run", "cam", "--json", "--threshold-split", "heldout", *sets, cache_dir=cache_dir,
-                 runs_dir=runs, check=True)
+    # its own seed: a stage another test trained first would be a cache hit here, and a hit
+    # writes no metrics.jsonl, which test_run_cam_json_record checks
+    proc = bench("run", "cam", "--json", "--seed", "41", "--threshold-split", "heldout", *sets,
+                 cache_dir=cache_dir, runs_dir=runs, check=True)
     return json.loads(proc.stdout), runs
 
 
