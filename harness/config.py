@@ -28,6 +28,14 @@ class MethodConfig:
     batch_size: int = hp(32, "images per step", ge=1)
     lr: float = hp(0.01, "base learning rate", gt=0)
     weight_decay: float = hp(1e-4, "weight decay", ge=0)
+    # IRN's misc/torchutils.py PolyOptimizer (used by IRN train_cam, CLIMS and QA-CLIMS) calls
+    # `SGD.__init__(params, lr, weight_decay)`: the third positional argument of torch's SGD
+    # is momentum, so the references train with momentum = weight_decay = 1e-4 (weight decay
+    # comes from the param-group dicts) and their own `momentum=0.9` is only the poly power.
+    momentum: float = hp(1e-4, "SGD momentum of the method's stages (1e-4: what the references' "
+                         "PolyOptimizer really runs; 0.9 is what they evidently meant)", ge=0, lt=1)
+    align_corners: bool = hp(True, "upsample the generator's maps to the image with "
+                             "align_corners=True, as every reference does (False: ours before)")
     optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
     schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
     head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head (the cached "
@@ -39,6 +47,8 @@ class MethodConfig:
     cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
     cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
     cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
+    cam_momentum: float = hp(1e-4, "SGD momentum of the cached CAM stage (IRN train_cam's "
+                             "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
     cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
                             "(0 = crop_size)", ge=0)
     # the embedded benchmark

@@ -35,6 +35,7 @@ class Stage:
     optimizer: str = "sgd"
     schedule: str = "poly"
     weight_decay: float = 1e-4
+    momentum: float = 1e-4  # SGD only: IRN PolyOptimizer's real momentum (harness.config `momentum`)
     batches: Callable[[int], Iterable[dict]] | None = None  # epoch -> batches; default: train loader
     on_epoch_end: list[Callable[[int], None]] = field(default_factory=list)
 
@@ -45,7 +46,8 @@ def make_optimizer(stage: Stage) -> torch.optim.Optimizer:
         g.setdefault("initial_lr", g["lr"])
     if stage.optimizer == "adamw":
         return torch.optim.AdamW(groups, weight_decay=stage.weight_decay)
-    return torch.optim.SGD(groups, momentum=0.9, weight_decay=stage.weight_decay)
+    # per-group weight decay as the references' param-group dicts; momentum: see Stage.momentum
+    return torch.optim.SGD(groups, momentum=stage.momentum, weight_decay=stage.weight_decay)
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:

@@ -171,11 +171,31 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         "git_rev": git_revision(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
         "stage_epochs": stage_epochs(cfg),
+        "optimisation": optimisation_record(cfg),
         "host": platform.node(), "pid": os.getpid(),
         # float reductions on CPU depend on the thread count (a parallel worker gets fewer
         # threads), so bit-identical reruns need the same count: record it
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def optimisation_record(cfg: RunConfig) -> dict[str, Any]:
+    """How this run's stages step, as the references step: the optimiser (SGD momentum 1e-4
+    is IRN PolyOptimizer's real value, see harness.config `momentum`), the per-step loss scale
+    (`loss_replicas`: summed losses divided by the reference's data-parallel replicas) and the
+    resampling of the maps."""
+    p = cfg.params
+    out: dict[str, Any] = {
+        "optimizer": p.optimizer, "schedule": p.schedule, "lr": p.lr, "batch_size": p.batch_size,
+        "weight_decay": p.weight_decay,
+        "momentum": p.momentum if p.optimizer == "sgd" else None,
+        "cam_stage": {"optimizer": "sgd", "lr": p.cam_lr, "momentum": p.cam_momentum,
+                      "batch_size": p.cam_batch_size or p.batch_size},
+        "align_corners": p.align_corners,
+    }
+    if hasattr(p, "loss_replicas"):
+        out["loss_replicas"] = p.loss_replicas
+    return out
 
 
 def _check_threshold_split(ctx: RunContext) -> None:

@@ -28,19 +28,24 @@ def positive_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return n, k
 
 
-def to_image(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of (B, K, h, w) maps to the image size."""
+def to_image(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Bilinear upsampling of (B, K, h, w) maps to the image size.
+
+    Training steps pass the run's `align_corners` setting, whose default True is what all
+    three references do (CVI-SZU/CLIMS step/train_clims.py:142, CVI-SZU/QA-CLIMS
+    step/train_qa_clims.py:176, SemPLeS engine1/2/3.py:89); this function's own default is
+    the plain resize (inference and evaluation resample as IRN's make_cam, align_corners=False).
+    """
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=align_corners)
 
 
 def minmax(maps: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-(image, class) min-max normalisation of (B, K, H, W) maps to [0, 1].
+    """Per-(image, class) min-max normalisation of (B, K, H, W) maps: (x − min)/(max − min + eps).
 
-    The SemPLeS release's training uses eps = 0.1 (engine1.py / engine3.py, `max_ - min_ +
-    1e-1`), which is relative to its WeakTr maps' scale; on another generator's scale it
-    would cap the masks at an arbitrary level below 1, so we keep a negligible eps.
+    SemPLeS's release applies it to the UPSAMPLED maps with eps 0.1 in stages (a)/(c)
+    (engine1.py:98, engine3.py:98) and 1e-4 in (b) (engine2.py:98); the caller passes them.
     """
     flat = maps.flatten(2)
     lo = flat.min(-1, keepdim=True)[0]

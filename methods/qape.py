@@ -88,11 +88,14 @@ def parse_sets(questions: str) -> tuple[str, ...]:
     return sets
 
 
-def entry_texts(class_name: str, answers: Sequence[str],
-                sets: Sequence[str]) -> tuple[list[str], list[str]]:
+def entry_texts(class_name: str, answers: Sequence[str], sets: Sequence[str],
+                empty_bg: str = "none") -> tuple[list[str], list[str]]:
     """(FG texts, BG texts) of one (image, class) from the selected question sets.
 
     With no BG set selected, the BG text is "no {class}" (the paper's RITC-only baseline).
+    When BG sets are selected but every answer was the class itself, `empty_bg="none"`
+    gives no BG text (the reference's bg_vqa_tool.feats returns None and the pair is
+    skipped, train_qa_clims.py:219-220); "no-class" gives "no {class}" instead.
     """
     kinds = [kind for kind, _ in TEMPLATES]
     fg = [a for a, kind in zip(answers, kinds, strict=True) if kind in sets and kind in FG_SETS]
@@ -101,7 +104,9 @@ def entry_texts(class_name: str, answers: Sequence[str],
     if not any(s in BG_SETS for s in sets):
         return fgt, [wrap(f"no {class_name}")]
     bgt = bg_texts(class_name, bg)
-    return fgt, bgt or [wrap(f"no {class_name}")]  # every answer was the class itself
+    if bgt or empty_bg == "none":
+        return fgt, bgt
+    return fgt, [wrap(f"no {class_name}")]  # every answer was the class itself
 
 
 # ----------------------------------------------------------------------------- the corpus stage

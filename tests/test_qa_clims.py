@@ -10,8 +10,7 @@ import torch.nn.functional as F
 
 from harness.errors import BenchError
 from methods.qa_clims.method import brc_loss, fat_regions, fg_text_feature, frc_loss
-
-TINY = ["n_train=64", "n_eval=16", "cam_epochs=1", "batch_size=16"]
+from tests.conftest import TINY
 
 
 def _known():

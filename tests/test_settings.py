@@ -81,6 +81,9 @@ def test_every_variant_resolves_the_papers_settings(variant, dataset):
         paper["crop"], paper["batch"], pytest.approx(lr), paper["optimizer"], paper["schedule"])
     # the CAM stage: IRN's settings whichever method trains it
     assert (p.cam_epochs, p.cam_lr) == (CAM_STAGE["epochs"], CAM_STAGE["lr"])
+    if p.optimizer == "sgd":  # IRN's PolyOptimizer really runs momentum = weight_decay = 1e-4
+        assert (p.momentum, p.weight_decay) == (1e-4, 1e-4)
+    assert p.cam_momentum == 1e-4 and p.align_corners
     assert (p.cam_batch_size or p.batch_size, p.cam_crop_size or p.crop_size) == (
         CAM_STAGE["batch"], CAM_STAGE["crop"])
     epochs = stage_epochs(cfg)
@@ -88,8 +91,8 @@ def test_every_variant_resolves_the_papers_settings(variant, dataset):
         assert epochs == {"cam": 5}
     else:
         own = {k: v for k, v in epochs.items() if k != "cam"}
-        joint = variant == "semples/joint"  # (a) + (c) epochs in one stage
-        assert set(own.values()) == {paper["epochs"] * (2 if joint else 1)}, epochs
+        # every stage, semples/joint's too (its S trains refine_epochs: the scheme rule)
+        assert set(own.values()) == {paper["epochs"]}, epochs
         assert epochs.get("cam") == 5
     if variant == cfg.method and (cfg.method, dataset) in LOSS_WEIGHTS:
         for name, value in LOSS_WEIGHTS[cfg.method, dataset].items():

@@ -27,6 +27,7 @@ def cam_stage_deps(ctx: RunContext) -> dict:
     p, own = ctx.params, ctx.cam_stage_settings()
     return {"data": ctx.data_key(own["crop_size"]), "backbone": p.backbone,
             "epochs": p.cam_epochs, "lr": p.cam_lr, "head_lr_mult": CAM_HEAD_LR_MULT,
+            "momentum": p.cam_momentum,
             "batch_size": own["batch_size"], "seed": ctx.cfg.seed,
             "backbone_weights": ctx.cfg.backbone_weights}
 
@@ -53,6 +54,7 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
                       model.param_groups(p.cam_lr, CAM_HEAD_LR_MULT),
                       lambda b: classification_loss(model, b), p.cam_epochs,
                       optimizer="sgd", schedule="poly", weight_decay=1e-4,
+                      momentum=p.cam_momentum,  # IRN train_cam's PolyOptimizer: 1e-4
                       batches=lambda epoch: ctx.loader("train", own["batch_size"],
                                                        seed_offset=epoch,
                                                        crop_size=own["crop_size"]))

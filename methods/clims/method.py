@@ -67,17 +67,22 @@ class ClimsConfig(MethodConfig):
     w_btm: float = hp(24.0, "weight of L_BTM (background-text matching)", ge=0)
     w_cbs: float = hp(1.0, "weight of L_CBS (co-occurring background suppression)", ge=0)
     w_reg: float = hp(0.2, "weight of L_REG (area regulariser)", ge=0)
+    loss_replicas: int = hp(1, "data-parallel replicas the reference averages gradients over: "
+                            "the summed L_CBS is divided by it (CLIMS: DataParallel, one loss "
+                            "over the whole batch = 1)", ge=1)
     cbs_threshold: float = hp(0.26, "L_CBS acts only where sim(fg, bg prompt) exceeds this "
                               "(real CLIP's scale; a teacher with its own `cbs_gate` overrides it)",
                               ge=-1, le=1)
 
 
 def clims_losses(vf: torch.Tensor, vb: torch.Tensor, text: torch.Tensor, bg_text: torch.Tensor,
-                 masks: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
+                 maps: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
     """The four CLIMS losses, vectorised over the P positive pairs.
 
     vf, vb: (P, D) foreground / background image features; text: (P, D) the pair's class
-    text feature t_k; bg_text: (B_bg, D) background prompt features; masks: all maps.
+    text feature t_k; bg_text: (B_bg, D) background prompt features; maps: the generator's
+    sigmoid maps at feature resolution (L_REG = torch.mean(x) of net/resnet50_clims.py's
+    output, train_clims.py:162, before any upsampling).
     L_OTM, L_BTM: means over pairs. L_CBS: the SUM over every pair of the batch and every
     prompt (METHODS.md: Σ_k Σ_b), not divided by images, as the reference does
     (CVI-SZU/CLIMS clip_loss.py BackgroundSuppressionLoss returns `.sum()` over all the
@@ -89,12 +94,13 @@ def clims_losses(vf: torch.Tensor, vb: torch.Tensor, text: torch.Tensor, bg_text
     raw = vf.float() @ bg_text.float().T
     gate = (raw > threshold).float()
     cbs = (neg_log1m(raw.clamp(SIM_MIN, SIM_MAX)) * gate).sum()
-    reg = masks.mean()
+    reg = maps.mean()
     return {"otm": otm, "btm": btm, "cbs": cbs, "reg": reg}
 
 
-def sigmoid_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
-    return to_image(torch.sigmoid(model.maps(images).float()), images.shape[-2:])
+def sigmoid_maps(model: CamNet, images: torch.Tensor) -> torch.Tensor:
+    """x = σ(CAM) at feature resolution, what the reference's CLIMS network returns."""
+    return torch.sigmoid(model.maps(images).float())
 
 
 def cbs_gate(teacher, p: ClimsConfig) -> float:
@@ -111,12 +117,15 @@ def cbs_gate(teacher, p: ClimsConfig) -> float:
 def clims_step(model: CamNet, teacher, batch: dict, text: torch.Tensor, bg_text: torch.Tensor,
                p: ClimsConfig, gate: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     images, labels = flipped(batch), batch["labels"]
-    masks = sigmoid_masks(model, images)
+    maps = sigmoid_maps(model, images)
+    masks = to_image(maps, images.shape[-2:], p.align_corners)
     n, k = positive_pairs(labels)
     vf, vb = encode_fg_bg(teacher, images, masks, n, k)  # one image-encoder call
-    parts = clims_losses(vf, vb, text[k], bg_text, masks, gate)
-    loss = (p.w_otm * parts["otm"] + p.w_btm * parts["btm"] + p.w_cbs * parts["cbs"]
-            + p.w_reg * parts["reg"])
+    parts = clims_losses(vf, vb, text[k], bg_text, maps, gate)
+    # the per-step scale of the reference: L_CBS is a sum over one replica's batch, and
+    # data-parallel training averages the replicas' gradients (paper.py: per dataset)
+    loss = (p.w_otm * parts["otm"] + p.w_btm * parts["btm"]
+            + p.w_cbs * parts["cbs"] / p.loss_replicas + p.w_reg * parts["reg"])
     return loss, parts
 
 
@@ -143,14 +152,14 @@ class Clims(Method):
                 "teacher": ctx.teacher_key(), "bg_words": words, "cbs_gate": gate,
                 "params": {k: v for k, v in p.to_dict().items()
                            if k not in ("n_eval", "cam_epochs", "cam_lr", "cam_batch_size",
-                                        "cam_crop_size")}}  # the CAM's: in its key
+                                        "cam_crop_size", "cam_momentum")}}  # the CAM's: in its key
 
         def build(folder):
             stage = Stage("clims", key, {"generator": model},
                           model.param_groups(p.lr, p.head_lr_mult),
                           lambda b: clims_step(model, teacher, b, text, bg_text, p, gate),
                           p.epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay)
+                          weight_decay=p.weight_decay, momentum=p.momentum)
             train_stage(ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 

@@ -10,15 +10,21 @@ Torch-free: settings, variants and published values only (the family: method.py)
 
 from __future__ import annotations
 
-from methods.cam.paper import RESNET_SGD, real_settings
+from methods.cam.paper import RESNET_SGD, SYNTH_SGD, real_settings, synth_settings
 from methods.papers import FamilyPaper, row
 
+# The reference's training step (CVI-SZU/CLIMS run_sample.py, step/train_clims.py): lr 2.5e-4,
+# batch 16 in ONE loss (torch.nn.DataParallel gathers the batch before the loss, so the summed
+# L_CBS sees all 16 images and there is no replica averaging: loss_replicas 1), PolyOptimizer
+# (SGD momentum 1e-4, see methods/cam/paper.py), loss weights 10, 24, 1, 0.2.
+STEP = {"lr": 2.5e-4, "batch_size": 16, "loss_replicas": 1,
+        "w_otm": 10.0, "w_btm": 24.0, "w_cbs": 1.0, "w_reg": 0.2}
+
 PAPER = FamilyPaper("clims", {
-    "synth": {"epochs": 6, "lr": 1e-3, "batch_size": 32, "optimizer": "sgd",
-              "schedule": "poly", "head_lr_mult": 10.0},
+    # the synth protocol: the reference's step; epochs by the plateau rule
+    "synth": synth_settings({**SYNTH_SGD, **STEP, "epochs": 8}),
     **real_settings(
-        {**RESNET_SGD, "epochs": 15, "lr": 2.5e-4, "batch_size": 16, "clip_arch": "ViT-B-32",
-         "w_otm": 10.0, "w_btm": 24.0, "w_cbs": 1.0, "w_reg": 0.2, "cbs_threshold": 0.26},
+        {**RESNET_SGD, **STEP, "epochs": 15, "clip_arch": "ViT-B-32", "cbs_threshold": 0.26},
         {"w_otm": 2.0, "w_btm": 14.0, "w_cbs": 1.25, "w_reg": 0.2, "cbs_threshold": 0.285}),
 })
 

@@ -55,6 +55,12 @@ class QAClimsConfig(MethodConfig):
     vqa: str = hp("auto", "QAPE answerer (auto: synth on synth, BLIP elsewhere)",
                   choices=("auto", "synth", "blip"))
     vqa_error_rate: float = hp(0.1, "synth answerer: probability of a wrong answer", ge=0, le=1)
+    loss_replicas: int = hp(1, "data-parallel replicas the reference averages gradients over: "
+                            "the summed L_FRC and L_BRC are divided by it (QA-CLIMS: DDP on 2 "
+                            "GPUs x 4 images = 2)", ge=1)
+    bg_less_pairs: str = hp("skip", "a pair whose BG answers were all removed: skip it in L_FRC "
+                            "and L_BRC as the reference (train_qa_clims.py:219-220), or give it "
+                            "'a photo of no {class}.' (ours before)", choices=("skip", "no-class"))
 
     def validate(self) -> QAClimsConfig:
         super().validate()
@@ -144,11 +150,13 @@ class CorpusTexts:
     """
 
     def __init__(self, corpus: list[dict], questions: str, teacher, n_images: int, n_classes: int,
-                 device: torch.device, class_names: tuple[str, ...]):
+                 device: torch.device, class_names: tuple[str, ...], bg_less_pairs: str = "skip"):
         from methods.qape import entry_texts, parse_sets
 
         sets = parse_sets(questions)
-        rows = [entry_texts(class_names[e["class"]], e["answers"], sets) for e in corpus]
+        rows = [entry_texts(class_names[e["class"]], e["answers"], sets,
+                            empty_bg="none" if bg_less_pairs == "skip" else "no-class")
+                for e in corpus]
         vocab = list(dict.fromkeys(t for fg, bg in rows for t in (*fg, *bg)))
         index = {t: i for i, t in enumerate(vocab)}
         feats = torch.cat([teacher.encode_text(vocab[i:i + 512])
@@ -156,7 +164,7 @@ class CorpusTexts:
         self.feats = feats.to(device)
         self.vocab = vocab
         n_fg = max(len(fg) for fg, _ in rows)
-        n_bg = max(len(bg) for _, bg in rows)
+        n_bg = max(1, max(len(bg) for _, bg in rows))  # a row may have none: skipped
         fg_idx = torch.zeros(len(rows), n_fg, dtype=torch.long)
         fg_mask = torch.zeros(len(rows), n_fg, dtype=torch.bool)
         bg_idx = torch.zeros(len(rows), n_bg, dtype=torch.long)
@@ -182,9 +190,16 @@ class CorpusTexts:
 
 
 def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batch: dict):
+    """L = α·ΣL_FRC + β·ΣL_BRC + γ·L_REG over the batch's pairs, at the reference's scale.
+
+    The sums are over one replica's batch and divided by `loss_replicas` (DDP averages the
+    replicas' gradients); a pair with no BG text is skipped as train_qa_clims.py:219-220
+    skips it (`if bg_vqa_feat is None: continue`), so it adds nothing to either sum.
+    """
     images, labels = flipped(batch), batch["labels"]
     maps = torch.sigmoid(model.maps(images))  # P = σ(W_kᵀZ)
-    up = F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    up = F.interpolate(maps, size=images.shape[-2:], mode="bilinear",
+                       align_corners=p.align_corners)  # train_qa_clims.py:176: True
     b_idx, k_idx = labels.nonzero(as_tuple=True)  # every positive pair, vectorised
     rf, rb = fat_regions(up[b_idx, k_idx], p.omega, p.fat)
     x = images[b_idx]
@@ -193,13 +208,15 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
     feats = teacher.encode_image(torch.cat([masked(x, rf), masked(x, rb)]))  # one call
     vf, vb = feats[:m].float(), feats[m:].float()
     tf, tb, mask = texts(batch["index"][b_idx], k_idx)
+    keep = mask.any(1)  # pairs with at least one BG text; the others are skipped
+    vf, vb, tf, tb, mask = vf[keep], vb[keep], tf[keep], tb[keep], mask[keep]
     parts = {}
     loss = maps.new_zeros(())
     if p.alpha:
-        parts["frc"] = frc_loss(vf, tf, tb, mask, p.tau).sum()
+        parts["frc"] = frc_loss(vf, tf, tb, mask, p.tau).sum() / p.loss_replicas
         loss = loss + p.alpha * parts["frc"]
     if p.beta:
-        parts["brc"] = brc_loss(vb, tf, tb, mask, p.tau, p.brc_form).sum()
+        parts["brc"] = brc_loss(vb, tf, tb, mask, p.tau, p.brc_form).sum() / p.loss_replicas
         loss = loss + p.beta * parts["brc"]
     parts["reg"] = maps.mean()
     if p.gamma:
@@ -229,16 +246,17 @@ class QAClims(Method):
         teacher = ctx.teacher
         ds = ctx.dataset("train")
         texts = CorpusTexts(load_corpus(corpus_dir), p.questions, teacher, len(ds),
-                            len(ds.class_names), ctx.device, ctx.prompt_names())
+                            len(ds.class_names), ctx.device, ctx.prompt_names(), p.bg_less_pairs)
         ctx.log(f"qa-clims: {len(texts.vocab)} distinct texts encoded once "
                 f"(questions: {p.questions})")
         hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
-                   if f.name not in ("cam_batch_size", "cam_crop_size")}  # in the CAM's key
+                   if f.name not in ("cam_batch_size", "cam_crop_size", "cam_momentum")}  # the CAM's
         key = stage_key("qa-clims", {"cam": cam_key, "corpus": corpus_key, "params": hparams,
                                      "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
         stage = Stage("qa-clims", key, {"generator": model},
                       model.param_groups(p.lr, p.head_lr_mult),
                       lambda batch: ritc_loss(model, teacher, texts, p, batch), p.epochs,
-                      optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay)
+                      optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay,
+                      momentum=p.momentum)
         train_stage(ctx, stage)
         return model.eval()

@@ -11,15 +11,15 @@ poly lr 3.5e-4, batch 8 (2 GPUs × 4), 15 epochs, ResNet-50, ω 0.1, τ 0.7, los
 8, 0.2 (COCO 30, 24, 0.2); CLIP ViT-L/14 (the paper names the mask-adapted CLIP only; the
 reference scripts pass `--clip ViT-L/14`); 512 crops (the reference's train_qa_clims.py
 crop_size=512). COCO lr: the paper says "other settings remain the same" (3.5e-4), the
-reference's run_coco14_qa_clims.sh passes 1e-5: the paper is followed. On `synth`,
-CPU-sized: the paper's VOC loss settings, a short schedule from the CAM.
+reference's run_coco14_qa_clims.sh passes 1e-5: the paper is followed. On `synth`: the
+reference's training step (`STEP`), only image size, architecture, data and epochs differ.
 
 Torch-free: settings, variants and published values only (the family: method.py).
 """
 
 from __future__ import annotations
 
-from methods.cam.paper import RESNET_SGD, real_settings
+from methods.cam.paper import RESNET_SGD, SYNTH_SGD, real_settings, synth_settings
 from methods.papers import FamilyPaper, Published, row
 
 T1, T4, T5 = "QA-CLIMS Table 1", "QA-CLIMS Table 4", "QA-CLIMS Table 5"
@@ -33,11 +33,18 @@ OMEGA = {w: (Published(67.3, "QA-CLIMS Appendix B", "optimum stated in the text"
                        "value only drawn in Fig. 5, not given as a number; omega grid is ours"))
          for w in OMEGA_GRID}
 
+# The reference's training step (run_voc12_qa_clims.sh, step/train_qa_clims.py): DDP on 2 GPUs
+# x 4 images, lr 3.5e-4. Each replica's L_FRC/L_BRC is a sum over ITS 4 images' pairs and DDP
+# averages the 2 replicas' gradients, so one step of batch 8 is (sum over 8 images) / 2:
+# loss_replicas 2 (L_REG is a mean, the same either way). PolyOptimizer: SGD momentum 1e-4.
+STEP = {"lr": 3.5e-4, "batch_size": 8, "loss_replicas": 2,
+        "alpha": 10.0, "beta": 8.0, "gamma": 0.2, "omega": 0.1, "tau": 0.7}
+
 PAPER = FamilyPaper("qa-clims", {
-    "synth": {"epochs": 6, "batch_size": 32, "lr": 0.002},
+    # the synth protocol: the reference's step; epochs by the plateau rule
+    "synth": synth_settings({**SYNTH_SGD, **STEP, "epochs": 8}),
     **real_settings(
-        {**RESNET_SGD, "epochs": 15, "lr": 3.5e-4, "batch_size": 8, "clip_arch": "ViT-L-14",
-         "alpha": 10.0, "beta": 8.0, "gamma": 0.2, "omega": 0.1, "tau": 0.7},
+        {**RESNET_SGD, **STEP, "epochs": 15, "clip_arch": "ViT-L-14"},
         {"alpha": 30.0, "beta": 24.0}),
 }, grids={"omega": OMEGA_GRID, "tau": (0.1, 0.3, 0.5, 0.7, 1.0)})  # τ: ours, around 0.7
 

@@ -84,6 +84,10 @@ class SemplesConfig(MethodConfig):
                           "BTP), or normal N(0, 0.02²)", choices=("uniform", "normal"))
     init: str = hp("cam", "mask generator init: the cached CAM classifier, or the backbone",
                    choices=("cam", "backbone"))
+    mask_eps: float = hp(0.1, "eps of the min-max (x − min)/(max − min + eps) of the masks in "
+                         "stages (a)/(c), after upsampling (release engine1.py:98, engine3.py:98)",
+                         gt=0)
+    prompt_mask_eps: float = hp(1e-4, "the same eps in stage (b) (release engine2.py:98)", gt=0)
 
     def validate(self) -> SemplesConfig:
         super().validate()
@@ -97,9 +101,12 @@ class SemplesConfig(MethodConfig):
 
 # --- shared by the stages: the generator's masks, the flip augmentation ---------------
 
-def cam_masks(model: CamNet, images: torch.Tensor) -> torch.Tensor:
-    """Min-max normalised CAM maps at image resolution (B, K, H, W)."""
-    return to_image(minmax(model.maps(images).float()), images.shape[-2:])
+def cam_masks(model: CamNet, images: torch.Tensor, eps: float = 0.1,
+              align_corners: bool = True) -> torch.Tensor:
+    """The release's masks (B, K, H, W): the generator's maps upsampled to the image
+    (align_corners=True, engine1.py:89), THEN min-max normalised per (image, class) with
+    `eps` (engine1.py:94-98: 0.1 in (a)/(c), 1e-4 in (b))."""
+    return minmax(to_image(model.maps(images).float(), images.shape[-2:], align_corners), eps)
 
 
 def _augment(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +152,8 @@ def prompt_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: tor
     images, labels = _augment(batch)
     n, k = positive_pairs(labels)
     with torch.no_grad():
-        vb = teacher.encode_image(crops(images, cam_masks(model, images), n, k, fg=False)).float()
+        masks = cam_masks(model, images, p.prompt_mask_eps, p.align_corners)
+        vb = teacher.encode_image(crops(images, masks, n, k, fg=False)).float()
     ub = teacher.encode_prompts(prompts.embeddings).float()
     li, lt = prompt_losses(ub[k], vb, text[k])
     return prompt_objective(li, lt, p), {"prompt_I": li, "prompt_T": lt}
@@ -164,7 +172,8 @@ def generator_step(model: CamNet, teacher, batch: dict, text: torch.Tensor,
     """Stage (a) (ub None or λ = 0) or (c): L_match + λ·L_refine; trains S only."""
     images, labels = _augment(batch)
     n, k = positive_pairs(labels)
-    vf, vb = encode_fg_bg(teacher, images, cam_masks(model, images), n, k)  # one call
+    masks = cam_masks(model, images, p.mask_eps, p.align_corners)
+    vf, vb = encode_fg_bg(teacher, images, masks, n, k)  # one call
     lm = match_loss(vf, vb, text[k], p.lambda_b)
     if ub is None or p.lambda_refine == 0:
         return lm, {"match": lm}
@@ -180,7 +189,8 @@ def joint_step(model: CamNet, teacher, prompts: Prompts, batch: dict, text: torc
     the sequential scheme (S gets no gradient from L_prompt, p_k none from L_refine)."""
     images, labels = _augment(batch)
     n, k = positive_pairs(labels)
-    vf, vb = encode_fg_bg(teacher, images, cam_masks(model, images), n, k)
+    vf, vb = encode_fg_bg(teacher, images, cam_masks(model, images, p.mask_eps, p.align_corners),
+                          n, k)
     ub = teacher.encode_prompts(prompts.embeddings).float()
     lm = match_loss(vf, vb, text[k], p.lambda_b)
     lr = refine_loss(vf, ub[k].detach())
@@ -207,7 +217,7 @@ class Semples(Method):
         """The stages these settings train (see `SemplesRun.train`), the CAM one first."""
         out = {"cam": p.cam_epochs} if p.init == "cam" else {}
         if p.scheme == "joint":
-            return {**out, "semples-joint": p.epochs + p.refine_epochs}
+            return {**out, "semples-joint": p.refine_epochs}
         if p.lambda_refine != 0 and p.prompt_losses != "none":  # (a) only shapes (b)'s masks
             out.update({"semples-a": p.epochs, "semples-b": p.prompt_epochs})
         return {**out, "semples-c": p.refine_epochs}
@@ -227,10 +237,12 @@ class SemplesRun:
         self.text = self.teacher.encode_text([class_prompt(c) for c in names])  # once per run
         self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": ctx.teacher_key(),
                      "backbone": self.p.backbone, "batch_size": self.p.batch_size,
-                     "backbone_weights": ctx.cfg.backbone_weights}
+                     "backbone_weights": ctx.cfg.backbone_weights,
+                     "align_corners": self.p.align_corners}
         self.gen_opt = {"lr": self.p.lr, "head_lr_mult": self.p.head_lr_mult,
                         "optimizer": self.p.optimizer, "schedule": self.p.schedule,
-                        "weight_decay": self.p.weight_decay}
+                        "weight_decay": self.p.weight_decay, "momentum": self.p.momentum,
+                        "mask_eps": self.p.mask_eps}
 
     def _init_generator(self) -> tuple[CamNet, str]:
         if self.p.init == "cam":
@@ -271,7 +283,7 @@ class SemplesRun:
             stage = Stage(name, key, {"generator": model}, model.param_groups(p.lr, p.head_lr_mult),
                           lambda b: generator_step(model, self.teacher, b, self.text, ub, p),
                           epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay)
+                          weight_decay=p.weight_decay, momentum=p.momentum)
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
@@ -292,7 +304,8 @@ class SemplesRun:
                 "epochs": epochs, "lambda_b": p.lambda_b, "lambda_T": p.lambda_T,
                 "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
                 "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init,
-                "optimizer": p.optimizer, "schedule": p.schedule}
+                "optimizer": p.optimizer, "schedule": p.schedule, "momentum": p.momentum,
+                "prompt_mask_eps": p.prompt_mask_eps}
         key = stage_key("semples-b", deps)
 
         def build(folder):
@@ -301,7 +314,8 @@ class SemplesRun:
             stage = Stage("semples-b", key, {"prompts": prompts},
                           [{"params": list(prompts.parameters()), "lr": p.prompt_lr}],
                           lambda b: prompt_step(model, self.teacher, prompts, b, self.text, p),
-                          epochs, optimizer=p.optimizer, schedule=p.schedule, weight_decay=0.0)
+                          epochs, optimizer=p.optimizer, schedule=p.schedule, weight_decay=0.0,
+                          momentum=p.momentum)
             train_stage(self.ctx, stage)
             torch.save(prompts.state_dict(), folder / "prompts.pt")
 
@@ -337,12 +351,15 @@ class SemplesRun:
         p = self.p
         model, init_key = self._init_generator()
         prompts = self._new_prompts()
-        # as many generator epochs as (a) + (c) of the sequential scheme
-        epochs = p.epochs + p.refine_epochs
+        # The scheme table compares schemes at equal epochs of the FINAL generator: joint's S
+        # trains refine_epochs, as sequential's (c) and alternate's R rounds of refine_epochs/R
+        # (the protocol's rule; before, joint trained epochs + refine_epochs, a confound).
+        epochs = p.refine_epochs
         deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": epochs,
                 "lambda_b": p.lambda_b, "lambda_T": p.lambda_T, "lambda_refine": p.lambda_refine,
                 "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
-                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init}
+                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init,
+                "prompt_mask_eps": p.prompt_mask_eps}
         key = stage_key("semples-joint", deps)
 
         def build(folder):
@@ -355,7 +372,7 @@ class SemplesRun:
             stage = Stage("semples-joint", key, {"generator": model, "prompts": prompts}, groups,
                           lambda b: joint_step(model, self.teacher, prompts, b, self.text, p),
                           epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay)
+                          weight_decay=p.weight_decay, momentum=p.momentum)
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 

@@ -15,25 +15,28 @@ Torch-free: settings, variants and published values only (the family: method.py)
 
 from __future__ import annotations
 
-from methods.cam.paper import real_settings
+from methods.cam.paper import real_settings, synth_settings
 from methods.papers import FamilyPaper, row
 
 T1, T4, T5, T6 = "SemPLeS Table 1", "SemPLeS Table 4", "SemPLeS Table 5", "SemPLeS Table 6"
 # Table 5: the refinement loss weight λ of Eq. 3 → seed mIoU (also the λ sweep's grid)
 TABLE5 = {0.0: 67.6, 0.01: 68.3, 0.02: 68.4, 0.05: 68.7, 0.1: 67.8}
 
+# The release's training step (main1/2/3.py, engine1/2/3.py): AdamW, cosine, batch 64, lr 5e-4
+# for S and the prompts, weight decay 0.03, VOC loss weights. Its losses are means over pairs,
+# so there is no per-step scale to carry over (AdamW is invariant to one anyway):
+# it has no `loss_replicas`. Masks: upsample (align_corners=True), then min-max with eps 0.1
+# ((a)/(c)) and 1e-4 ((b)), the SemplesConfig defaults.
+STEP = {"optimizer": "adamw", "schedule": "cosine", "weight_decay": 0.03, "head_lr_mult": 1.0,
+        "lr": 5e-4, "prompt_lr": 5e-4, "batch_size": 64,
+        "lambda_b": 2.4, "lambda_T": 0.02, "lambda_refine": 0.05}
+
 PAPER = FamilyPaper("semples", {
-    # CPU minutes: short stages from the CAM checkpoint. Generator lr: the paper's 5e-4;
-    # prompts: ~40 steps of AdamW at the paper's lr would move them less than their init
-    # scale, so they get 1e-2 here.
-    "synth": {"epochs": 5, "prompt_epochs": 3, "refine_epochs": 5, "lr": 5e-4,
-              "prompt_lr": 1e-2, "batch_size": 32, "weight_decay": 1e-4, "head_lr_mult": 1.0},
+    # the synth protocol: the release's step; the stages' epochs by the plateau rule
+    "synth": synth_settings({**STEP, "epochs": 5, "prompt_epochs": 3, "refine_epochs": 5}),
     **real_settings(
-        {"backbone": "deit_small_patch16_224", "optimizer": "adamw", "schedule": "cosine",
-         "weight_decay": 0.03, "head_lr_mult": 1.0, "crop_size": 224, "epochs": 60,
-         "prompt_epochs": 60, "refine_epochs": 60, "lr": 5e-4, "prompt_lr": 5e-4,
-         "batch_size": 64, "clip_arch": "ViT-B-32", "lambda_b": 2.4, "lambda_T": 0.02,
-         "lambda_refine": 0.05},
+        {**STEP, "backbone": "deit_small_patch16_224", "crop_size": 224, "epochs": 60,
+         "prompt_epochs": 60, "refine_epochs": 60, "clip_arch": "ViT-B-32"},
         {"lr": 5e-6, "prompt_lr": 5e-6, "lambda_b": 0.75, "lambda_T": 0.01, "lambda_refine": 0.2}),
 }, grids={
     "lambda_refine": tuple(TABLE5),
