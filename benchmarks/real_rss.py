@@ -18,6 +18,7 @@ process's peak is `resource.getrusage(...).ru_maxrss`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -67,7 +68,7 @@ def child(args: argparse.Namespace) -> None:
     harness.generator.CHECKPOINT_ON_CPU = args.mode == "now"
     if args.mode == "before":  # freed heap stays resident, as before
         harness.cache.trim_heap = lambda: None
-        harness.runner.mmap_large_tensors = lambda: None
+        harness.runner.large_tensors_from_mmap = contextlib.nullcontext
     phase, peaks, done = ["setup"], {}, threading.Event()
 
     def sample() -> None:

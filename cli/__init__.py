@@ -15,6 +15,7 @@ import traceback
 import typer
 
 from harness.errors import BenchError, failed_stage
+from harness.process import configure_process
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, sweep and report CLIP-guided WSSS methods (CAM, CLIMS, SemPLeS, QA-CLIMS).")
@@ -41,6 +42,7 @@ def _register() -> None:
 
 
 def main() -> None:
+    configure_process()  # before anything loads torch (harness/process.py)
     _register()
     debug = _take_debug_flag()
     try:

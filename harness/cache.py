@@ -92,8 +92,11 @@ class StageCache:
         (tmp / "deps.json").write_text(json.dumps(deps, indent=1, sort_keys=True, default=str))
         import torch
 
-        torch.manual_seed(stage_seed(key))  # what `build` initialises depends on its key alone
-        build(tmp)
+        from harness.seeding import isolated_rng
+
+        with isolated_rng():  # what `build` initialises depends on its key alone
+            torch.manual_seed(stage_seed(key))
+            build(tmp)
         (tmp / "done").touch()
 
     def partial_dir(self, name: str, key: str) -> Path:

@@ -20,6 +20,7 @@ from harness.data.augment import augment_seed, draw_flip
 from harness.errors import NonFiniteLoss
 from harness.method import RunContext
 from harness.progress import progress_bar
+from harness.seeding import isolated_rng
 
 LossFn = Callable[[dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -60,7 +61,13 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
 
 
 def train_stage(ctx: RunContext, stage: Stage) -> None:
-    """Train `stage` to completion, resuming from its last epoch checkpoint if asked."""
+    """Train `stage` to completion, resuming from its last epoch checkpoint if asked. The
+    epochs seed torch's global generator; the caller's state is put back after."""
+    with isolated_rng():
+        _train_stage(ctx, stage)
+
+
+def _train_stage(ctx: RunContext, stage: Stage) -> None:
     batches = stage.batches or (lambda epoch: ctx.loader("train", seed_offset=epoch))
     steps_per_epoch = len(batches(0))
     total = steps_per_epoch * stage.epochs

@@ -3,9 +3,9 @@ evaluate, record."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +19,12 @@ from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
 from harness.evaluate import SeedEvaluator, check_threshold_split
 from harness.infer import REAL_SCALES, infer_cams
-from harness.memory import mmap_large_tensors
+from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
 from harness.progress import log as default_log
 from harness.provenance import run_provenance
 from harness.registry import get_method, get_variant
+from harness.seeding import isolated_rng, seed_all
 from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
 from harness.tracking import Tracker, resolve_mode
 
@@ -80,20 +81,27 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | None = None,
         wandb_mode: str | None = None, resume: bool = False, group: str | None = None,
         on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
         log: Callable[[str], None] = default_log, show_progress: bool = True) -> dict[str, Any]:
-    """Run one configuration end to end and return its result record (also stored)."""
+    """Run one configuration end to end and return its result record (also stored).
+
+    What the run sets for itself stays inside it: the global random states are seeded from
+    `cfg.seed` and put back after (harness.seeding), and on real-size images glibc serves
+    large blocks from mmap only until the run ends (harness.memory)."""
+    # real-size activations leave when freed; synth's small ones keep glibc's heap
+    memory = large_tensors_from_mmap() if cfg.dataset != "synth" else contextlib.nullcontext()
+    with isolated_rng(), memory:
+        return _run(cfg, runs_dir, cache_dir, wandb_mode, resume, group, on_epoch, log,
+                    show_progress)
+
+
+def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
+         wandb_mode: str | None, resume: bool, group: str | None,
+         on_epoch: Callable[[str, int, dict[str, float]], None] | None,
+         log: Callable[[str], None], show_progress: bool) -> dict[str, Any]:
     t0 = time.time()
-    if cfg.dataset != "synth":
-        mmap_large_tensors()  # real-size activations leave when freed (harness/memory.py)
     store = ResultsStore(runs_dir)
     run_dir = store.begin(cfg.method, cfg.variant, cfg.seed)
     run_dir.write_json("config.json", cfg.to_dict())
@@ -113,7 +121,7 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
 
         ctx = RunContext(cfg, Path(cache_dir or default_cache_dir()), torch.device(cfg.device),
                          resume=resume, log=log, on_epoch=epoch_hook, show_progress=show_progress)
-        seed_everything(cfg.seed)
+        seed_all(cfg.seed)
         # bad data, then bad weights, are the first errors: before any stage trains
         ctx.dataset("train")
         ctx.dataset("eval")

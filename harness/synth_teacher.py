@@ -30,6 +30,7 @@ from harness.compat import ensure_torchvision
 from harness.data.synth import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
 from harness.data.synth_dataset import SynthDataset
 from harness.errors import BenchError
+from harness.seeding import isolated_rng
 from harness.teacher import Teacher
 
 
@@ -258,6 +259,12 @@ def zero_shot(teacher: Teacher, crops: _Crops) -> dict[str, float]:
 
 
 def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progress=None):
+    """Train the tiny CLIP from `spec.seed` (the caller's random state is put back after)."""
+    with isolated_rng():
+        return _train_teacher(synth, spec, cache_dir, progress)
+
+
+def _train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progress=None):
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     model, tokenizer = build_tiny_clip(spec, synth.image_size)

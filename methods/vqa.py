@@ -81,8 +81,8 @@ class BlipAnswerer:
         ensure_torchvision()
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
-        self._processor = BlipProcessor.from_pretrained(str(self.path))
-        model = BlipForQuestionAnswering.from_pretrained(str(self.path))
+        self._processor = BlipProcessor.from_pretrained(str(self.path), local_files_only=True)
+        model = BlipForQuestionAnswering.from_pretrained(str(self.path), local_files_only=True)
         self._model = model.to(self.device).eval()
 
     @property

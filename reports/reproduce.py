@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.process import configure_process
 from harness.store import ResultsStore
 from reports import get_table
 from reports.compile import Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
@@ -171,9 +172,7 @@ def _init_worker(slots, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
     if _WORKER_DEVICE == "cpu":
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        import torch
-
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    configure_process(int(os.environ["OMP_NUM_THREADS"]) if _WORKER_DEVICE == "cpu" else None)
 
 
 def _worker_job(job: Job, options: dict[str, Any]) -> str | None:

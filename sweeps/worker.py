@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError, NonFiniteLoss
+from harness.process import configure_process
 from sweeps import storage as st
 from sweeps.spaces import SweepSpec
 
@@ -365,6 +366,7 @@ def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()  # before anything loads torch (harness/process.py)
     ap = argparse.ArgumentParser(description="one bench sweep worker (started by `bench sweep`)")
     ap.add_argument("--study", required=True)
     ap.add_argument("--device", default="cpu")
