@@ -46,6 +46,14 @@ class Method:
         """Epochs of each stage these settings train (recorded as `stage_epochs`)."""
         return {stage: getattr(params, name) for stage, name in cls.epoch_fields.items()}
 
+    @classmethod
+    def context_losses(cls) -> dict[str, Callable]:
+        """This family's losses that, with a real CLIP, reward removing a co-occurring context
+        from a mask: name → loss of one row of a `harness.teacher_gates.ContextPair` (a
+        scalar), at fixed settings. The synth teacher's pair gates measure each one on
+        held-out pairs (harness/teacher_gates.py); {} = none."""
+        return {}
+
     def train(self, ctx: RunContext) -> CamNet:
         raise NotImplementedError
 

@@ -30,6 +30,7 @@ from harness.compat import ensure_torchvision
 from harness.data.synth import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
 from harness.data.synth_dataset import SynthDataset
 from harness.errors import BenchError
+from harness.registry import context_losses
 from harness.seeding import isolated_rng
 from harness.teacher import Teacher
 
@@ -313,7 +314,7 @@ def measure(teacher: Teacher, holdout: _Crops) -> dict[str, float]:
     acc = {f"zero_shot_{k}": v for k, v in zero_shot(teacher, holdout).items()}
     margins = gates.blank_margins(teacher, NOTHING, [object_prompt(c) for c in CLASSES])
     cbs_gate = gates.cbs_gate_from(teacher, holdout, object_prompt)
-    wins = gates.context_pair_wins(teacher, holdout, object_prompt, cbs_gate)
+    wins = gates.context_pair_wins(teacher, holdout, object_prompt, cbs_gate, context_losses())
     return {**acc, "blank_min_margin": float(margins.min()), "cbs_gate": cbs_gate,
             **{f"gt_wins_{k}": v for k, v in wins.items()}}
 
@@ -394,7 +395,7 @@ def gate_rows(info: dict) -> list[tuple[str, str, str, bool]]:
     rows += [row(f"GT beats GT + co-occurring context, L_{name}", f"gt_wins_{name}", ".1f",
                  f">= {gates.PAIR_GATE:.0f}% of pairs"
                  + ("" if name in gates.ENFORCED_LOSSES else "; not enforced yet"), gates.PAIR_GATE)
-             for name in gates.LOSSES]
+             for name in gates.pair_loss_names(info)]
     return rows
 
 

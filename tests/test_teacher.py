@@ -84,40 +84,40 @@ def test_win_rate_counts_strict_wins():
     assert gates.win_rate(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([2.0, 2.0, 1.0, 5.0])) == 50.0
 
 
-def test_pair_losses_equal_the_formulas_on_known_features():
+def _known_pair(cbs_gate: float) -> gates.ContextPair:
     """cos(vf, uf) = 0.8, cos(vb, uf) = 0.6, cos(vf, ub) = 0.6, cos(vf, bg) = (0.6, 0.0)."""
-    vf = torch.tensor([[0.8, 0.6, 0.0]])
-    vb = torch.tensor([[0.6, 0.8, 0.0]])
-    uf = torch.tensor([[1.0, 0.0, 0.0]])
-    ub = torch.tensor([[0.0, 1.0, 0.0]])
-    bg = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    area = torch.tensor([0.25])
-    got = gates.pair_losses(vf, vb, uf, ub, bg, area, cbs_gate=0.3)
-    assert float(got["match"]) == pytest.approx(-math.log(0.8) - 2.4 * math.log(0.4), rel=1e-5)
-    assert float(got["refine"]) == pytest.approx(-math.log(0.4), rel=1e-5)
+    return gates.ContextPair(vf=torch.tensor([[0.8, 0.6, 0.0]]), vb=torch.tensor([[0.6, 0.8, 0.0]]),
+                             uf=torch.tensor([[1.0, 0.0, 0.0]]), ub=torch.tensor([[0.0, 1.0, 0.0]]),
+                             bg_texts=torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+                             masks=torch.full((1, 1, 2, 2), 0.25), cbs_gate=cbs_gate)
+
+
+def test_the_pair_gates_losses_equal_the_papers_formulas_at_their_voc_weights():
+    from harness.registry import context_losses
+
+    losses = context_losses()
+    assert sorted(losses) == ["clims", "match", "refine"]
+    got = {name: float(loss(_known_pair(0.3))) for name, loss in losses.items()}
+    assert got["match"] == pytest.approx(-math.log(0.8) - 2.4 * math.log(0.4), rel=1e-5)  # λ_b 2.4
+    assert got["refine"] == pytest.approx(-math.log(0.4), rel=1e-5)
     clims = 10 * -math.log(0.8) + 24 * -math.log(0.4) + 1 * -math.log(0.4) + 0.2 * 0.25
-    assert float(got["clims"]) == pytest.approx(clims, rel=1e-5)
+    assert got["clims"] == pytest.approx(clims, rel=1e-5)
     # above every similarity the gate switches L_CBS off
-    off = gates.pair_losses(vf, vb, uf, ub, bg, area, cbs_gate=0.7)
-    assert float(got["clims"] - off["clims"]) == pytest.approx(-math.log(0.4), rel=1e-5)
+    off = float(losses["clims"](_known_pair(0.7)))
+    assert got["clims"] - off == pytest.approx(-math.log(0.4), rel=1e-5)
 
 
-def test_gate_losses_are_the_methods_losses():
-    """The gates' arithmetic (harness, no `methods` import) equals the methods' own losses."""
-    from methods.clims.method import clims_losses
-    from methods.semples.method import match_loss, refine_loss
+def test_the_pair_gates_measure_the_methods_own_loss_functions(monkeypatch):
+    """One formula: change a method's loss and the gate measures the change."""
+    import methods.clims.method as clims
+    import methods.semples.method as semples
+    from harness.registry import context_losses
 
-    g = torch.Generator().manual_seed(0)
-    unit = lambda *s: torch.nn.functional.normalize(torch.randn(*s, generator=g), dim=-1)  # noqa: E731
-    vf, vb, uf, ub, bg = unit(1, 8), unit(1, 8), unit(1, 8), unit(1, 8), unit(3, 8)
-    masks = torch.rand(1, 1, 4, 4, generator=g)
-    got = gates.pair_losses(vf, vb, uf, ub, bg, masks.mean().view(1), cbs_gate=-0.2)
-    assert float(got["match"]) == pytest.approx(float(match_loss(vf, vb, uf, 2.4)), rel=1e-5)
-    assert float(got["refine"]) == pytest.approx(float(refine_loss(vf, ub)), rel=1e-5)
-    parts = clims_losses(vf, vb, uf, bg, masks, threshold=-0.2)
-    w = gates.CLIMS_W
-    ref = sum(w[k] * parts[k] for k in ("otm", "btm", "cbs", "reg"))
-    assert float(got["clims"]) == pytest.approx(float(ref), rel=1e-5)
+    monkeypatch.setattr(semples, "refine_loss", lambda vf, ub: torch.tensor(7.0))
+    monkeypatch.setattr(clims, "clims_objective", lambda parts, p: parts["reg"] * 0 + 3.0)
+    losses = context_losses()
+    assert float(losses["refine"](_known_pair(0.3))) == 7.0
+    assert float(losses["clims"](_known_pair(0.3))) == 3.0
 
 
 def test_the_neutral_fill_is_one_object_in_teacher_training_and_method_crops():

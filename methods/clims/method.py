@@ -122,11 +122,15 @@ def clims_step(model: CamNet, teacher, batch: dict, text: torch.Tensor, bg_text:
     n, k = positive_pairs(labels)
     vf, vb = encode_fg_bg(teacher, images, masks, n, k)  # one image-encoder call
     parts = clims_losses(vf, vb, text[k], bg_text, maps, gate)
-    # the per-step scale of the reference: L_CBS is a sum over one replica's batch, and
-    # data-parallel training averages the replicas' gradients (paper.py: per dataset)
-    loss = (p.w_otm * parts["otm"] + p.w_btm * parts["btm"]
+    return clims_objective(parts, p), parts
+
+
+def clims_objective(parts: dict[str, torch.Tensor], p: ClimsConfig) -> torch.Tensor:
+    """L = w_otm·L_OTM + w_btm·L_BTM + w_cbs·L_CBS / loss_replicas + w_reg·L_REG: the
+    per-step scale of the reference, where L_CBS is a sum over one replica's batch and
+    data-parallel training averages the replicas' gradients (paper.py: per dataset)."""
+    return (p.w_otm * parts["otm"] + p.w_btm * parts["btm"]
             + p.w_cbs * parts["cbs"] / p.loss_replicas + p.w_reg * parts["reg"])
-    return loss, parts
 
 
 @register_method
@@ -137,6 +141,17 @@ class Clims(Method):
     paper = PAPER
     config_cls = ClimsConfig
     epoch_fields = {"cam": "cam_epochs", "clims": "epochs"}
+
+    @classmethod
+    def context_losses(cls) -> dict:
+        """The CLIMS loss of one mask at the paper's VOC weights, its L_CBS at the teacher's
+        gate, the context prompts as background prompts (the synth teacher's pair gate)."""
+        p = cls.config_cls(**cls.dataset_defaults("voc"))
+
+        def clims(x) -> torch.Tensor:
+            return clims_objective(clims_losses(x.vf, x.vb, x.uf, x.bg_texts, x.masks, x.cbs_gate), p)
+
+        return {"clims": clims}
 
     def train(self, ctx: RunContext) -> CamNet:
         p: ClimsConfig = ctx.params

@@ -213,6 +213,14 @@ class Semples(Method):
     cam_normalisation = "minmax"
 
     @classmethod
+    def context_losses(cls) -> dict:
+        """L_match (λ_b at the paper's VOC value) and L_refine of one mask, the context's text
+        prompt standing in for the learned u^b (the synth teacher's pair gates)."""
+        lambda_b = cls.config_cls(**cls.dataset_defaults("voc")).lambda_b
+        return {"match": lambda x: match_loss(x.vf, x.vb, x.uf, lambda_b),
+                "refine": lambda x: refine_loss(x.vf, x.ub)}
+
+    @classmethod
     def stage_epochs(cls, p: SemplesConfig) -> dict[str, int]:
         """The stages these settings train (see `SemplesRun.train`), the CAM one first."""
         out = {"cam": p.cam_epochs} if p.init == "cam" else {}
