@@ -59,12 +59,12 @@ def child(argv: list[str]) -> None:
     phases = Phases()
     import cli  # noqa: F401 - the CLI's own imports, as `bench` pays them
     import harness.runner as runner
-    from harness import cache, evaluate, method, teachers, tracking
+    from harness import cache, evaluate, method, synth_teacher, teacher, tracking
 
     phases.totals["imports (harness, torch)"] = time.perf_counter() - t0
     method.load_dataset = phases.wrap("data", method.load_dataset)
-    for name in ("load_synth_teacher", "load_real_teacher"):
-        setattr(teachers, name, phases.wrap("teacher load", getattr(teachers, name)))
+    for module, name in ((synth_teacher, "load_synth_teacher"), (teacher, "load_real_teacher")):
+        setattr(module, name, phases.wrap("teacher load", getattr(module, name)))
     get_or_build = cache.StageCache.get_or_build
     def stage_label(store, stage, deps, *_):
         done = (store.path(stage, cache.stage_key(stage, deps)) / "done").exists()

@@ -1,4 +1,9 @@
-"""Typed, frozen run configuration: variant defaults, then dataset defaults, then --set.
+"""Typed, frozen run configuration.
+
+A run's settings apply in this order, each later one winning (harness.runner.resolve_config,
+tests/test_settings.py): the field defaults here, the family's dataset defaults (its paper's
+settings on that dataset, methods/*/paper.py), the variant's overrides, --epochs (every
+stage), then each --set.
 
 Each method family subclasses `MethodConfig` with its own hyperparameters. A field's
 metadata carries its valid range (`ge`, `gt`, `le`, `lt`, `choices`) and a help line, so
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
+from harness.wording import WORDINGS
 
 
 def hp(default: Any, help: str = "", **bounds: Any) -> Any:
@@ -61,7 +67,7 @@ class MethodConfig:
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
     class_names: str = hp("voc", "class wording in prompts and questions on voc/coco: voc "
                           "('person', 'dining table') or clims (the CLIMS code's: 'player')",
-                          choices=("voc", "clims"))
+                          choices=WORDINGS)
 
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness import teachers
 from harness.config import MethodConfig, RunConfig
 from harness.data import SegDataset, load_dataset
 from harness.generator import CamNet
@@ -156,12 +155,16 @@ class RunContext:
     def teacher(self):
         """The frozen CLIP teacher: the embedded synth CLIP, or open_clip from local weights."""
         if self.cfg.dataset == "synth":
-            teacher, info = teachers.load_synth_teacher(
+            from harness.synth_teacher import load_synth_teacher
+
+            teacher, info = load_synth_teacher(
                 self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir,
                 log=self.log, show_progress=self.show_progress)
         else:
-            teacher, info = teachers.load_real_teacher(self.params.clip_arch, self.cfg.clip_weights,
-                                                       self.cfg.allow_random_weights)
+            from harness.teacher import load_real_teacher
+
+            teacher, info = load_real_teacher(self.params.clip_arch, self.cfg.clip_weights,
+                                              self.cfg.allow_random_weights)
         self.teacher_info.update(info)
         return teacher.to(self.device)
 

@@ -15,10 +15,6 @@ from typing import Any
 
 from harness.evaluate import DEFAULT_THRESHOLDS, FIXED_THRESHOLD
 
-PROVENANCE_KEYS = ("split", "n_images", "gt_source", "threshold_rule", "scales", "flips", "crf",
-                   "class_names", "clip_arch", "clip_weights_sha256", "cam_checkpoint_sha256",
-                   "random_weights")
-
 # Which file of which split the masks come from, per dataset and evaluated split.
 GT_SOURCES = {
     ("synth", "eval"): "synth generator masks (eval split)",

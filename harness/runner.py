@@ -17,7 +17,7 @@ import torch
 from harness.config import RunConfig, parse_sets
 from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
-from harness.evaluate import SeedEvaluator, check_threshold_split
+from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split
 from harness.infer import REAL_SCALES, infer_cams
 from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
@@ -242,7 +242,7 @@ def _heldout_threshold(ctx: RunContext, model, split: str | None, cam_dir: Path,
     return ev.best_threshold()
 
 
-def _argmax_label(keys: np.ndarray, high: np.ndarray, t: float = 0.15) -> np.ndarray:
+def _argmax_label(keys: np.ndarray, high: np.ndarray, t: float = FIXED_THRESHOLD) -> np.ndarray:
     from harness.evaluate import predict
 
     return predict(keys, high, t).astype(np.uint8)

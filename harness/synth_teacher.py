@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +32,11 @@ from harness.compat import ensure_torchvision
 from harness.data.synth import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
 from harness.data.synth_dataset import SynthDataset
 from harness.errors import BenchError
+from harness.progress import progress_bar
 from harness.registry import context_losses
 from harness.seeding import isolated_rng
 from harness.teacher import Teacher
+from harness.wording import photo_prompt
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,8 @@ def build_tiny_clip(spec: TinyClipSpec, image_size: int):
     return model, tokenizer
 
 
-NOTHING = "a photo of nothing."  # the caption of the empty negative
-
-
-def object_prompt(name: str) -> str:
-    return f"a photo of {name}."
+NOTHING = photo_prompt("nothing")  # the caption of the empty negative
+object_prompt = photo_prompt
 
 
 def fine_name(name: str, class_name: str) -> str:
@@ -96,8 +97,8 @@ def captions() -> list[str]:
     pairs of objects."""
     caps = [object_prompt(c) for c in CLASSES] + [object_prompt(c) for c in CONTEXTS]
     caps += [object_prompt(n) for c in CLASSES for n in fine_names(c)]
-    caps += [f"a photo of {c} on {x}." for c in CLASSES for x in CONTEXTS]
-    caps += [f"a photo of {a} and {b}." for i, a in enumerate(CLASSES) for b in CLASSES[i + 1:]]
+    caps += [photo_prompt(f"{c} on {x}") for c in CLASSES for x in CONTEXTS]
+    caps += [photo_prompt(f"{a} and {b}") for i, a in enumerate(CLASSES) for b in CLASSES[i + 1:]]
     return caps + [NOTHING]
 
 
@@ -164,8 +165,8 @@ class _Crops:
 
     def _scene(self, i: int, obj: dict, rng: np.random.Generator):
         names = [o["class"] for o in self.scenes[i].objects]
-        cap = (f"a photo of {names[0]} on {obj['context']}." if len(names) == 1
-               else f"a photo of {names[0]} and {names[1]}.")
+        cap = photo_prompt(f"{names[0]} on {obj['context']}" if len(names) == 1
+                           else f"{names[0]} and {names[1]}")
         # As for real CLIP, a whole scene also matches "a photo of boat." and "a photo of
         # water.": without this share the teacher scores scenes *against* the bare class
         # prompt, and a mask still covering context gets no pull from -log sim(fg, t_k).
@@ -356,6 +357,20 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
         torch.save(teacher.clip.state_dict(), tmp)
         path.with_suffix(".json").write_text(json.dumps(info, indent=1))
         os.replace(tmp, path)
+    return teacher, info
+
+
+def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir: Path,
+                       log: Callable[[str], None] = print, show_progress: bool = True
+                       ) -> tuple[Teacher, dict[str, Any]]:
+    """A run's teacher on synth: the embedded tiny CLIP for this spec (trained on first use,
+    then cached); fails in one line when any of its gates fails."""
+    with progress_bar("synth teacher", clip_spec.steps, enabled=show_progress) as advance:
+        teacher, info = load_or_train(data_spec, cache_dir, clip_spec, log=log,
+                                      progress=lambda s, n, loss: advance(loss=loss))
+    check_gate(info)  # one line and exit != 0 when any gate fails
+    log(f"synth teacher passes its gates; zero-shot: {accuracy_line(info)}; "
+        f"CBS gate {info['cbs_gate']:.3f}")
     return teacher, info
 
 

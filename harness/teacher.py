@@ -9,6 +9,7 @@ Methods never know which one they have.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,10 +17,10 @@ from torch import nn
 
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
+from harness.wording import PROMPT_PREFIX  # learned prompts: "SOT a photo of [p_1 … p_L] . EOT"
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-PROMPT_PREFIX = "a photo of"  # learned prompts sit in "SOT a photo of [p_1 … p_L] . EOT"
 
 
 class Teacher(nn.Module):
@@ -162,6 +163,15 @@ def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = Fals
     teacher = Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}")
     teacher.weights = str(weights) if weights is not None else None
     return teacher
+
+
+def load_real_teacher(clip_arch: str, clip_weights: str | None, allow_random_weights: bool
+                      ) -> tuple[Teacher, dict[str, Any]]:
+    """A run's teacher on real data: open_clip `clip_arch` from a local weights file (random
+    only when allowed), and what its record says about it."""
+    weights = Path(clip_weights) if clip_weights else None
+    teacher = load_clip_teacher(clip_arch, weights, allow_random_weights)
+    return teacher, {"teacher": teacher.name, "weights": teacher.weights or "random"}
 
 
 def _load_clip_weights(model: nn.Module, path: Path, arch: str) -> None:

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-WORDINGS = ("voc", "clims")
+# Every fixed text a CLIP sees is "a photo of {words}.": class and background prompts, QAPE's
+# answers, the synth teacher's captions; learned prompts sit after the same prefix
+# (harness.teacher.Teacher.encode_prompts).
+PROMPT_PREFIX = "a photo of"
+WORDINGS = ("voc", "clims")  # the choices of the `class_names` setting
 SPACED = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
 CLIMS_ONLY = {"person": "player"}
+
+
+def photo_prompt(words: str) -> str:
+    """The prompt template: `a photo of {words}.`"""
+    return f"{PROMPT_PREFIX} {words}."
 
 
 def prompt_class_names(dataset: str, names: Sequence[str], wording: str = "voc") -> tuple[str, ...]:

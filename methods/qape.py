@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.progress import progress_bar
+from harness.wording import photo_prompt
 from methods.vqa import BG_SETS, FG_SETS, TEMPLATES, templates_hash
 
 QAPE_VERSION = 1
@@ -49,8 +50,7 @@ def _contains(text: str, name: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", text) is not None
 
 
-def wrap(answer: str) -> str:
-    return f"a photo of {answer}."
+wrap = photo_prompt  # every text is "a photo of {answer}."
 
 
 def fg_texts(class_name: str, answers: Iterable[str]) -> list[str]:
@@ -166,7 +166,6 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
     if shard.exists() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
         with open(shard, "a") as fh:  # a torn last line: end it so appends start clean
             fh.write("\n")
-    delay = float(os.environ.get("BENCH_QAPE_ITEM_DELAY", "0"))  # tests only: slow the build down
     names = names or ds.class_names  # the words the questions use (RunContext.prompt_names)
     t0, asked = time.time(), 0
     pending_images = list(by_image.items())
@@ -183,8 +182,6 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
             asked += n_items
             for _ in range(n_items):
                 advance(items_per_s=asked / max(time.time() - t0, 1e-9))
-            if delay:
-                time.sleep(delay)
     elapsed = time.time() - t0
     with open(folder / "corpus.jsonl", "w") as out:
         for i, k in items:

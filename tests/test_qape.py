@@ -172,10 +172,15 @@ def test_blip_across_images_matches_one_call_per_question(tiny_blip):
 def test_blip_build_is_killed_and_resumes_without_reasking(tiny_blip, tmp_path):
     """`bench qape --vqa blip` in a subprocess, SIGKILLed mid-build; the resume asks only the rest."""
     cache = tmp_path / "cache"
-    env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "BENCH_QAPE_ITEM_DELAY": "0.3",
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache),
            "BENCH_QAPE_IMAGES_PER_CALL": "2", "HF_HUB_OFFLINE": "1"}
     sets = ["--set", "n_train=8", "--set", "n_eval=4"]
-    cmd = [sys.executable, "-c", "from cli import main; main()", "qape",
+    # the real answerer, 0.3 s slower per call, so the kill lands mid-build (slowed here, in
+    # the test's own process, not by anything in the library)
+    slow = ("import time\nimport methods.vqa as vqa\nanswer = vqa.BlipAnswerer.answer_many\n"
+            "vqa.BlipAnswerer.answer_many = lambda self, calls: (time.sleep(0.3), answer(self, calls))[1]\n"
+            "from cli import main\nmain()")
+    cmd = [sys.executable, "-c", slow, "qape",
            "--dataset", "synth", "--vqa", "blip", "--vqa-path", str(tiny_blip), "--device", "cpu", *sets]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     shard, lines = None, 0

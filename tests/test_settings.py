@@ -159,3 +159,19 @@ def test_epochs_is_refused_by_a_family_that_names_no_stage_epochs(monkeypatch):
     assert _resolve("bare-family", "synth").params.epochs == 6  # no --epochs: fine
     with pytest.raises(BenchError, match="bare-family does not say .* use --set"):
         _resolve("bare-family", "synth", epochs=2)
+
+
+def test_settings_apply_in_order_dataset_variant_epochs_set(monkeypatch):
+    """The order `resolve_config` (and the README) states: the family's dataset defaults
+    (its paper's settings), then the variant's overrides, then --epochs, then --set; each
+    later one wins. CLIMS on VOC: lr 2.5e-4, 15 epochs, batch 16 (the paper's)."""
+    from harness import registry
+
+    probe = registry.Variant("clims/order-probe", "clims", "", lambda: {"lr": 0.123, "epochs": 7})
+    monkeypatch.setitem(registry._VARIANTS, probe.name, probe)
+    p = _resolve("clims/order-probe", "voc").params
+    assert (p.lr, p.epochs, p.batch_size) == (0.123, 7, 16)  # the variant beats the dataset
+    p = _resolve("clims/order-probe", "voc", epochs=3).params
+    assert (p.lr, p.epochs, p.cam_epochs) == (0.123, 3, 3)  # --epochs beats the variant
+    p = _resolve("clims/order-probe", "voc", epochs=3, sets=["epochs=4", "lr=0.5"]).params
+    assert (p.lr, p.epochs, p.cam_epochs) == (0.5, 4, 3)  # --set beats both

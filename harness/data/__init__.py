@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ class SegDataset(torch.utils.data.Dataset):
         return {"image": img, "labels": torch.from_numpy(self.labels(i)), "index": i}
 
 
-Loader = Callable[..., SegDataset]
 _LOADERS: dict[str, str] = {
     "synth": "harness.data.synth_dataset:load",
     "voc": "harness.data.voc:load",

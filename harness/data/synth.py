@@ -90,10 +90,3 @@ def make_image(spec: SynthSpec, split: str, index: int):
     ctx_map[mask > 0] = -1
     image = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
     return image, mask, ctx_map, Scene(objects, sorted(set(contexts)))
-
-
-def caption(scene: Scene) -> str:
-    names = " and a ".join(o["class"] for o in scene.objects)
-    if len(scene.objects) == 1:
-        return f"a photo of a {names} on {scene.objects[0]['context']}."
-    return f"a photo of a {names}."

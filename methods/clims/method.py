@@ -15,10 +15,12 @@ import torch
 
 from harness.config import MethodConfig, hp
 from harness.data.augment import flipped
+from harness.data.synth import CONTEXTS
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.wording import photo_prompt
 from methods.cam.method import trained_cam
 from methods.clims.paper import PAPER
 from methods.clip_losses import (
@@ -43,20 +45,16 @@ from methods.clip_losses import (
 BACKGROUND_WORDS = {
     "voc": ("tree", "river", "sea", "lake", "water", "railway", "railroad", "track",
             "stone", "rocks"),
-    "synth": ("water", "sky", "grass", "railway", "road"),
+    "synth": CONTEXTS,  # the scenes' context words themselves
 }
 # COCO: the reference code reuses the VOC list for COCO.
 BACKGROUND_WORDS["coco"] = BACKGROUND_WORDS["voc"]
 
 
-def class_prompt(name: str) -> str:
-    # `name` comes from RunContext.prompt_names(): `class_names=clims` reproduces the
-    # reference's "player" for person (CVI-SZU/CLIMS clip_utils.py), `voc` says "person".
-    return f"a photo of {name}."
-
-
-def background_prompt(word: str) -> str:
-    return f"a photo of {word}."
+# "a photo of {name}." A class's name comes from RunContext.prompt_names(): `class_names=clims`
+# reproduces the reference's "player" for person (CVI-SZU/CLIMS clip_utils.py), `voc` says
+# "person". Background words go into the same template.
+class_prompt = background_prompt = photo_prompt
 
 
 @dataclass(frozen=True)
