@@ -200,6 +200,49 @@ def test_killed_worker_loses_nothing_and_grid_completes(storage, runs_dir, warm_
     assert tally(study, spec, None).done
 
 
+def test_two_workers_split_a_grid(tmp_path, runs_dir, warm_cache, request):
+    """Both workers take trials: the first one seen holding a trial is paused (SIGSTOP), so the
+    other must run the rest; resumed, the first finishes its own. Every point once, and the
+    paused worker's pid on exactly one trial. (Journal storage: a paused PostgreSQL worker would miss its
+    heartbeats and lose its trial, which is the killed-worker test's business.)"""
+    spec = custom_sweep("cam", ["cam_lr=grid:0.011,0.022,0.044"])
+    name = _study_name(request)
+    seed = zlib.crc32(name.encode()) % 10_000 + 1  # its own stages: no instant cache hits
+    req = _request(spec, str(tmp_path / "study.journal"), runs_dir, warm_cache, name, seed=seed,
+                   workers=2)
+    ref, study = prepare(req)
+    procs = start_workers(req, ref, name)
+    by_pid = {p.pid: p for p in procs}
+    try:
+        deadline, paused = time.time() + 120, None
+        while paused is None and time.time() < deadline:
+            for t in study.get_trials(deepcopy=False):
+                pid = (t.user_attrs.get("worker") or {}).get("pid")
+                if t.state.name == "RUNNING" and pid in by_pid:
+                    paused = by_pid[pid]
+                    paused.send_signal(signal.SIGSTOP)
+                    break
+            time.sleep(0.02)
+        assert paused is not None, "no trial was running in time"
+        # the other worker runs every other point (then waits for the paused one's)
+        deadline = time.time() + 150
+        while len(_complete_points(study)) < 2 and time.time() < deadline:
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.1)
+        paused.send_signal(signal.SIGCONT)
+        assert [p.wait(timeout=150) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+    trials = study.get_trials()
+    assert _complete_points(study) == [0.011, 0.022, 0.044] and len(trials) == 3
+    pids = [t.user_attrs["worker"]["pid"] for t in trials]
+    assert set(pids) == set(by_pid) and pids.count(paused.pid) == 1
+
+
 # ---------------------------------------------------------------- no storage needed
 
 def test_named_sweeps_are_declared_without_their_methods():
