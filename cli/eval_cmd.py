@@ -34,7 +34,7 @@ def eval_command(
     from harness.camio import score_folder
     from harness.config import MethodConfig, parse_sets
     from harness.data import default_cache_dir, load_dataset
-    from harness.evaluate import SeedEvaluator, check_threshold_split
+    from harness.evaluate import split_scores
     from harness.method import data_options
     from harness.provenance import provenance
 
@@ -44,17 +44,12 @@ def eval_command(
     opts = data_options(dataset, params, cache_dir or default_cache_dir(),
                         str(data_root) if data_root else None)
     ds = load_dataset(dataset, "eval", **opts)
-    held_t = None
-    if threshold_split:
-        held = load_dataset(dataset, threshold_split, **opts)
-        check_threshold_split(ds, held)
-        held_ev = SeedEvaluator(held.class_names)
-        score_folder(held_ev, held, threshold_cams or cams, workers)
-        held_t = held_ev.best_threshold()
-    ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
-    n = score_folder(ev, ds, cams, workers)
+    held = load_dataset(dataset, threshold_split, **opts) if threshold_split else None
+    scores = split_scores(ds, lambda ev, split: score_folder(ev, split, cams, workers), held,
+                          lambda ev, split: score_folder(ev, split, threshold_cams or cams, workers))
+    n = len(ds)
     record = {"dataset": dataset, "cams": str(cams), "n_images": n,
-              **ev.scores(heldout_threshold=held_t).as_record(),
+              **scores.as_record(),
               "provenance": provenance(dataset, "eval", n,
                                        class_names=getattr(params, "class_names", "voc"),
                                        heldout_split=threshold_split, crf=None)}

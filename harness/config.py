@@ -95,21 +95,29 @@ def _check(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
             raise BenchError(f"{name} must be {sym} {meta[key]} (got {value})")
 
 
+def split_sets(sets: list[str]) -> dict[str, str]:
+    """`["lambda_refine=0.1", ...]` → {key: raw value}, the one reading of --set (a later
+    item wins); an item without "=" is an error."""
+    out: dict[str, str] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise BenchError(f"--set expects key=value (got {item!r})")
+        out[key.strip()] = raw.strip()
+    return out
+
+
 def parse_sets(cls: type[MethodConfig], sets: list[str]) -> dict[str, Any]:
     """`["lambda_refine=0.1", ...]` → typed overrides; unknown keys and bad values are errors."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     out: dict[str, Any] = {}
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise BenchError(f"--set expects key=value (got {item!r})")
+    for key, raw in split_sets(sets).items():
         if key not in names:
             close = [n for n in sorted(names) if key.lower() in n.lower() or n.lower() in key.lower()]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise BenchError(f"unknown setting {key!r} for this method{hint} (see `bench list --settings`)")
-        out[key] = _coerce(key, raw.strip(), hints[key])
+        out[key] = _coerce(key, raw, hints[key])
     return out
 
 

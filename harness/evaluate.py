@@ -362,6 +362,25 @@ def evaluate(items: Iterable[tuple], class_names: Sequence[str], **kwargs) -> Se
     return ev.scores()
 
 
+Feed = Callable[[SeedEvaluator, object], object]  # adds a split's CAMs to an evaluator
+
+
+def split_scores(ds, feed: Feed, held_ds=None, feed_held: Feed | None = None) -> SeedScores:
+    """The evaluation steps of every set of CAMs scored (`bench run`'s, inferred from the
+    model, and `bench eval`'s, read from files): with a held-out labelled split, t is picked
+    on it first (`feed_held` adds its CAMs); then `ds` is scored over the threshold sweep, at
+    the fixed 0.15 and at that t. `feed(evaluator, dataset)` adds a split's CAMs."""
+    held_t = None
+    if held_ds is not None:
+        check_threshold_split(ds, held_ds)
+        held = SeedEvaluator(held_ds.class_names)
+        (feed_held or feed)(held, held_ds)
+        held_t = held.best_threshold()
+    ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
+    feed(ev, ds)
+    return ev.scores(heldout_threshold=held_t)
+
+
 def check_threshold_split(eval_ds, held_ds) -> None:
     """A threshold split must be labelled, non-empty and share no image with the eval split."""
     from harness.errors import BenchError

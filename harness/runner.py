@@ -17,7 +17,7 @@ import torch
 from harness.config import RunConfig, parse_sets
 from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
-from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split
+from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split, split_scores
 from harness.infer import REAL_SCALES, infer_cams
 from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
@@ -214,32 +214,26 @@ def _check_threshold_split(ctx: RunContext) -> None:
 
 def _evaluate(ctx: RunContext, model, cam_dir: Path):
     ds = ctx.dataset("eval")
-    ev = SeedEvaluator(ds.class_names, cooccur=ds.cooccur, context_names=ds.context_names)
     scales = (1.0,) if ctx.cfg.dataset == "synth" else REAL_SCALES
     split = getattr(ctx.cfg, "threshold_split", None)
-    held_t = _heldout_threshold(ctx, model, split, cam_dir.parent / f"cams-{split}", scales)
     overlays = []
-    for i, (keys, high, gt, context) in enumerate(
-            infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress,
-                       normalisation=get_method(ctx.cfg.method).cam_normalisation)):
-        ev.add(keys, high, gt, context)
-        if i < 4:
-            overlays.append((ds.image(i), _argmax_label(keys, high), gt))
-    scores = ev.scores(heldout_threshold=held_t)
+
+    def feed_eval(ev: SeedEvaluator, ds) -> None:
+        for i, (keys, high, gt, context) in enumerate(
+                infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress,
+                           normalisation=get_method(ctx.cfg.method).cam_normalisation)):
+            ev.add(keys, high, gt, context)
+            if i < 4:
+                overlays.append((ds.image(i), _argmax_label(keys, high), gt))
+
+    def feed_held(ev: SeedEvaluator, held) -> None:
+        for keys, high, gt, _ in infer_cams(model, held, cam_dir.parent / f"cams-{split}",
+                                             ctx.device, scales, show_progress=ctx.show_progress):
+            ev.add(keys, high, gt)
+
+    scores = split_scores(ds, feed_eval, ctx.dataset(split) if split else None, feed_held)
     scores.provenance = run_provenance(ctx, len(ds), scales, split)
     return scores, overlays
-
-
-def _heldout_threshold(ctx: RunContext, model, split: str | None, cam_dir: Path, scales):
-    """The best threshold on the held-out labelled split (None without one)."""
-    if not split:
-        return None
-    held = ctx.dataset(split)
-    ev = SeedEvaluator(held.class_names)
-    for keys, high, gt, _ in infer_cams(model, held, cam_dir, ctx.device, scales,
-                                         show_progress=ctx.show_progress):
-        ev.add(keys, high, gt)
-    return ev.best_threshold()
 
 
 def _argmax_label(keys: np.ndarray, high: np.ndarray, t: float = FIXED_THRESHOLD) -> np.ndarray:

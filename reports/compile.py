@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import split_sets
 from harness.errors import BenchError
 from reports import get_table, protocol
 from reports.protocol import HELDOUT_SPLIT, THRESHOLD_FIELDS, THRESHOLD_RULES
@@ -67,14 +68,6 @@ def record_params(rec: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _parse_sets(sets: list[str]) -> dict[str, str]:
-    out = {}
-    for item in sets:
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
             expected: dict[str, Any] | None = None) -> bool:
     """Does this result record measure this cell? With `expected` (the resolved settings),
@@ -82,7 +75,7 @@ def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
     if rec.get("variant") != row.variant or rec.get("dataset") != dataset:
         return False
     params = record_params(rec)
-    wanted = expected if expected is not None else {**row.hparams, **_parse_sets(list(sets))}
+    wanted = expected if expected is not None else {**row.hparams, **split_sets(list(sets))}
     for key, value in wanted.items():
         if key not in params:
             if expected is not None:
@@ -122,7 +115,7 @@ def cell_records(records: list[dict[str, Any]], row: Row, dataset: str, sets: li
     """(seed, teacher_seed) → the latest ok record of this cell that has `metric`."""
     expected = expected_params(row.variant, dataset, row.sets() + list(sets), epochs) \
         if strict else None
-    if expected is not None and "teacher_seed" not in _parse_sets(list(sets)):
+    if expected is not None and "teacher_seed" not in split_sets(list(sets)):
         expected.pop("teacher_seed", None)  # a seed axis, not a setting of the cell
     if expected is None and epochs is not None:
         sets = [*sets, f"epochs={epochs}"]
