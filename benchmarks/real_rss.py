@@ -2,7 +2,7 @@
 
     python benchmarks/real_rss.py [--sizes voc-small|voc-real|both] [--limit 8] [--keep DIR]
 
-The command of issue 12, `bench run semples --dataset voc --data-root TREE --set limit=8
+The command `bench run semples --dataset voc --data-root TREE --set limit=8
 --epochs 1 --allow-random-weights` (plus `--set prompt_epochs=1 refine_epochs=1
 cam_epochs=1`, what `--epochs 1` means once every stage follows it), on a tree of 12 images
 of 90–140 px (`voc-small`, as the issue) and/or of VOC's own 500×375 / 375×500 / 333×500

@@ -5,7 +5,7 @@ heap, which it does not shrink by itself: one stage's activations stay resident 
 later stage and add up (benchmarks/real_rss.py). Two measures, measured on the 2-core CPU:
 
 - `large_tensors_from_mmap()`, around one run on real-size images only: blocks of 1 MB and
-  more come from mmap, so a freed one leaves at once (peak RSS of issue 12's semples command
+  more come from mmap, so a freed one leaves at once (peak RSS of benchmarks/real_rss.py's semples command
   3901 → 1881 MB; with 8 MB blocks 2285, with 2 MB 2039, trim alone 2390). On synth's 64-px
   images it mmaps the many small activations of every step: `bench run semples/match-only`
   went from 21–25 s to 42–47 s wall (sys 1–4 s → 30–37 s), so synth runs keep glibc's own

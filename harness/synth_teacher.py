@@ -56,7 +56,7 @@ class TinyClipSpec:
     seed: int = 0
     scene_share: float = 0.5  # target mass of a scene's own caption; the rest on its concepts
     name_share: float = 0.5  # target mass of an object's class caption; the rest on its fine names
-    # 2: neutral fill, dimmed and partial crops, the empty negative, the gates (issue 11).
+    # 2: neutral fill, dimmed and partial crops, the empty negative, the gates (docs/synth.md).
     # Part of the cache key, so a teacher of an older recipe is never loaded.
     recipe: int = 2
 

@@ -1,6 +1,6 @@
 """The gates the embedded synth teacher must pass before any method may use it.
 
-Fixed in advance (issue 11), from what a real CLIP does, never from what makes a method win:
+Fixed in advance (docs/synth.md), from what a real CLIP does, never from what makes a method win:
 
 - zero-shot ≥ 90 % on held-out objects, contexts, objects whose mask is dimmed to 0.5, and
   objects with 30 % of their box cut off: real CLIP still names a faded or partly hidden
@@ -50,7 +50,7 @@ ZERO_SHOT_GATED = ("objects", "contexts", "objects_dim", "objects_partial")
 # but not yet enforced: no recipe tried so far meets 90 % on them (63-74 % and 72-82 % on
 # teacher seeds 0 and 1), and SemPLeS itself says Segment-Label Matching alone "may falsely
 # include co-occurring backgrounds" (§3.1, the reason for its stages b and c), so a real
-# CLIP need not meet it either. Enforcing them would refuse every synth run (issue 11).
+# CLIP need not meet it either. Enforcing them would refuse every synth run.
 ENFORCED_LOSSES = ("refine",)
 
 

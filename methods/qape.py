@@ -7,7 +7,7 @@ item; when all items are in, the shard is finalised into the stage folder (the s
 cache renames it into place atomically). The stage key covers the data, the answerer and
 the templates, plus `QAPE_VERSION`.
 
-Post-processing (paper §3.2, METHODS.md) runs on the raw answers when texts are needed,
+Post-processing (QA-CLIMS paper §3.2) runs on the raw answers when texts are needed,
 so one corpus serves every question-set ablation:
 lemmatise (lemminflect, nouns); FG answers lacking the class name get it appended
 ("passenger" → "passenger train"), plus the bare class name (L+1 FG texts); BG answers

@@ -1,4 +1,4 @@
-"""The papers' tables compiled from the results store (see DESIGN.md, "Reports").
+"""The papers' tables compiled from the results store (docs/tables.md says how to read them).
 
 `table_names()` lists them, `get_table(name)` returns the definition (rows, published
 values), `reports.compile.compile_table` the measured-vs-published DataFrame,

@@ -66,7 +66,7 @@ def _fmt(v: Any) -> str:
 
 ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", Published(
     None, "positive control", "cam's maps with the co-occurring context zeroed: the headroom "
-    "a method that removes co-occurring context can reach (issue 11); no paper number; scored "
+    "a method that removes co-occurring context can reach; no paper number; scored "
     "at its own best t, its Δ against the reference's best-t mIoU whatever --threshold"),
     control="oracle")
 

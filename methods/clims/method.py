@@ -2,7 +2,7 @@
 
 The mask generator starts from the cached CAM classifier (`trained_cam`), as the reference
 code does; masks are the sigmoid of its maps upsampled to the image. Losses over positive
-pairs (METHODS.md, "CLIMS baseline"):
+pairs (CLIMS, CVPR'22, Eq. 1-5; CVI-SZU/CLIMS step/train_clims.py):
 
     L = w_otm·L_OTM + w_btm·L_BTM + w_cbs·L_CBS + w_reg·L_REG
 """
@@ -82,7 +82,7 @@ def clims_losses(vf: torch.Tensor, vb: torch.Tensor, text: torch.Tensor, bg_text
     sigmoid maps at feature resolution (L_REG = torch.mean(x) of net/resnet50_clims.py's
     output, train_clims.py:162, before any upsampling).
     L_OTM, L_BTM: means over pairs. L_CBS: the SUM over every pair of the batch and every
-    prompt (METHODS.md: Σ_k Σ_b), not divided by images, as the reference does
+    prompt (Σ_k Σ_b), not divided by images, as the reference does
     (CVI-SZU/CLIMS clip_loss.py BackgroundSuppressionLoss returns `.sum()` over all the
     batch's foreground crops, step/train_clims.py); so, as there, its weight grows with the
     batch. The gate 1[sim > threshold] reads the unclamped similarity.

@@ -1,6 +1,6 @@
 """CLIMS's paper facts: its settings per dataset, its variant and its published rows.
 
-Real data (METHODS.md; CVI-SZU/CLIMS run_sample.py): SGD poly lr 2.5e-4, head 10×, batch 16,
+Real data (CVI-SZU/CLIMS run_sample.py): SGD poly lr 2.5e-4, head 10×, batch 16,
 512 crops, 15 epochs, CLIP ViT-B/32; loss weights 10, 24, 1, 0.2, threshold 0.26 on VOC,
 2, 14, 1.25, 0.2, threshold 0.285 on COCO. On `synth`: a small CNN from the CAM checkpoint,
 a few CPU minutes.
