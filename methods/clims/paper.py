@@ -22,7 +22,7 @@ STEP = {"lr": 2.5e-4, "batch_size": 16, "loss_replicas": 1,
 
 PAPER = FamilyPaper("clims", {
     # the synth protocol: the reference's step; epochs by the plateau rule
-    "synth": synth_settings({**SYNTH_SGD, **STEP, "epochs": 8}),
+    "synth": synth_settings({**SYNTH_SGD, **STEP, "epochs": 7}),
     **real_settings(
         {**RESNET_SGD, **STEP, "epochs": 15, "clip_arch": "ViT-B-32", "cbs_threshold": 0.26},
         {"w_otm": 2.0, "w_btm": 14.0, "w_cbs": 1.25, "w_reg": 0.2, "cbs_threshold": 0.285}),

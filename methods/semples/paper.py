@@ -33,7 +33,7 @@ STEP = {"optimizer": "adamw", "schedule": "cosine", "weight_decay": 0.03, "head_
 
 PAPER = FamilyPaper("semples", {
     # the synth protocol: the release's step; the stages' epochs by the plateau rule
-    "synth": synth_settings({**STEP, "epochs": 5, "prompt_epochs": 3, "refine_epochs": 5}),
+    "synth": synth_settings({**STEP, "epochs": 6, "prompt_epochs": 4, "refine_epochs": 5}),
     **real_settings(
         {**STEP, "backbone": "deit_small_patch16_224", "crop_size": 224, "epochs": 60,
          "prompt_epochs": 60, "refine_epochs": 60, "clip_arch": "ViT-B-32"},
