@@ -32,8 +32,8 @@ def main() -> None:
 
     import torch
 
-    from harness.data.synth import SynthSpec
-    from harness.data.synth_dataset import SynthDataset
+    from harness.synth.data import SynthSpec
+    from harness.synth.dataset import SynthDataset
     from methods.qape import corpus_items
     from methods.vqa import TEMPLATES, BlipAnswerer
     from tests.fixtures_real import make_tiny_blip

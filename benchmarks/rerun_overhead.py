@@ -59,7 +59,8 @@ def child(argv: list[str]) -> None:
     phases = Phases()
     import cli  # noqa: F401 - the CLI's own imports, as `bench` pays them
     import harness.runner as runner
-    from harness import cache, evaluate, method, synth_teacher, teacher, tracking
+    from harness import cache, evaluate, method, teacher, tracking
+    from harness.synth import teacher as synth_teacher
 
     phases.totals["imports (harness, torch)"] = time.perf_counter() - t0
     method.load_dataset = phases.wrap("data", method.load_dataset)

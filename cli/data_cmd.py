@@ -56,9 +56,9 @@ def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
             teacher_seed: int = typer.Option(0, help="the teacher's seed (runs: teacher_seed)")) -> None:
     """Train (first use) or load the embedded synth teacher; print its gates (exit 1 if one fails)."""
     from harness.data import default_cache_dir
-    from harness.data.synth import SynthSpec
     from harness.progress import log, progress_bar
-    from harness.synth_teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
+    from harness.synth.data import SynthSpec
+    from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
 
     spec = TinyClipSpec(seed=teacher_seed)
     with progress_bar("synth teacher", spec.steps) as advance:

@@ -48,9 +48,9 @@ class Method:
     @classmethod
     def context_losses(cls) -> dict[str, Callable]:
         """This family's losses that, with a real CLIP, reward removing a co-occurring context
-        from a mask: name → loss of one row of a `harness.teacher_gates.ContextPair` (a
+        from a mask: name → loss of one row of a `harness.synth.gates.ContextPair` (a
         scalar), at fixed settings. The synth teacher's pair gates measure each one on
-        held-out pairs (harness/teacher_gates.py); {} = none."""
+        held-out pairs (harness/synth/gates.py); {} = none."""
         return {}
 
     def train(self, ctx: RunContext) -> CamNet:
@@ -61,7 +61,7 @@ def data_options(dataset: str, params: MethodConfig, cache_dir: Path, root: str 
                  seed: int = 0, crop_size: int | None = None) -> dict[str, Any]:
     """Keyword options of `load_dataset` for these settings (shared by run and eval);
     `crop_size` None: the method's own."""
-    from harness.data.synth import SynthSpec
+    from harness.synth.data import SynthSpec
 
     crop = params.crop_size if crop_size is None else crop_size
     opts: dict[str, Any] = {"cache_dir": cache_dir, "limit": params.limit, "root": root,
@@ -128,7 +128,7 @@ class RunContext:
 
     def synth_teacher_spec(self):
         """The embedded teacher this run uses (synth only): its recipe with `teacher_seed`."""
-        from harness.synth_teacher import TinyClipSpec
+        from harness.synth.teacher import TinyClipSpec
 
         return TinyClipSpec(seed=self.params.teacher_seed)
 
@@ -136,7 +136,7 @@ class RunContext:
         """What identifies the teacher, for stage-cache keys: the synth teacher's own cache
         name (its spec and generator version), or the CLIP architecture and weights file."""
         if self.cfg.dataset == "synth":
-            from harness.synth_teacher import teacher_path
+            from harness.synth.teacher import teacher_path
 
             path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
             return {"teacher": path.stem}
@@ -155,7 +155,7 @@ class RunContext:
     def teacher(self):
         """The frozen CLIP teacher: the embedded synth CLIP, or open_clip from local weights."""
         if self.cfg.dataset == "synth":
-            from harness.synth_teacher import load_synth_teacher
+            from harness.synth.teacher import load_synth_teacher
 
             teacher, info = load_synth_teacher(
                 self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir,

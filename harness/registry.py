@@ -114,7 +114,7 @@ def get_method(family: str) -> type:
 
 def context_losses() -> dict[str, Callable]:
     """Every family's `Method.context_losses()` (name → loss of one row of a
-    harness.teacher_gates.ContextPair): what the synth teacher's pair gates measure."""
+    harness.synth.gates.ContextPair): what the synth teacher's pair gates measure."""
     _load()
     out: dict[str, Callable] = {}
     for family in sorted(_METHODS):

@@ -2,7 +2,7 @@
 
 One interface (`encode_image`, `encode_text`, `encode_prompts`) over an open_clip CLIP:
 ViT-B-32 / ViT-L-14 built from their configs and loaded from a local weights file, or the
-tiny `synth` CLIP (a custom open_clip config) trained on `synth` by `synth_teacher.py`.
+tiny `synth` CLIP (a custom open_clip config) trained on `synth` by `harness/synth/teacher.py`.
 Methods never know which one they have.
 """
 

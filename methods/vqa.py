@@ -257,7 +257,7 @@ class SynthAnswerer:
     MARGIN = 4  # pixels beside the box that "above", "left side of", ... look at
 
     def __init__(self, ds, error_rate: float = 0.1, seed: int = 0):
-        from harness.data.synth import ALIASES, CLASSES, CONTEXTS, SUBTYPES
+        from harness.synth.data import ALIASES, CLASSES, CONTEXTS, SUBTYPES
 
         if not hasattr(ds, "scenes"):
             raise BenchError("the synth answerer needs a synth dataset (scene records); "

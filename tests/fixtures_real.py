@@ -183,7 +183,7 @@ def make_tiny_blip(folder: Path, extra_words: tuple[str, ...] = ()) -> Path:
         BlipProcessor,
     )
 
-    from harness.data.synth import CLASSES, CONTEXTS
+    from harness.synth.data import CLASSES, CONTEXTS
     from methods.vqa import TEMPLATES
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "?"]

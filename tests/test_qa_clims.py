@@ -158,7 +158,7 @@ def test_corpus_texts_padded_and_masked():
 def test_ritc_sums_the_contrastive_losses_over_pairs():
     """The same pair twice in a batch doubles L_FRC and L_BRC (reference: a sum over pairs)."""
     from harness.generator import build_generator
-    from harness.synth_teacher import TinyClipSpec, build_tiny_clip
+    from harness.synth.teacher import TinyClipSpec, build_tiny_clip
     from harness.teacher import Teacher
     from methods.qa_clims.method import CorpusTexts, QAClimsConfig, ritc_loss
 

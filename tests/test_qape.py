@@ -69,14 +69,14 @@ def test_entry_texts_question_sets():
 
 @pytest.fixture(scope="module")
 def small_train(cache_dir):
-    from harness.data.synth import SynthSpec
-    from harness.data.synth_dataset import SynthDataset
+    from harness.synth.data import SynthSpec
+    from harness.synth.dataset import SynthDataset
 
     return SynthDataset(SynthSpec(n_train=40, n_eval=8), "train", cache_dir)
 
 
 def test_synth_answerer_truthful_and_deterministic(small_train):
-    from harness.data.synth import ALIASES, CONTEXTS
+    from harness.synth.data import ALIASES, CONTEXTS
     from methods.vqa import SynthAnswerer
 
     ds = small_train

@@ -55,7 +55,7 @@ def test_refine_loss_eq3():
 def tiny_parts():
     """A random-weight tiny CLIP (no training needed for gradient routing) and a generator."""
     from harness.generator import build_generator
-    from harness.synth_teacher import TinyClipSpec, build_tiny_clip
+    from harness.synth.teacher import TinyClipSpec, build_tiny_clip
     from harness.teacher import Teacher
 
     torch.manual_seed(0)

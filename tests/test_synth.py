@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, SynthSpec, make_image
-from harness.data.synth_dataset import SynthDataset
+from harness.synth.data import CLASSES, CONTEXTS, COOCCUR, SynthSpec, make_image
+from harness.synth.dataset import SynthDataset
 
 
 def test_same_spec_same_images_and_splits_differ():

@@ -7,10 +7,10 @@ import shutil
 import pytest
 import torch
 
-from harness import teacher_gates as gates
-from harness.data.synth import SynthSpec
 from harness.errors import BenchError
-from harness.synth_teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
+from harness.synth import gates
+from harness.synth.data import SynthSpec
+from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
 
 PASSING = {"zero_shot_objects": 97.0, "zero_shot_contexts": 100.0, "zero_shot_objects_dim": 95.0,
            "zero_shot_objects_partial": 93.0, "blank_min_margin": 0.2, "gt_wins_match": 96.0,
@@ -32,8 +32,8 @@ def test_synth_teacher_passes_its_gates(synth_teacher):
 @pytest.mark.slow
 def test_a_blank_image_is_nothing_to_the_teacher(synth_teacher):
     """The issue's figure: black had sim 0.69 with "bird"; now every blank is "nothing"."""
-    from harness.data.synth import CLASSES
-    from harness.synth_teacher import NOTHING, object_prompt
+    from harness.synth.data import CLASSES
+    from harness.synth.teacher import NOTHING, object_prompt
 
     teacher, info = synth_teacher
     m = gates.blank_margins(teacher, NOTHING, [object_prompt(c) for c in CLASSES])
@@ -121,7 +121,7 @@ def test_the_pair_gates_measure_the_methods_own_loss_functions(monkeypatch):
 
 
 def test_the_neutral_fill_is_one_object_in_teacher_training_and_method_crops():
-    import harness.synth_teacher as synth_teacher
+    import harness.synth.teacher as synth_teacher
     import methods.clip_losses as clip_losses
     import methods.qa_clims.method as qa_clims
     from harness import clip_ops
@@ -144,7 +144,7 @@ def test_the_neutral_fill_is_one_object_in_teacher_training_and_method_crops():
 
 
 def test_partial_masks_cut_the_stated_share_of_the_box():
-    from harness.synth_teacher import cut_mask
+    from harness.synth.teacher import cut_mask
 
     m = torch.zeros(1, 1, 16, 16)
     m[..., 2:12, 4:14] = 1  # a 10 × 10 box
@@ -157,7 +157,7 @@ def test_partial_masks_cut_the_stated_share_of_the_box():
 @pytest.mark.slow
 def test_a_run_refuses_a_teacher_that_fails_a_gate(synth_teacher, cache_dir, tmp_path):
     """A cached teacher whose record fails a gate: the run stops at once, in one line."""
-    from harness.synth_teacher import teacher_path
+    from harness.synth.teacher import teacher_path
     from tests.conftest import TINY
     from tests.test_cli import assert_one_line_error, bench
 
@@ -174,7 +174,7 @@ def test_a_run_refuses_a_teacher_that_fails_a_gate(synth_teacher, cache_dir, tmp
 
 
 def test_teacher_captions_hold_the_fg_answer_names():
-    from harness.synth_teacher import captions, fine_names
+    from harness.synth.teacher import captions, fine_names
     from methods.qape import fg_texts
 
     caps = set(captions())
@@ -206,7 +206,7 @@ def test_encode_image_is_differentiable_wrt_input_only(synth_teacher):
 
 
 def test_corrupt_cached_teacher_is_one_clear_error(tmp_path):
-    from harness.synth_teacher import teacher_path
+    from harness.synth.teacher import teacher_path
 
     spec = TinyClipSpec()
     path = teacher_path(SynthSpec(), spec, tmp_path)
@@ -221,7 +221,7 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
     """A retrained (re-keyed) synth teacher re-keys every stage trained against it."""
     from harness.method import RunContext
     from harness.runner import resolve_config
-    from harness.synth_teacher import teacher_path
+    from harness.synth.teacher import teacher_path
 
     def key(*sets):
         cfg = resolve_config("semples", "synth", 0, list(sets), device="cpu")

@@ -47,7 +47,7 @@ class SegDataset(torch.utils.data.Dataset):
 
 
 _LOADERS: dict[str, str] = {
-    "synth": "harness.data.synth_dataset:load",
+    "synth": "harness.synth.dataset:load",
     "voc": "harness.data.voc:load",
     "coco": "harness.data.coco:load",
 }

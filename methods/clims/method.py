@@ -15,11 +15,11 @@ import torch
 
 from harness.config import MethodConfig, hp
 from harness.data.augment import flipped
-from harness.data.synth import CONTEXTS
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.synth.data import CONTEXTS
 from harness.wording import photo_prompt
 from methods.cam.method import trained_cam
 from methods.clims.paper import PAPER

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 from harness.clip_ops import empty_image, fg_bg
-from harness.data.synth import CLASSES, CONTEXTS, COOCCUR
 from harness.errors import BenchError
+from harness.synth.data import CLASSES, CONTEXTS, COOCCUR
 
 ACCURACY_GATE = 90.0  # percent, every zero-shot gate
 PAIR_GATE = 90.0  # percent of held-out pairs where the GT mask beats GT + co-occurring context

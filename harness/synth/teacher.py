@@ -8,7 +8,7 @@ distribution, and an explicit empty negative (a blank image, "a photo of nothing
 that darkening or fading a mask is not a way to match a class. The loss is InfoNCE of
 each image against the whole (deduplicated) caption vocabulary. The result is cached under
 `<cache>/teachers/`, keyed by the synth spec and this file's settings, with its gate
-figures (harness/teacher_gates.py) beside it.
+figures (harness/synth/gates.py) beside it.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import teacher_gates as gates
 from harness.clip_ops import empty_image, masked
 from harness.compat import ensure_torchvision
-from harness.data.synth import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
-from harness.data.synth_dataset import SynthDataset
 from harness.errors import BenchError
 from harness.progress import progress_bar
 from harness.registry import context_losses
 from harness.seeding import isolated_rng
+from harness.synth import gates
+from harness.synth.data import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
+from harness.synth.dataset import SynthDataset
 from harness.teacher import Teacher
 from harness.wording import photo_prompt
 
@@ -311,7 +311,7 @@ def single_threaded():
 
 
 def measure(teacher: Teacher, holdout: _Crops) -> dict[str, float]:
-    """Every figure the gates read (harness/teacher_gates.py), on held-out images."""
+    """Every figure the gates read (harness/synth/gates.py), on held-out images."""
     acc = {f"zero_shot_{k}": v for k, v in zero_shot(teacher, holdout).items()}
     margins = gates.blank_margins(teacher, NOTHING, [object_prompt(c) for c in CLASSES])
     cbs_gate = gates.cbs_gate_from(teacher, holdout, object_prompt)
@@ -395,7 +395,7 @@ def accuracy_line(info: dict) -> str:
 
 def gate_rows(info: dict) -> list[tuple[str, str, str, bool]]:
     """(gate, measured, required, passed) for every gate, as `bench data teacher` prints them;
-    a pair gate not yet enforced (teacher_gates.ENFORCED_LOSSES) says so in `required`."""
+    a pair gate not yet enforced (gates.ENFORCED_LOSSES) says so in `required`."""
     nan = float("nan")  # a record without a figure fails that gate (nan compares false)
 
     def row(gate: str, key: str, fmt: str, required: str, limit: float, strict: bool = False):
@@ -415,5 +415,5 @@ def gate_rows(info: dict) -> list[tuple[str, str, str, bool]]:
 
 
 def check_gate(info: dict) -> None:
-    """Refuse a teacher that fails any gate (harness/teacher_gates.py), in one line."""
+    """Refuse a teacher that fails any gate (harness/synth/gates.py), in one line."""
     gates.check(info)

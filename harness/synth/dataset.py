@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import SegDataset, default_cache_dir
-from harness.data.synth import CLASSES, CONTEXTS, COOCCUR, SPLIT_IDS, Scene, SynthSpec, make_image
 from harness.errors import BenchError
+from harness.synth.data import CLASSES, CONTEXTS, COOCCUR, SPLIT_IDS, Scene, SynthSpec, make_image
 
 
 class SynthDataset(SegDataset):

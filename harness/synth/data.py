@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from harness.data.synth_draw import clutter, draw_object, texture
+from harness.synth.draw import clutter, draw_object, texture
 
 CLASSES = ("aeroplane", "bird", "boat", "car", "cow", "train")
 CONTEXTS = ("water", "sky", "grass", "railway", "road")
