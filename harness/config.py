@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
+from harness.synth.data import SynthSpec
 from harness.wording import WORDINGS
+
+_SYNTH = SynthSpec()
 
 
 def hp(default: Any, help: str = "", **bounds: Any) -> Any:
@@ -57,11 +60,12 @@ class MethodConfig:
                              "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
     cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
                             "(0 = crop_size)", ge=0)
-    # the embedded benchmark
-    p_cooccur: float = hp(0.8, "synth: probability an object sits on its context", ge=0, le=1)
-    n_train: int = hp(1200, "synth: training images", ge=8)
-    n_eval: int = hp(300, "synth: evaluation images", ge=4)
-    image_size: int = hp(64, "synth: image side in pixels", ge=32, le=256)
+    # the embedded benchmark, its defaults those of harness.synth.data.SynthSpec
+    p_cooccur: float = hp(_SYNTH.p_cooccur, "synth: probability an object sits on its context",
+                          ge=0, le=1)
+    n_train: int = hp(_SYNTH.n_train, "synth: training images", ge=8)
+    n_eval: int = hp(_SYNTH.n_eval, "synth: evaluation images", ge=4)
+    image_size: int = hp(_SYNTH.image_size, "synth: image side in pixels", ge=32, le=256)
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
                            "another teacher: how much a result owes to one teacher)", ge=0)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
