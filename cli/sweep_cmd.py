@@ -11,21 +11,12 @@ from harness.errors import BenchError
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`3` → seeds 0, 1, 2; `0,4,7` → those seeds."""
-    text = (text or "1").strip()
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            n = int(text)
-            if n < 1:
-                raise ValueError
-            seeds = list(range(n))
-    except ValueError:
-        raise BenchError(f"--seeds takes a count (3 → seeds 0,1,2) or a list (0,4,7); got {text!r}") from None
-    if len(set(seeds)) != len(seeds):
-        raise BenchError(f"--seeds: each seed once (got {text!r})")
-    return seeds
+    """--seeds as `bench report` and `bench reproduce` read it (reports.compile.parse_seeds:
+    a count, a range or a list), as the list of seeds each trial runs."""
+    from reports.compile import parse_seeds as parse
+    from reports.compile import seed_values
+
+    return seed_values(parse(text or "1"))
 
 
 @app.command("sweep")
@@ -38,8 +29,8 @@ def sweep_command(
     dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
     n_trials: int = typer.Option(None, help="trials in the study, all workers together "
                                             "(default: the grid size, or the sweep's budget)"),
-    seeds: str = typer.Option("1", help="seeds per trial: a count (3 → 0,1,2) or a list (0,4,7); "
-                                        "a trial's value is the mean over them"),
+    seeds: str = typer.Option("1", help="seeds per trial: a count (3 → 0,1,2), a range (10-14) "
+                                        "or a list (0,4,7); a trial's value is the mean over them"),
     workers: int = typer.Option(1, help="local worker processes"),
     devices: str = typer.Option("cpu", help="cpu or cuda:0,cuda:1,… (one per worker, cycled)"),
     storage: str = typer.Option(None, envvar="BENCH_SWEEP_STORAGE",
