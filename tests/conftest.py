@@ -6,11 +6,13 @@ every test that runs a CLIP-guided method; runs use tiny synth sizes via TINY.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from harness.cache import file_lock
 from harness.process import configure_process
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -21,6 +23,27 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the network, whatever th
 TEST_THREADS = 2
 # before any test module imports torch (libgomp reads OMP_WAIT_POLICY when it loads)
 configure_process(threads=TEST_THREADS)
+
+PINNED = Path(__file__).with_name("pinned.json")
+
+
+def assert_pinned(name: str, record: dict) -> None:
+    """An end-to-end run's numbers equal the ones pinned in tests/pinned.json, exactly: reruns
+    are bit-identical for a fixed thread count (TEST_THREADS, pinned with them). After a
+    change that is meant to move them, `BENCH_PIN=write pytest ...` rewrites the entries of
+    the tests it runs (and the diff of pinned.json shows what moved)."""
+    got = {"seed_miou": record["seed_miou"], "context_fp": record.get("context_fp"),
+           "torch_threads": record["torch_threads"]}
+    if os.environ.get("BENCH_PIN") == "write":
+        with file_lock(PINNED.with_suffix(".lock")):
+            pins = json.loads(PINNED.read_text()) if PINNED.exists() else {}
+            pins[name] = got
+            PINNED.write_text(json.dumps(dict(sorted(pins.items())), indent=1) + "\n")
+        return
+    pins = json.loads(PINNED.read_text())
+    assert name in pins, f"{name} has no pinned numbers: run it once with BENCH_PIN=write"
+    assert got == pins[name], f"{name}: {got} != pinned {pins[name]}"
+
 
 # Tiny synth runs: small splits, a 3-epoch CAM (at IRN's momentum 1e-4 one epoch of 4 steps
 # leaves every class dead), the teacher keyed independently of these.
@@ -56,3 +79,25 @@ def synth_teacher(cache_dir):
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
+
+
+# `pytest -m "not slow"` is the fast command: what it leaves out trains a model (the synth
+# teacher, a stage), runs `bench` end to end in-process or in a subprocess, or starts worker
+# processes or a server. By fixture and by module here, in one place, plus the tests marked
+# @pytest.mark.slow where they are (teacher training, BLIP at full size).
+SLOW_FIXTURES = {"synth_teacher", "tiny_cam_run", "warm_cache", "postgres_url", "tiny_blip",
+                 "odd_voc", "odd_coco"}
+SLOW_MODULES = {"test_cli", "test_real_e2e"}  # every test runs `bench` as a user would
+SLOW_TESTS = {"test_family_runs_on_real_layout", "test_qape_with_a_random_blip_needs_no_files",
+              "test_reproduce_with_two_workers_runs_each_cell_once",
+              "test_reproduce_cli_dry_run_with_held_out_seeds",
+              "test_report_cli_refuses_mixed_provenance_in_one_line",
+              "test_per_class_table_and_precision_recall_plot"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
+                or item.originalname in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

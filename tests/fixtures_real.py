@@ -8,8 +8,12 @@ annotations, category ids with gaps, and one unlabelled image (which the splits 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,25 @@ def voc_mask(name: str, size: Size = 64) -> np.ndarray:
         m[y0:y1, x0:x1] = 255  # the VOC border around each object
         m[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = k
     return m
+
+
+def fixed_tree(name: str, make: Callable[[Path], object]) -> Path:
+    """A fixture tree at the same path in every test session, built once under a lock.
+
+    A real-data run's stage keys include its data root (and a BLIP's folder), so its stages'
+    seeds do too: the pinned numbers of an end-to-end run on a fixture hold only for a fixed
+    path. The folder (in the system temp dir) is named after this file's hash, so a change to
+    how the fixtures are made builds a new one."""
+    from harness.cache import file_lock
+
+    version = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    root = Path(tempfile.gettempdir()) / "wsss-bench-test-fixtures" / f"{name}-{version}"
+    with file_lock(root.with_suffix(".lock")):
+        if not (root / ".done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            make(root)
+            (root / ".done").touch()
+    return root
 
 
 def make_voc(root: Path, size: Size = 64, sizes: list[tuple[int, int]] | None = None) -> Path:

@@ -10,7 +10,7 @@ import torch
 from methods.clims.method import ClimsConfig, cbs_gate, clims_losses
 from methods.clip_losses import SIM_MAX, SIM_MIN, pair_sim, positive_pairs
 
-from .conftest import TINY
+from .conftest import TINY, assert_pinned
 
 
 def test_positive_pairs_are_vectorised_nonzero():
@@ -77,8 +77,8 @@ def test_clims_tiny_run(synth_teacher, cache_dir, runs_dir):
     assert cfg.params.w_otm == 10 and cfg.params.w_btm == 24 and cfg.params.cbs_threshold == 0.26
     rec = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
               log=lambda m: None, show_progress=False)
-    assert rec["status"] == "ok" and 0 <= rec["seed_miou"] <= 100
-    assert "clims" in rec["stage_cache"]["misses"]
+    assert rec["status"] == "ok" and "clims" in rec["stage_cache"]["misses"]
+    assert_pinned("clims tiny run", rec)
 
 
 def test_clims_coco_defaults():

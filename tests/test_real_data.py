@@ -24,6 +24,7 @@ from tests.fixtures_real import (
     VOC_IDS,
     VOC_TRAIN,
     VOC_TRAIN_AUG,
+    fixed_tree,
     make_clip_weights,
     make_coco,
     make_tiny_blip,
@@ -53,12 +54,13 @@ def coco_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_blip(tmp_path_factory) -> Path:
+def tiny_blip() -> Path:
     from harness.data.voc import CLASSES as VOC_CLASSES
 
     names = (*VOC_CLASSES, *(name for _, name in COCO_CATS))
-    return make_tiny_blip(tmp_path_factory.mktemp("tiny-blip"),
-                          tuple(w for n in names for w in n.split()))
+    words = tuple(w for n in names for w in n.split())
+    # at a fixed path: a corpus's stage key names the BLIP folder (pinned qa-clims numbers)
+    return fixed_tree("tiny-blip", lambda folder: make_tiny_blip(folder, words))
 
 
 @pytest.fixture(scope="session")
