@@ -68,7 +68,7 @@ def child(argv: list[str]) -> None:
         setattr(module, name, phases.wrap("teacher load", getattr(module, name)))
     get_or_build = cache.StageCache.get_or_build
     def stage_label(store, stage, deps, *_):
-        done = (store.path(stage, cache.stage_key(stage, deps)) / "done").exists()
+        done = (store.path(stage, cache.stage_key(stage, deps)) / "manifest.json").exists()
         return f"stage {stage} ({'cache hit' if done else 'built'})"
 
     cache.StageCache.get_or_build = phases.wrap(stage_label, get_or_build)

@@ -1,9 +1,10 @@
 """`bench`: one Typer app, one module per sub-command.
 
 Every failure ends in one line on stderr and a non-zero exit: a `BenchError` as its message,
-anything else as its type and first line, both prefixed with the stage it happened in when
-one is known. `--debug` (anywhere on the command line) or BENCH_DEBUG=1 prints the traceback
-first.
+a usage error as Click's message, a file the disk refused as its name and cause, anything
+else as its type and first line, all prefixed with the stage it happened in when one is
+known. `--debug` (anywhere on the command line) or BENCH_DEBUG=1 prints the traceback
+first. Ctrl-C is one line naming the stages kept and what was dropped, exit 130.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 import typer
 
@@ -33,7 +35,7 @@ def _register() -> None:
     import importlib
 
     for name in ("run_cmd", "eval_cmd", "list_cmd", "data_cmd", "qape_cmd", "sweep_cmd",
-                 "report_cmd"):
+                 "report_cmd", "runs_cmd"):
         try:
             importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError as exc:
@@ -45,16 +47,79 @@ def main() -> None:
     configure_process()  # before anything loads torch (harness/process.py)
     _register()
     debug = _take_debug_flag()
+    # warnings (torch's UserWarnings) are held back: on failure the error line is the only
+    # line of the failure (--debug shows them), on success they follow the output, once each
+    with warnings.catch_warnings(record=True) as caught:
+        code = _invoke(debug, caught)
+    if code == 0:
+        _show_warnings(caught)
+    sys.exit(code)
+
+
+def _invoke(debug: bool, caught: list[warnings.WarningMessage]) -> int:
+    """Run the command line through Click without its standalone mode (which swallows an
+    EOFError into `Aborted!`); every failure becomes one line and an exit code."""
+    click = _click()
+
+    command = typer.main.get_command(app)
     try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        with command.make_context("bench", sys.argv[1:]) as ctx:
+            command.invoke(ctx)
+        return 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:
+        typer.echo(f"error: {click_line(exc)}", err=True)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        typer.echo(f"interrupted: {interrupted_line(exc)}", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
     except Exception as exc:  # noqa: BLE001 - every failure is one line; --debug shows the rest
         if debug:
+            _show_warnings(caught)
             traceback.print_exc()
         typer.echo(f"error: {error_line(exc, debug)}", err=True)
-        sys.exit(exc.exit_code if isinstance(exc, BenchError) else 1)
+        return exc.exit_code if isinstance(exc, BenchError) else 1
+
+
+def _click():
+    """The Click typer runs on (recent typer vendors its own copy as typer._click)."""
+    import importlib
+
+    import typer.core
+
+    return getattr(typer.core, "_click", None) or importlib.import_module("click")
+
+
+def click_line(exc) -> str:
+    """A usage error in one line, with the help command of the sub-command it concerns."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see `{ctx.command_path} --help`)" if ctx is not None else message
+
+
+def interrupted_line(exc: BaseException) -> str:
+    """What a Ctrl-C kept (stages that finished: cached) and dropped (set by the runner)."""
+    kept, dropped = getattr(exc, "bench_kept", None), getattr(exc, "bench_dropped", None)
+    if kept is None and dropped is None:
+        return "stopped, nothing recorded"
+    kept_text = (f"kept the finished stages {', '.join(kept)} (cached, a rerun reuses them)"
+                 if kept else "no stage finished")
+    return f"{kept_text}; dropped {', '.join(dropped or ['nothing'])}"
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for w in caught:
+        line = (str(w.message).strip().splitlines() or [""])[0][:200]
+        if (w.category, line) not in seen:
+            seen.add((w.category, line))
+            typer.echo(f"warning: {w.category.__name__}: {line}", err=True)
 
 
 def _take_debug_flag() -> bool:
@@ -68,8 +133,12 @@ def _take_debug_flag() -> bool:
 def error_line(exc: BaseException, debug: bool = False) -> str:
     """The one line a failure prints: [stage: ]cause[, and what a rerun does]."""
     stage = failed_stage(exc)
+    hint = not debug
     if isinstance(exc, BenchError):
-        cause = str(exc)
+        cause, hint = str(exc), False
+    elif isinstance(exc, OSError) and exc.filename:  # the disk, not a bug: name the file
+        cause, hint = f"{exc.filename}: {exc.strerror or type(exc).__name__}", False
+        stage = stage or _where(exc)
     else:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         cause = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -77,7 +146,7 @@ def error_line(exc: BaseException, debug: bool = False) -> str:
     line = f"{stage}: {cause}" if stage else cause
     if failed_stage(exc):
         line += " (the stages finished before it stay cached; a rerun starts here)"
-    if not isinstance(exc, BenchError) and not debug:
+    if hint:
         line += f" ({DEBUG_FLAG} or BENCH_DEBUG=1 shows the traceback)"
     return line
 

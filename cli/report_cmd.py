@@ -128,6 +128,8 @@ def report_command(
     from reports.compile import parse_seeds
     from reports.per_class import NAME, TITLE
 
+    if table is None and (run or variant) and not list_:
+        table = NAME  # `--run ID` alone asks for that run's per-class table
     if list_ or table is None:
         for name in table_names():
             typer.echo(f"{name:12s} {get_table(name).title}")

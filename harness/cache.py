@@ -5,6 +5,11 @@ renamed into place, so a crash never leaves a half-written stage, and guarded by
 lock, so concurrent sweep workers build it once and the others reuse it. A build that
 fails removes its temporary folder and names its stage on the exception (`errors.in_stage`);
 a finished stage keeps no `.partial` checkpoints beside it.
+
+The last file a build writes is `manifest.json`, the sha256 and size of every other file
+(harness/artefacts.py); a folder without one never finished. Every cache hit checks it: a
+file that does not match is named in one warning line and the stage is rebuilt, so a run
+never computes on bytes its build did not write.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.artefacts import MANIFEST, check_manifest, folder_files, load_tensors, write_manifest
 from harness.errors import in_stage
+from harness.leftovers import owner_tag
 from harness.memory import trim_heap
 
-CACHE_FORMAT = 3  # bump when a stage's on-disk format or what its key determines changes
+# bump when a stage's on-disk format or what its key determines changes
+# (4: manifest.json replaces the `done` marker)
+CACHE_FORMAT = 4
 
 
 @contextlib.contextmanager
@@ -53,6 +62,8 @@ class StageCache:
         self.log = log
         self.hits: list[str] = []
         self.misses: list[str] = []
+        self.built: list[str] = []  # the misses whose build finished (kept on Ctrl-C)
+        self.building: str | None = None  # the stage being built (or interrupted) now
         self.folders: dict[str, Path] = {}  # stage name → its folder, for provenance hashes
 
     def path(self, name: str, key: str) -> Path:
@@ -64,28 +75,57 @@ class StageCache:
         key = stage_key(name, deps)
         final = self.path(name, key)
         self.folders[name] = final
-        with file_lock(final.parent / f"{key}.lock"):
-            if (final / "done").exists():
-                self.hits.append(name)
-                self.log(f"stage cache hit: {name} [{key}]")
-                return final, key
+        with self._locked(final.parent, key, name):
+            if final.exists():
+                damage = check_manifest(final / MANIFEST)
+                if damage is None:
+                    self.hits.append(name)
+                    self.log(f"stage cache hit: {name} [{key}]")
+                    return final, key
+                self.log(f"warning: stage {name} [{key}]: {final / damage.file} {damage.cause}; "
+                         "rebuilding the stage")
             self.misses.append(name)
             self.log(f"stage cache miss: {name} [{key}] - training")
             _remove_stale_builds(final.parent, key)  # the lock is ours: any other is dead
-            tmp = final.parent / f".{key}.{os.getpid()}.tmp"
-            tmp.mkdir(parents=True)
+            tmp = final.parent / f".{key}.{owner_tag()}.tmp"
+            try:
+                tmp.mkdir(parents=True)
+            except OSError as exc:
+                raise _unwritable(self.root, exc, name) from None
+            self.building = name  # stays set when the build is interrupted
             try:
                 with in_stage(name):
                     self._build(tmp, key, deps, build)
+                    _remove_tree(final)  # a damaged copy
+                    os.replace(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            self.building = None
+            self.built.append(name)
             # its per-epoch checkpoints only served --resume of the unfinished stage
             shutil.rmtree(self.partial_dir(name, key), ignore_errors=True)
         trim_heap()  # the stage's activations leave with it, not at the end of the run
         return final, key
+
+    @contextlib.contextmanager
+    def _locked(self, folder: Path, key: str, name: str) -> Iterator[None]:
+        """The key's lock; a cache folder that cannot hold it is one line naming the folder."""
+        lock = folder / f"{key}.lock"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fh = open(lock, "a")
+        except OSError as exc:
+            try:  # a read-only cache still serves the stages it holds
+                fh = open(lock)
+            except OSError:
+                raise _unwritable(self.root, exc, name) from None
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     @staticmethod
     def _build(tmp: Path, key: str, deps: dict[str, Any], build: Callable[[Path], None]) -> None:
@@ -97,7 +137,15 @@ class StageCache:
         with isolated_rng():  # what `build` initialises depends on its key alone
             torch.manual_seed(stage_seed(key))
             build(tmp)
-        (tmp / "done").touch()
+        write_manifest(tmp / MANIFEST, folder_files(tmp), stage=tmp.parent.name, key=key,
+                       format=CACHE_FORMAT)
+
+    @staticmethod
+    def load(folder: Path, name: str, map_location: Any = "cpu") -> Any:
+        """A stage's torch file, read as plain tensors (the manifest was checked on the hit
+        or the build wrote it in this process)."""
+        return load_tensors(folder / name, f"stage file of {folder.parent.name}",
+                            map_location=map_location)
 
     def partial_dir(self, name: str, key: str) -> Path:
         """Where a stage keeps per-epoch checkpoints for --resume while it trains."""
@@ -108,3 +156,17 @@ def _remove_stale_builds(folder: Path, key: str) -> None:
     """Temporary folders of this key left by killed builders (called under the key's lock)."""
     for stale in folder.glob(f".{key}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)  # a failure here (read-only cache) must not be silent
+
+
+def _unwritable(root: Path, exc: OSError, stage: str):
+    from harness.errors import BenchError
+
+    err = BenchError(f"stage cache {root} is not writable ({exc.strerror or type(exc).__name__}): "
+                     "pass --cache-dir or BENCH_CACHE_DIR to a writable folder")
+    err.bench_stage = stage
+    return err

@@ -12,24 +12,16 @@ weights are the same tensors, the CAM grid is coarser.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from harness.artefacts import file_sha256
 from harness.errors import BenchError
 from harness.generator import read_state_dict
 
 REFERENCE_MARKER = "resnet50.conv1.weight"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def to_camnet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

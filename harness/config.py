@@ -13,6 +13,7 @@ one validator gives every out-of-range value the same one-line message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,8 @@ class MethodConfig:
     n_eval: int = hp(_SYNTH.n_eval, "synth: evaluation images", ge=4)
     image_size: int = hp(_SYNTH.image_size, "synth: image side in pixels", ge=32, le=256)
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
-                           "another teacher: how much a result owes to one teacher)", ge=0)
+                           "another teacher: how much a result owes to one teacher)", ge=0,
+                           le=2**32 - 1)
     limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
     class_names: str = hp("voc", "class wording in prompts and questions on voc/coco: voc "
                           "('person', 'dining table') or clims (the CLIMS code's: 'player')",
@@ -89,7 +91,19 @@ class MethodConfig:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
+SEED_MAX = 2**32 - 1  # what numpy's and torch's seeding accept
+
+
+def check_seed(value: int, name: str = "--seed") -> int:
+    """A seed in 0 … 2³²−1, refused in one line before anything is made."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise BenchError(f"{name} must be an integer in 0 … {SEED_MAX} (got {value!r})")
+    return value
+
+
 def _check(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BenchError(f"{name} must be a finite number (got {value})")
     if "choices" in meta and value not in meta["choices"]:
         raise BenchError(f"{name} must be one of {', '.join(map(str, meta['choices']))} (got {value!r})")
     tests = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
@@ -136,8 +150,8 @@ def _coerce(key: str, raw: str, typ: Any) -> Any:
         value = typ(raw)
     except (TypeError, ValueError):
         raise BenchError(f"{key} expects a {getattr(typ, '__name__', typ)} (got {raw!r})") from None
-    if isinstance(value, float) and value != value:
-        raise BenchError(f"{key} must be a number (got {raw!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BenchError(f"{key} must be a finite number (got {raw!r})")
     return value
 
 

@@ -180,8 +180,10 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BenchError(f"cannot read {what} weights {path}: {reason}") from None
+        from harness.artefacts import unreadable_reason
+
+        raise BenchError(f"cannot read {what} weights {path}: the file "
+                         f"{unreadable_reason(path, exc)}") from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

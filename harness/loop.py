@@ -121,20 +121,44 @@ def _train_stage(ctx: RunContext, stage: Stage) -> None:
 
 
 def _save(path: Path, stage: Stage, opt: torch.optim.Optimizer, epoch: int) -> None:
+    """The epoch checkpoint for --resume, with its checksum manifest beside it."""
+    from harness.artefacts import write_manifest
+    from harness.leftovers import is_left_behind, owner_tag
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{path.stem}.*.tmp"):  # of a writer killed mid-save
+        if is_left_behind(stale):
+            stale.unlink(missing_ok=True)
     state = {"epoch": epoch, "optimizer": opt.state_dict(),
              "modules": {k: m.state_dict() for k, m in stage.modules.items()}}
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{owner_tag()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+    write_manifest(_manifest(path), [path], stage=stage.name, epoch=epoch + 1)
+
+
+def _manifest(path: Path) -> Path:
+    return path.with_suffix(".manifest.json")
 
 
 def _resume(path: Path, stage: Stage, opt: torch.optim.Optimizer, ctx: RunContext) -> int:
+    """The epoch after the stage's last checkpoint; a damaged checkpoint is named in one
+    warning line and the stage starts from its first epoch."""
+    from harness.artefacts import check_manifest, load_tensors
+    from harness.errors import BenchError
+
     if not path.exists():
         return 0
-    state = torch.load(path, map_location=ctx.device, weights_only=False)
-    for k, m in stage.modules.items():
-        m.load_state_dict(state["modules"][k])
-    opt.load_state_dict(state["optimizer"])
+    damage = check_manifest(_manifest(path))
+    try:
+        if damage is not None:
+            raise BenchError(f"{path.parent / damage.file} {damage.cause}")
+        state = load_tensors(path, "epoch checkpoint", map_location=ctx.device)
+        for k, m in stage.modules.items():
+            m.load_state_dict(state["modules"][k])
+        opt.load_state_dict(state["optimizer"])
+    except (BenchError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        ctx.log(f"warning: stage {stage.name}: cannot resume, {exc}; training it from epoch 1")
+        return 0
     ctx.log(f"{stage.name}: resumed after epoch {state['epoch'] + 1}")
     return state["epoch"] + 1

@@ -20,7 +20,7 @@ console = Console(stderr=True, highlight=False)
 
 
 def log(message: str) -> None:
-    console.print(message, markup=False)
+    console.print(message, markup=False, soft_wrap=True)  # a line stays one line
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import RunConfig, parse_sets
+from harness.config import RunConfig, check_seed, parse_sets
 from harness.data import default_cache_dir
 from harness.errors import BenchError, NonFiniteLoss
 from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split, split_scores
@@ -34,6 +34,7 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     """Dataset defaults → variant overrides → --epochs (every stage) → --set → validated
     frozen config. `paths`: data_root, clip_weights, backbone_weights, vqa_path, cam_weights
     (file paths) and allow_random_weights."""
+    check_seed(seed)
     v = get_variant(variant)
     method = get_method(v.family)
     cls = method.config_cls
@@ -102,11 +103,12 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
          on_epoch: Callable[[str, int, dict[str, float]], None] | None,
          log: Callable[[str], None], show_progress: bool) -> dict[str, Any]:
     t0 = time.time()
+    check_seed(cfg.seed)  # before the runs dir is made
     store = ResultsStore(runs_dir)
     run_dir = store.begin(cfg.method, cfg.variant, cfg.seed)
     run_dir.write_json("config.json", cfg.to_dict())
     mode = resolve_mode(wandb_mode)
-    tracker = None
+    tracker = ctx = None
     record: dict[str, Any] = _base_record(cfg, run_dir.run_id)
     try:
         tracker = Tracker(mode, run_dir.path, run_dir.run_id, cfg.to_dict(), group=group,
@@ -136,10 +138,12 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
                       stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
     except NonFiniteLoss as exc:
         record.update(status="failed", error=str(exc))
-    except BaseException:
+    except BaseException as exc:
         run_dir.discard()  # nothing half-written: an interrupted run leaves no folder
         if tracker:
             tracker.finish(exit_code=1)
+        if isinstance(exc, KeyboardInterrupt):
+            _say_what_stays(exc, ctx, run_dir.path.name)
         raise
     record["wall_s"] = round(time.time() - t0, 2)
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -167,6 +171,18 @@ def run_variant(variant: str, dataset: str = "synth", seed: int = 0, sets: list[
     cfg = resolve_config(variant, dataset, seed, list(sets), epochs, device, **paths)
     return run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode, resume=resume,
                group=group, on_epoch=on_epoch, log=log, show_progress=show_progress)
+
+
+def _say_what_stays(exc: BaseException, ctx: RunContext | None, run_folder: str) -> None:
+    """For the CLI's Ctrl-C line: the stages finished (cached, kept) and what was dropped."""
+    stages = ctx.__dict__.get("stages") if ctx is not None else None
+    exc.bench_kept = [*stages.hits, *stages.built] if stages else []
+    dropped = []
+    if stages and stages.building:
+        dropped.append(f"the unfinished stage {stages.building} (its finished epochs stay for "
+                       "--resume)")
+    dropped.append(f"this run's folder {run_folder}")
+    exc.bench_dropped = dropped
 
 
 def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 A run writes into a hidden `.inprogress-<run_id>` folder and is renamed into place when it
 ends, so readers never see half a run and a killed run leaves nothing they would read.
-Run ids are unique, so any number of processes can write at once.
+Run ids are unique, so any number of processes can write at once. The folder's `owner` file
+(host.pid) tells a killed run's folder from a live one: the next run on this host removes
+it, and `bench runs --clean` lists and removes them.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.leftovers import OWNER_FILE, owner_tag, run_leftovers
 
 SCHEMA_VERSION = 1
 
@@ -48,6 +53,8 @@ class RunDir:
         self.store, self.run_id = store, run_id
         self.path = store.root / f".inprogress-{run_id}"
         self.path.mkdir(parents=True)
+        # who writes it: a cleaner tells a live run from a killed one (harness/leftovers.py)
+        (self.path / OWNER_FILE).write_text(owner_tag())
 
     def write_json(self, name: str, obj: Any) -> None:
         write_json_atomic(self.path / name, obj)
@@ -58,6 +65,7 @@ class RunDir:
 
     def finish(self, record: dict[str, Any]) -> Path:
         self.write_json("result.json", record)
+        (self.path / OWNER_FILE).unlink(missing_ok=True)
         final = self.store.root / self.run_id
         os.replace(self.path, final)
         self.path = final
@@ -67,9 +75,44 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _read_record(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """(record, "") or (None, why it is not one)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or type(exc).__name__})"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg}, line {exc.lineno})"
+    if not isinstance(rec, dict):
+        return None, f"a JSON {type(rec).__name__}, not a record object"
+    for name, types in _FIELD_TYPES.items():
+        if name in rec and not isinstance(rec[name], types) or isinstance(rec.get(name), bool):
+            return None, f"its {name} is a {type(rec[name]).__name__}"
+    return rec, ""
+
+
+# the fields reports read, with the JSON types they must have where present
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "method": (str,), "variant": (str,), "dataset": (str,), "status": (str,),
+    "seed": (int,), "seed_miou": (int, float, type(None)), "hparams": (dict,), "config": (dict,),
+    "per_class_iou": (dict,), "provenance": (dict,),
+}
+
+
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 class ResultsStore:
-    def __init__(self, root: Path | str | None = None):
+    def __init__(self, root: Path | str | None = None,
+                 warn: Callable[[str], None] = _stderr_line):
         self.root = Path(root) if root is not None else default_runs_dir()
+        self.warn = warn
+        self.skipped: list[tuple[Path, str]] = []  # (file, why) of the last records() call
 
     def check_writable(self) -> None:
         try:
@@ -82,21 +125,41 @@ class ResultsStore:
 
     def begin(self, method: str, variant: str, seed: int) -> RunDir:
         self.check_writable()
+        for path in self.clean_leftovers():
+            self.warn(f"removed {path.name}, the unfinished folder of a killed run")
         slug = variant.replace("/", "-")
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-s{seed}-{uuid.uuid4().hex[:6]}"
         return RunDir(self, run_id)
 
+    def leftovers(self, orphans: bool = False) -> list[Path]:
+        """`.inprogress-*` folders whose run was killed (never counted by `records`);
+        `orphans`: also those without an owner file (an older version's) idle for an hour."""
+        return run_leftovers(self.root, orphans)
+
+    def clean_leftovers(self, orphans: bool = False) -> list[Path]:
+        removed = []
+        for path in self.leftovers(orphans):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+        return removed
+
     def records(self, status: str | None = "ok") -> list[dict[str, Any]]:
-        out = []
+        """Every finished run's record (of `status`; None: all). A file that cannot be read,
+        is not UTF-8 JSON or holds no object is skipped with one warning line naming it
+        (never fatal to a report); `self.skipped` lists them for the report's legend."""
+        out: list[dict[str, Any]] = []
+        self.skipped = []
         if not self.root.is_dir():
             return out
         for path in sorted(self.root.glob("*/result.json")):
             if path.parent.name.startswith("."):
                 continue
-            try:
-                rec = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # a foreign or damaged file is skipped, never fatal to a report
+            rec, why = _read_record(path)
+            if rec is None:
+                self.skipped.append((path, why))
+                self.warn(f"warning: results store: skipped {path}: {why}")
+                continue
             if status is None or rec.get("status") == status:
                 out.append(rec)
         return out

@@ -190,12 +190,11 @@ def _load_clip_weights(model: nn.Module, path: Path, arch: str) -> None:
                 state.pop(key, None)
             model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is the user's
-        import pickle
+        from harness.artefacts import unreadable_reason
 
-        reason = ("not a PyTorch or safetensors checkpoint" if isinstance(exc, pickle.UnpicklingError)
-                  else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
-        raise BenchError(f"cannot load CLIP {arch} from {path}: {reason} "
-                         f"(is it an open_clip {arch} checkpoint?)") from None
+        raise BenchError(f"cannot load CLIP {arch} from {path}: the file "
+                         f"{unreadable_reason(path, exc)} (is it an open_clip {arch} "
+                         "checkpoint?)") from None
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -225,7 +225,11 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
     if records is None:
         from harness.store import ResultsStore
 
-        records = ResultsStore(runs_dir).records()
+        store = ResultsStore(runs_dir)
+        records = store.records()
+        skipped = len(store.skipped)
+    else:
+        skipped = 0
     cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
                                       metric_field(row, threshold)), seeds, teacher_seeds)
              for row in table.rows]
@@ -258,7 +262,7 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
                         [rec for row, cell in zip(table.rows, cells, strict=True)
                          if not row.control for rec in cell.values()],
                         THRESHOLD_RULES[threshold][0]),
-                    noise_miou=protocol.NOOP_NOISE_MIOU,
+                    skipped_records=skipped, noise_miou=protocol.NOOP_NOISE_MIOU,
                     noise_context_fp=protocol.NOOP_NOISE_CONTEXT_FP)
     return df
 

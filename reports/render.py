@@ -67,6 +67,10 @@ def legend(df: pd.DataFrame) -> list[str]:
     from reports.protocol import THRESHOLD_RULES
 
     lines = []
+    if df.attrs.get("skipped_records"):
+        n = df.attrs["skipped_records"]
+        lines.append(f"SKIPPED: {n} result file{'s' if n > 1 else ''} of the store could not be "
+                     "read as a record (each named in a warning line) and count nowhere here.")
     if df.attrs.get("provenance_warning"):
         lines.append(f"FLAGGED: {df.attrs['provenance_warning']}")
     refs = df.attrs.get("reference_rows")

@@ -198,7 +198,7 @@ def test_blip_build_is_killed_and_resumes_without_reasking(tiny_blip, tmp_path):
     proc.wait()
     before = [json.loads(x) for x in shard.read_text().splitlines() if x.strip().endswith("}")]
     assert len(before) >= 2
-    assert not list(cache.glob("stages/qape/*/done"))  # nothing finalised
+    assert not list(cache.glob("stages/qape/*/manifest.json"))  # nothing finalised
 
     import torch
 

@@ -315,7 +315,7 @@ def _run_fails(monkeypatch, capsys, tmp_path, root, *args: str, method: str = "c
                          tmp_path / "cache", "--wandb", "disabled", *TINY, *args)
     line = one_error_line(code, err)
     assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # no run folder
-    assert not list((tmp_path / "cache").glob("stages/*/*/done"))  # no stage trained
+    assert not list((tmp_path / "cache").glob("stages/*/*/manifest.json"))  # no stage trained
     return line
 
 

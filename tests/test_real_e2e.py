@@ -215,7 +215,7 @@ def test_failed_inference_keeps_the_trained_stage_and_the_rerun_skips_training(
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("error: CAM inference: cannot read image") and jpeg.name in lines[0]
-    assert list((tmp_path / "cache" / "stages" / "cam").glob("*/done"))
+    assert list((tmp_path / "cache" / "stages" / "cam").glob("*/manifest.json"))
     assert not leftovers(tmp_path / "cache")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -270,13 +270,13 @@ def test_a_failed_stage_build_leaves_no_folder_and_names_the_stage(tmp_path):
     with pytest.raises(ValueError) as info:
         cache.get_or_build("second", {"b": 2}, failing)
     assert failed_stage(info.value) == "second"
-    assert (first / "done").exists() and (first / "w.pt").read_text() == "x"
+    assert (first / "manifest.json").exists() and (first / "w.pt").read_text() == "x"
     second_dir = tmp_path / "stages" / "second"
     assert sorted(p.name for p in second_dir.iterdir()) == sorted(
         [f".{key2}.partial", ".k.partial", f"{key2}.lock"])  # checkpoints kept for --resume
 
     folder, _ = cache.get_or_build("second", {"b": 2}, lambda f: (f / "w.pt").write_text("y"))
-    assert (folder / "done").exists()
+    assert (folder / "manifest.json").exists()
     assert not cache.partial_dir("second", key2).exists()  # finished: its checkpoints go
     assert cache.partial_dir("second", "k").exists()
 

@@ -333,18 +333,34 @@ def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
 
 def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None = None,
                   progress=None, log=print) -> tuple[Teacher, dict]:
-    """The cached synth teacher, trained on first use. Returns (teacher, info)."""
+    """The cached synth teacher, trained on first use. Returns (teacher, info).
+
+    Its weights and info file are checked against the manifest written beside them when
+    they were trained; anything that does not match is named in one warning line and the
+    teacher is trained again (harness/artefacts.py)."""
+    from harness.artefacts import check_manifest, write_manifest
     from harness.cache import file_lock
+    from harness.leftovers import owner_tag
 
     spec = spec or TinyClipSpec()
     path = teacher_path(synth, spec, cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    info_path, manifest = path.with_suffix(".json"), path.with_suffix(".manifest.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cache folder {path.parent} is not writable ({exc.strerror})") from None
     with file_lock(path.with_suffix(".lock")):  # concurrent workers train it once
-        if path.exists():
-            info = json.loads(path.with_suffix(".json").read_text())
-            teacher = _load(path, synth, spec)
-            teacher.cbs_gate = info.get("cbs_gate")
-            return teacher, info
+        if path.exists() or manifest.exists():
+            damage = check_manifest(manifest)
+            if damage is None:
+                info = json.loads(info_path.read_text())
+                teacher = _load(path, synth, spec)
+                teacher.cbs_gate = info.get("cbs_gate")
+                return teacher, info
+            log(f"warning: synth teacher {path.parent / damage.file} {damage.cause}; "
+                "training the teacher again")
+        for stale in path.parent.glob(f"{path.stem}.*.tmp"):  # the lock is ours: writers died
+            stale.unlink(missing_ok=True)
         log(f"training the synth teacher (first use; cached at {path})")
         t0 = time.time()
         teacher, figures = train_teacher(synth, spec, cache_dir, progress)
@@ -353,10 +369,14 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
         info["gates"] = [dict(zip(("gate", "measured", "required", "passed"), row, strict=True))
                          for row in gate_rows(info)]  # the record beside the weights
         teacher.cbs_gate = info["cbs_gate"]
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        manifest.unlink(missing_ok=True)  # from here until the new one, it is unfinished
+        tmp = path.with_suffix(f".{owner_tag()}.tmp")
         torch.save(teacher.clip.state_dict(), tmp)
-        path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        info_tmp = path.with_name(f"{info_path.name}.{owner_tag()}.tmp")
+        info_tmp.write_text(json.dumps(info, indent=1))
+        os.replace(info_tmp, info_path)
         os.replace(tmp, path)
+        write_manifest(manifest, [path, info_path], teacher=path.stem)
     return teacher, info
 
 
@@ -375,12 +395,10 @@ def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir:
 
 
 def _load(path: Path, synth: SynthSpec, spec: TinyClipSpec) -> Teacher:
+    from harness.artefacts import load_tensors
+
     model, tokenizer = build_tiny_clip(spec, synth.image_size)
-    try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as exc:
-        raise BenchError(f"cached teacher {path} is corrupt ({type(exc).__name__}); delete it "
-                         "and it is retrained on the next run") from exc
+    model.load_state_dict(load_tensors(path, "cached synth teacher"))
     return Teacher(model, tokenizer, name="synth-tiny-clip")
 
 

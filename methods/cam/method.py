@@ -67,7 +67,7 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     key = stage_key("cam", deps)
     folder, key = ctx.stages.get_or_build("cam", deps, build)
     model = new_generator(ctx)
-    model.load_state_dict(torch.load(folder / "generator.pt", map_location=ctx.device))
+    model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
     return model.eval(), key
 
 

@@ -180,6 +180,6 @@ class Clims(Method):
 
         key = stage_key("clims", deps)
         folder, _ = ctx.stages.get_or_build("clims", deps, build)
-        model.load_state_dict(torch.load(folder / "generator.pt", map_location=ctx.device))
+        model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
         return model.eval()
 

@@ -263,7 +263,7 @@ class SemplesRun:
                        p.prompt_init, seed=self.ctx.cfg.seed).to(self.ctx.device)
 
     def _load_gen(self, folder) -> CamNet:
-        return self._with_state(torch.load(folder / "generator.pt", map_location=self.ctx.device))
+        return self._with_state(self.ctx.stages.load(folder, "generator.pt", self.ctx.device))
 
     def _with_state(self, state: dict) -> CamNet:
         model = new_generator(self.ctx)
@@ -272,7 +272,7 @@ class SemplesRun:
 
     def _load_prompts(self, folder) -> Prompts:
         prompts = self._new_prompts()
-        prompts.load_state_dict(torch.load(folder / "prompts.pt", map_location=self.ctx.device))
+        prompts.load_state_dict(self.ctx.stages.load(folder, "prompts.pt", self.ctx.device))
         return prompts
 
     # the stages
