@@ -30,8 +30,8 @@ from harness.leftovers import owner_tag
 from harness.memory import trim_heap
 
 # bump when a stage's on-disk format or what its key determines changes
-# (4: manifest.json replaces the `done` marker)
-CACHE_FORMAT = 4
+# (4: manifest.json replaces the `done` marker; 5: keys from StageSpec declarations)
+CACHE_FORMAT = 5
 
 
 @contextlib.contextmanager
@@ -65,6 +65,7 @@ class StageCache:
         self.built: list[str] = []  # the misses whose build finished (kept on Ctrl-C)
         self.building: str | None = None  # the stage being built (or interrupted) now
         self.folders: dict[str, Path] = {}  # stage name → its folder, for provenance hashes
+        self.keys: list[tuple[str, str]] = []  # (stage, key) of every stage asked for, in order
 
     def path(self, name: str, key: str) -> Path:
         return self.root / name.replace("/", "_") / key
@@ -75,6 +76,7 @@ class StageCache:
         key = stage_key(name, deps)
         final = self.path(name, key)
         self.folders[name] = final
+        self.keys.append((name, key))
         with self._locked(final.parent, key, name):
             if final.exists():
                 damage = check_manifest(final / MANIFEST)
@@ -146,6 +148,10 @@ class StageCache:
         or the build wrote it in this process)."""
         return load_tensors(folder / name, f"stage file of {folder.parent.name}",
                             map_location=map_location)
+
+    def note(self, name: str, key: str) -> None:
+        """A stage trained without a cache entry (its key serves --resume only)."""
+        self.keys.append((name, key))
 
     def partial_dir(self, name: str, key: str) -> Path:
         """Where a stage keeps per-epoch checkpoints for --resume while it trains."""

@@ -7,8 +7,9 @@ CAM inference, evaluation, the results store and tracking.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from harness.config import MethodConfig, RunConfig
 from harness.data import SegDataset, load_dataset
 from harness.generator import CamNet
+from harness.stages import DeclaredSettings, StageSpec
 
 
 class Method:
@@ -84,16 +86,41 @@ class RunContext:
     on_epoch: Callable[[str, int, dict[str, float]], None] | None = None
     teacher_info: dict[str, Any] = field(default_factory=dict)
     show_progress: bool = True
+    # harness/plan.py: every stage is built untrained into `stage_dir` (a throwaway cache),
+    # with an untrained synth teacher, to list the keys a run would use
+    plan: bool = False
+    stage_dir: Path | None = None
+    _reading: DeclaredSettings | None = field(default=None, init=False, repr=False)
 
     @property
     def params(self) -> MethodConfig:
-        return self.cfg.params
+        """The run's settings; inside a stage's build, only those the stage declares."""
+        return self._reading if self._reading is not None else self.cfg.params
 
     @cached_property
     def stages(self):
         from harness.cache import StageCache
 
-        return StageCache(self.cache_dir, log=self.log)
+        return StageCache(self.stage_dir or self.cache_dir, log=self.log)
+
+    def stage(self, spec: StageSpec, build: Callable[[Path], None]) -> tuple[Path, str]:
+        """(folder, key) of stage `spec` from the cache; on a miss `build(folder)` runs with
+        `params` limited to the settings `spec` declares (harness/stages.py)."""
+        def declared_build(folder: Path) -> None:
+            with self.reading(spec):
+                build(folder)
+
+        return self.stages.get_or_build(spec.name, spec.deps(self.cfg.params), declared_build)
+
+    @contextlib.contextmanager
+    def reading(self, spec: StageSpec) -> Iterator[None]:
+        """`params` is `spec`'s declared settings only, inside (also for an uncached stage)."""
+        before = self._reading
+        self._reading = DeclaredSettings(self.cfg.params, spec)
+        try:
+            yield
+        finally:
+            self._reading = before
 
     def dataset(self, split: str, crop_size: int | None = None) -> SegDataset:
         """`split` of this run's data; `crop_size` None: the method's training crop."""
@@ -103,13 +130,16 @@ class RunContext:
                                                    **self.data_options(crop_size))
         return cache[split, crop_size]
 
+    # the data, the teacher and the CAM stage's own settings enter a stage's key as inputs
+    # (data_key, teacher_key, ...): these read the full settings, also inside a build
+
     def data_options(self, crop_size: int | None = None) -> dict[str, Any]:
-        return data_options(self.cfg.dataset, self.params, self.cache_dir, self.cfg.data_root,
+        return data_options(self.cfg.dataset, self.cfg.params, self.cache_dir, self.cfg.data_root,
                             self.cfg.seed, crop_size)
 
     def data_key(self, crop_size: int | None = None) -> dict[str, Any]:
         """What identifies the training data, for stage-cache keys."""
-        p = self.params
+        p = self.cfg.params
         key: dict[str, Any] = {"dataset": self.cfg.dataset, "limit": p.limit}
         if self.cfg.dataset == "synth":
             key.update(image_size=p.image_size, p_cooccur=p.p_cooccur, n_train=p.n_train)
@@ -122,7 +152,7 @@ class RunContext:
     def cam_stage_settings(self) -> dict[str, Any]:
         """The CAM stage's own batch and crop (0 = the method's), resolved: one baseline
         per (dataset, seed) whichever method asks for it."""
-        p = self.params
+        p = self.cfg.params
         return {"batch_size": p.cam_batch_size or p.batch_size,
                 "crop_size": p.cam_crop_size or p.crop_size}
 
@@ -130,7 +160,7 @@ class RunContext:
         """The embedded teacher this run uses (synth only): its recipe with `teacher_seed`."""
         from harness.synth.teacher import TinyClipSpec
 
-        return TinyClipSpec(seed=self.params.teacher_seed)
+        return TinyClipSpec(seed=self.cfg.params.teacher_seed)
 
     def teacher_key(self) -> dict[str, Any]:
         """What identifies the teacher, for stage-cache keys: the synth teacher's own cache
@@ -141,20 +171,25 @@ class RunContext:
             path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
             return {"teacher": path.stem}
         # prompts are made of the class words, so the wording keys every prompt-based stage
-        return {"teacher": self.params.clip_arch, "weights": self.cfg.clip_weights,
-                "class_names": self.params.class_names}
+        return {"teacher": self.cfg.params.clip_arch, "weights": self.cfg.clip_weights,
+                "class_names": self.cfg.params.class_names}
 
     def prompt_names(self) -> tuple[str, ...]:
         """The words for each class in prompts and questions (`class_names=voc|clims`)."""
         from harness.wording import prompt_class_names
 
         return prompt_class_names(self.cfg.dataset, self.dataset("train").class_names,
-                                  self.params.class_names)
+                                  self.cfg.params.class_names)
 
     @cached_property
     def teacher(self):
         """The frozen CLIP teacher: the embedded synth CLIP, or open_clip from local weights."""
-        if self.cfg.dataset == "synth":
+        if self.plan:  # nothing trains in a plan: an untrained teacher of the same shape
+            from harness.synth.teacher import untrained_synth_teacher
+
+            teacher, info = untrained_synth_teacher(self.data_options()["spec"],
+                                                    self.synth_teacher_spec())
+        elif self.cfg.dataset == "synth":
             from harness.synth.teacher import load_synth_teacher
 
             teacher, info = load_synth_teacher(
@@ -163,7 +198,7 @@ class RunContext:
         else:
             from harness.teacher import load_real_teacher
 
-            teacher, info = load_real_teacher(self.params.clip_arch, self.cfg.clip_weights,
+            teacher, info = load_real_teacher(self.cfg.params.clip_arch, self.cfg.clip_weights,
                                               self.cfg.allow_random_weights)
         self.teacher_info.update(info)
         return teacher.to(self.device)

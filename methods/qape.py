@@ -123,7 +123,7 @@ def corpus_deps(ctx, answerer) -> dict:
     deps = {"data": ctx.data_key(), "answerer": answerer.key(), "templates": templates_hash(),
             "version": QAPE_VERSION}
     if ctx.cfg.dataset != "synth":  # the questions name the class in the run's wording
-        deps["class_names"] = ctx.params.class_names
+        deps["class_names"] = ctx.cfg.params.class_names
     return deps
 
 
@@ -214,10 +214,10 @@ def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
     from methods.vqa import make_answerer
 
     answerer = answerer or make_answerer(ctx)
-    deps = corpus_deps(ctx, answerer)
-    from harness.cache import stage_key
+    from harness.stages import StageSpec
 
-    key = stage_key("qape", deps)
+    spec = StageSpec("qape", inputs=corpus_deps(ctx, answerer))  # the answerer holds its settings
+    key = spec.key(ctx.cfg.params)
     shard = ctx.stages.partial_dir("qape", key) / "answers.jsonl"
 
     # fewer images per call bound the beam search's memory on a small GPU
@@ -228,7 +228,7 @@ def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
                      show_progress=ctx.show_progress, names=ctx.prompt_names(),
                      images_per_call=per_call)
 
-    folder, key = ctx.stages.get_or_build("qape", deps, build)
+    folder, key = ctx.stage(spec, build)
     if shard.exists():
         shard.unlink()
         try:

@@ -57,12 +57,11 @@ def _resolve(variant: str, dataset: str, **kw):
 
 
 def _cam_key(cfg) -> str:
-    from harness.cache import stage_key
     from harness.method import RunContext
-    from methods.cam.method import cam_stage_deps
+    from methods.cam.method import cam_stage_spec
 
-    return stage_key("cam", cam_stage_deps(RunContext(cfg, Path("/nonexistent"),
-                                                      torch.device("cpu"))))
+    spec = cam_stage_spec(RunContext(cfg, Path("/nonexistent"), torch.device("cpu")))
+    return spec.key(cfg.params)
 
 
 @pytest.mark.parametrize("dataset", ["voc", "coco"])

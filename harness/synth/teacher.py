@@ -13,6 +13,7 @@ figures (harness/synth/gates.py) beside it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -392,6 +393,18 @@ def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir:
     log(f"synth teacher passes its gates; zero-shot: {accuracy_line(info)}; "
         f"CBS gate {info['cbs_gate']:.3f}")
     return teacher, info
+
+
+def untrained_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec
+                            ) -> tuple[Teacher, dict[str, Any]]:
+    """The embedded tiny CLIP's architecture, untrained (harness/plan.py: nothing trains)."""
+    return _untrained(clip_spec, data_spec.image_size), {"teacher": "untrained"}
+
+
+@functools.lru_cache(maxsize=4)  # a plan per setting: build the tokenizer once
+def _untrained(clip_spec: TinyClipSpec, image_size: int) -> Teacher:
+    model, tokenizer = build_tiny_clip(clip_spec, image_size)
+    return Teacher(model, tokenizer, name="synth-tiny-clip (untrained)")
 
 
 def _load(path: Path, synth: SynthSpec, spec: TinyClipSpec) -> Teacher:

@@ -15,6 +15,7 @@ from harness.generator import CamNet, build_generator
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.stages import StageSpec
 from methods.cam.paper import PAPER
 
 # The CAM stage is one checkpoint shared by every method that starts from it, so it trains
@@ -23,13 +24,14 @@ from methods.cam.paper import PAPER
 CAM_HEAD_LR_MULT = 10.0
 
 
-def cam_stage_deps(ctx: RunContext) -> dict:
-    p, own = ctx.params, ctx.cam_stage_settings()
-    return {"data": ctx.data_key(own["crop_size"]), "backbone": p.backbone,
-            "epochs": p.cam_epochs, "lr": p.cam_lr, "head_lr_mult": CAM_HEAD_LR_MULT,
-            "momentum": p.cam_momentum,
-            "batch_size": own["batch_size"], "seed": ctx.cfg.seed,
-            "backbone_weights": ctx.cfg.backbone_weights}
+def cam_stage_spec(ctx: RunContext) -> StageSpec:
+    """The CAM stage reads its own settings; its batch and crop resolved (0 = the method's),
+    so every method asking for one (dataset, seed) shares one baseline."""
+    own = ctx.cam_stage_settings()
+    return StageSpec("cam", settings=("backbone", "cam_epochs", "cam_lr", "cam_momentum"),
+                     inputs={"data": ctx.data_key(own["crop_size"]), "seed": ctx.cfg.seed,
+                             "batch_size": own["batch_size"], "head_lr_mult": CAM_HEAD_LR_MULT,
+                             "backbone_weights": ctx.cfg.backbone_weights})
 
 
 def new_generator(ctx: RunContext) -> CamNet:
@@ -44,11 +46,14 @@ def classification_loss(model: CamNet, batch: dict):
 
 def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     """The CAM classifier of this run's data and seed, trained once and cached."""
-    p, own = ctx.params, ctx.cam_stage_settings()
     if ctx.cfg.cam_weights:  # a given baseline (e.g. the authors' res50_cam.pth): no training
         return given_cam(ctx)
+    own = ctx.cam_stage_settings()
+    spec = cam_stage_spec(ctx)
+    key = spec.key(ctx.cfg.params)
 
     def build(folder):
+        p = ctx.params  # the settings `spec` declares
         model = new_generator(ctx)  # initialised from the stage's own seed
         stage = Stage("cam", key, {"generator": model},
                       model.param_groups(p.cam_lr, CAM_HEAD_LR_MULT),
@@ -61,11 +66,7 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
         train_stage(ctx, stage)
         torch.save(model.state_dict(), folder / "generator.pt")
 
-    from harness.cache import stage_key
-
-    deps = cam_stage_deps(ctx)
-    key = stage_key("cam", deps)
-    folder, key = ctx.stages.get_or_build("cam", deps, build)
+    folder, key = ctx.stage(spec, build)
     model = new_generator(ctx)
     model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
     return model.eval(), key

@@ -19,6 +19,7 @@ from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.stages import StageSpec
 from harness.synth.data import CONTEXTS
 from harness.wording import photo_prompt
 from methods.cam.method import trained_cam
@@ -131,6 +132,13 @@ def clims_objective(parts: dict[str, torch.Tensor], p: ClimsConfig) -> torch.Ten
             + p.w_cbs * parts["cbs"] / p.loss_replicas + p.w_reg * parts["reg"])
 
 
+# what the CLIMS stage reads: its optimisation, the loss weights and scale, the resampling,
+# the batch (the loader's) and the L_CBS threshold (`cbs_gate`)
+CLIMS_STAGE_SETTINGS = ("lr", "head_lr_mult", "epochs", "optimizer", "schedule", "weight_decay",
+                        "momentum", "batch_size", "w_otm", "w_btm", "w_cbs", "w_reg",
+                        "cbs_threshold", "loss_replicas", "align_corners")
+
+
 @register_method
 class Clims(Method):
     """CLIMS: CLIP matching of sigmoid-masked crops with manual background prompts."""
@@ -161,13 +169,14 @@ class Clims(Method):
         bg_text = teacher.encode_text([background_prompt(w) for w in words])
         gate = cbs_gate(teacher, p)
         ctx.log(f"clims: L_CBS gate {gate:.4g} on this teacher's similarity scale")
-        deps = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
-                "teacher": ctx.teacher_key(), "bg_words": words, "cbs_gate": gate,
-                "params": {k: v for k, v in p.to_dict().items()
-                           if k not in ("n_eval", "cam_epochs", "cam_lr", "cam_batch_size",
-                                        "cam_crop_size", "cam_momentum")}}  # the CAM's: in its key
+        # the gate follows from the teacher (its key) and cbs_threshold, both in the key
+        spec = StageSpec("clims", settings=CLIMS_STAGE_SETTINGS,
+                         inputs={"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
+                                 "teacher": ctx.teacher_key(), "bg_words": words})
+        key = spec.key(ctx.cfg.params)
 
         def build(folder):
+            p = ctx.params  # the settings `spec` declares
             stage = Stage("clims", key, {"generator": model},
                           model.param_groups(p.lr, p.head_lr_mult),
                           lambda b: clims_step(model, teacher, b, text, bg_text, p, gate),
@@ -176,10 +185,7 @@ class Clims(Method):
             train_stage(ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
-        from harness.cache import stage_key
-
-        key = stage_key("clims", deps)
-        folder, _ = ctx.stages.get_or_build("clims", deps, build)
+        folder, _ = ctx.stage(spec, build)
         model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
         return model.eval()
 

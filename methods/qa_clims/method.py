@@ -19,13 +19,11 @@ FG_VQA.forward, label_weight_init 0.5; clip_loss.py normalises only the image fe
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from harness.cache import stage_key
 from harness.clip_ops import masked
 from harness.config import MethodConfig, hp
 from harness.data.augment import flipped
@@ -34,6 +32,7 @@ from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.stages import StageSpec
 from methods.qa_clims.paper import PAPER
 from methods.vqa import QUESTION_SETS
 
@@ -227,6 +226,14 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
 # ----------------------------------------------------------------------------- the method
 
 
+# what the RITC stage reads: its optimisation, the batch (the loader's), the corpus texts
+# it is given (questions, bg_less_pairs) and the loss (RITC's weights, FAT, τ, the scale)
+QA_CLIMS_STAGE_SETTINGS = ("lr", "head_lr_mult", "epochs", "optimizer", "schedule", "weight_decay",
+                           "momentum", "batch_size", "questions", "bg_less_pairs", "alpha", "beta",
+                           "gamma", "omega", "tau", "fat", "brc_form", "loss_replicas",
+                           "align_corners")
+
+
 @register_method
 class QAClims(Method):
     """QA-CLIMS: RITC contrast against the QAPE corpus (FRC + BRC + REG, FAT, all questions)."""
@@ -249,14 +256,18 @@ class QAClims(Method):
                             len(ds.class_names), ctx.device, ctx.prompt_names(), p.bg_less_pairs)
         ctx.log(f"qa-clims: {len(texts.vocab)} distinct texts encoded once "
                 f"(questions: {p.questions})")
-        hparams = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)
-                   if f.name not in ("cam_batch_size", "cam_crop_size", "cam_momentum")}  # the CAM's
-        key = stage_key("qa-clims", {"cam": cam_key, "corpus": corpus_key, "params": hparams,
-                                     "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
-        stage = Stage("qa-clims", key, {"generator": model},
-                      model.param_groups(p.lr, p.head_lr_mult),
-                      lambda batch: ritc_loss(model, teacher, texts, p, batch), p.epochs,
-                      optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay,
-                      momentum=p.momentum)
-        train_stage(ctx, stage)
+        # not cached (it trains on every run): its key names its --resume checkpoints
+        spec = StageSpec("qa-clims", settings=QA_CLIMS_STAGE_SETTINGS,
+                         inputs={"data": ctx.data_key(), "cam": cam_key, "corpus": corpus_key,
+                                 "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
+        key = spec.key(ctx.cfg.params)
+        ctx.stages.note("qa-clims", key)
+        with ctx.reading(spec):
+            p = ctx.params  # the settings `spec` declares
+            stage = Stage("qa-clims", key, {"generator": model},
+                          model.param_groups(p.lr, p.head_lr_mult),
+                          lambda batch: ritc_loss(model, teacher, texts, p, batch), p.epochs,
+                          optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay,
+                          momentum=p.momentum)
+            train_stage(ctx, stage)
         return model.eval()

@@ -35,7 +35,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.cache import stage_key
 from harness.config import MethodConfig, hp
 from harness.data.augment import flipped
 from harness.errors import BenchError
@@ -43,6 +42,7 @@ from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
+from harness.stages import StageSpec
 from methods.cam.method import new_generator, trained_cam
 from methods.clims.method import class_prompt
 from methods.clip_losses import (
@@ -234,23 +234,39 @@ class Semples(Method):
         return SemplesRun(ctx).train()
 
 
+# What each stage reads (harness/stages.py): the key, folder and record derive from these.
+# Every stage: the generator's architecture, the loader's batch, the maps' resampling.
+BASE_SETTINGS = ("backbone", "batch_size", "align_corners")
+# (a) and (c) train S: its optimisation, the masks' eps and L_match's λ_b
+GENERATOR_SETTINGS = (*BASE_SETTINGS, "lr", "head_lr_mult", "optimizer", "schedule",
+                      "weight_decay", "momentum", "mask_eps", "lambda_b")
+PROMPT_SETTINGS = ("prompt_length", "prompt_init")  # the prompts' shape and initialisation
+# (b) trains the prompts against the frozen S of (a): their optimisation and Eq. 2's terms
+PROMPT_STAGE_SETTINGS = (*BASE_SETTINGS, *PROMPT_SETTINGS, "prompt_lr", "optimizer", "schedule",
+                         "momentum", "prompt_mask_eps", "prompt_losses", "lambda_T")
+REFINE_SETTINGS = (*GENERATOR_SETTINGS, "lambda_refine")  # (c): + λ·L_refine
+JOINT_SETTINGS = (*GENERATOR_SETTINGS, *PROMPT_SETTINGS, "prompt_lr", "prompt_losses", "lambda_T",
+                  "lambda_refine")
+
+
 class SemplesRun:
     """One SemPLeS run: resolves its stages through the stage cache."""
 
     def __init__(self, ctx: RunContext):
-        self.ctx, self.p = ctx, ctx.params
+        self.ctx = ctx
         self.teacher = ctx.teacher
         names = ctx.prompt_names()
         self.n_classes = len(names)
         self.text = self.teacher.encode_text([class_prompt(c) for c in names])  # once per run
-        self.base = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": ctx.teacher_key(),
-                     "backbone": self.p.backbone, "batch_size": self.p.batch_size,
-                     "backbone_weights": ctx.cfg.backbone_weights,
-                     "align_corners": self.p.align_corners}
-        self.gen_opt = {"lr": self.p.lr, "head_lr_mult": self.p.head_lr_mult,
-                        "optimizer": self.p.optimizer, "schedule": self.p.schedule,
-                        "weight_decay": self.p.weight_decay, "momentum": self.p.momentum,
-                        "mask_eps": self.p.mask_eps}
+        self.inputs = {"data": ctx.data_key(), "seed": ctx.cfg.seed, "teacher": ctx.teacher_key(),
+                       "backbone_weights": ctx.cfg.backbone_weights}
+
+    @property
+    def p(self) -> SemplesConfig:
+        return self.ctx.params  # inside a stage's build: the settings it declares
+
+    def _spec(self, name: str, settings: tuple[str, ...], **inputs: Any) -> StageSpec:
+        return StageSpec(name, settings, {**self.inputs, **inputs})
 
     def _init_generator(self) -> tuple[CamNet, str]:
         if self.p.init == "cam":
@@ -276,13 +292,13 @@ class SemplesRun:
         return prompts
 
     # the stages
-    def _train_generator(self, name: str, deps: dict, start: Callable[[], CamNet], prompt_folder,
+    def _train_generator(self, spec: StageSpec, start: Callable[[], CamNet], prompt_folder,
                          epochs: int) -> tuple[Any, str]:
         """Train S from `start()` with L_match (+ λ·L_refine against frozen prompts)."""
-        p = self.p
-        key = stage_key(name, deps)
+        name, key = spec.name, spec.key(self.ctx.cfg.params)
 
         def build(folder):
+            p = self.p
             model, ub = start(), None
             if prompt_folder is not None:
                 with torch.no_grad():  # prompts frozen: u^b once for the whole stage
@@ -295,28 +311,23 @@ class SemplesRun:
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
-        return self.ctx.stages.get_or_build(name, deps, build)
+        return self.ctx.stage(spec, build)
 
     def stage_a(self, start: Callable[[], CamNet], init_key: str) -> tuple[Any, str]:
-        p = self.p
-        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": p.epochs,
-                "lambda_b": p.lambda_b}
-        return self._train_generator("semples-a", deps, start, None, p.epochs)
+        epochs = self.p.epochs
+        spec = self._spec("semples-a", GENERATOR_SETTINGS, init=init_key, epochs=epochs)
+        return self._train_generator(spec, start, None, epochs)
 
     def stage_b(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
                 round_: int) -> tuple[Any, str]:
         """Learn prompts against the frozen generator `gen_key` (continuing `prompt_key`)."""
-        p = self.p
-        epochs = self._per_round(p.prompt_epochs)
-        deps = {**self.base, "generator": gen_key, "prompts_from": prompt_key, "round": round_,
-                "epochs": epochs, "lambda_b": p.lambda_b, "lambda_T": p.lambda_T,
-                "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
-                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init,
-                "optimizer": p.optimizer, "schedule": p.schedule, "momentum": p.momentum,
-                "prompt_mask_eps": p.prompt_mask_eps}
-        key = stage_key("semples-b", deps)
+        epochs = self._per_round(self.p.prompt_epochs)
+        spec = self._spec("semples-b", PROMPT_STAGE_SETTINGS, generator=gen_key,
+                          prompts_from=prompt_key, round=round_, epochs=epochs)
+        key = spec.key(self.ctx.cfg.params)
 
         def build(folder):
+            p = self.p
             model = self._load_gen(gen_folder).eval().requires_grad_(False)
             prompts = self._load_prompts(prompt_folder) if prompt_folder else self._new_prompts()
             stage = Stage("semples-b", key, {"prompts": prompts},
@@ -327,50 +338,45 @@ class SemplesRun:
             train_stage(self.ctx, stage)
             torch.save(prompts.state_dict(), folder / "prompts.pt")
 
-        return self.ctx.stages.get_or_build("semples-b", deps, build)
+        return self.ctx.stage(spec, build)
 
     def random_prompts(self) -> tuple[Any, str]:
         """Table 4 row 2: the prompts at their random init, never learned."""
-        p = self.p
-        deps = {"seed": self.ctx.cfg.seed, "teacher": self.ctx.teacher_key(),
-                "n_classes": self.n_classes, "prompt_length": p.prompt_length,
-                "prompt_init": p.prompt_init}
+        spec = StageSpec("semples-random-prompts", PROMPT_SETTINGS,
+                         {"seed": self.ctx.cfg.seed, "teacher": self.ctx.teacher_key(),
+                          "n_classes": self.n_classes})
 
         def build(folder):
             torch.save(self._new_prompts().state_dict(), folder / "prompts.pt")
 
-        return self.ctx.stages.get_or_build("semples-random-prompts", deps, build)
+        return self.ctx.stage(spec, build)
 
     def stage_c(self, gen_key: str, start: Callable[[], CamNet], prompt_key: str | None,
                 prompt_folder, round_: int) -> tuple[Any, str]:
         """Re-train S from `start()` (key `gen_key`) with L_match + λ·L_refine, prompts frozen."""
-        p = self.p
-        epochs = self._per_round(p.refine_epochs)
-        deps = {**self.base, **self.gen_opt, "generator": gen_key, "prompts": prompt_key,
-                "round": round_, "epochs": epochs, "lambda_b": p.lambda_b,
-                "lambda_refine": p.lambda_refine}
-        return self._train_generator("semples-c", deps, start, prompt_folder, epochs)
+        epochs = self._per_round(self.p.refine_epochs)
+        # loading the frozen prompts reads their shape (λ = 0 has none)
+        settings = (*REFINE_SETTINGS, *PROMPT_SETTINGS) if prompt_folder else REFINE_SETTINGS
+        spec = self._spec("semples-c", settings, generator=gen_key, prompts=prompt_key,
+                          round=round_, epochs=epochs)
+        return self._train_generator(spec, start, prompt_folder, epochs)
 
     def _per_round(self, epochs: int) -> int:
         # Alternating keeps the total budget of (b) and (c): each round gets 1/R of it.
         return max(1, math.ceil(epochs / self.p.rounds))
 
     def joint(self) -> CamNet:
-        p = self.p
         model, init_key = self._init_generator()
         prompts = self._new_prompts()
         # The scheme table compares schemes at equal epochs of the FINAL generator: joint's S
         # trains refine_epochs, as sequential's (c) and alternate's R rounds of refine_epochs/R
         # (the protocol's rule; before, joint trained epochs + refine_epochs, a confound).
-        epochs = p.refine_epochs
-        deps = {**self.base, **self.gen_opt, "init": init_key, "epochs": epochs,
-                "lambda_b": p.lambda_b, "lambda_T": p.lambda_T, "lambda_refine": p.lambda_refine,
-                "prompt_losses": p.prompt_losses, "prompt_length": p.prompt_length,
-                "prompt_lr": p.prompt_lr, "prompt_init": p.prompt_init,
-                "prompt_mask_eps": p.prompt_mask_eps}
-        key = stage_key("semples-joint", deps)
+        epochs = self.p.refine_epochs
+        spec = self._spec("semples-joint", JOINT_SETTINGS, init=init_key, epochs=epochs)
+        key = spec.key(self.ctx.cfg.params)
 
         def build(folder):
+            p = self.p
             groups = model.param_groups(p.lr, p.head_lr_mult)
             if p.prompt_losses != "none":
                 groups.append({"params": list(prompts.parameters()), "lr": p.prompt_lr,
@@ -384,7 +390,7 @@ class SemplesRun:
             train_stage(self.ctx, stage)
             torch.save(model.state_dict(), folder / "generator.pt")
 
-        folder, _ = self.ctx.stages.get_or_build("semples-joint", deps, build)
+        folder, _ = self.ctx.stage(spec, build)
         return self._load_gen(folder).eval()
 
     def train(self) -> CamNet:
