@@ -36,8 +36,17 @@ CACHE_FORMAT = 5
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    """An exclusive lock on `path`; in a read-only folder, on the lock file already there
+    (flock needs no write access), so a read-only cache still serves what it holds."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+    except OSError as exc:
+        try:
+            fh = open(path)
+        except OSError:
+            raise exc from None  # no lock file either: why it could not be made
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -113,21 +122,15 @@ class StageCache:
     @contextlib.contextmanager
     def _locked(self, folder: Path, key: str, name: str) -> Iterator[None]:
         """The key's lock; a cache folder that cannot hold it is one line naming the folder."""
-        lock = folder / f"{key}.lock"
+        lock = file_lock(folder / f"{key}.lock")
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fh = open(lock, "a")
+            lock.__enter__()
         except OSError as exc:
-            try:  # a read-only cache still serves the stages it holds
-                fh = open(lock)
-            except OSError:
-                raise _unwritable(self.root, exc, name) from None
-        with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+            raise _unwritable(self.root, exc, name) from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     @staticmethod
     def _build(tmp: Path, key: str, deps: dict[str, Any], build: Callable[[Path], None]) -> None:

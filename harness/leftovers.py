@@ -78,8 +78,8 @@ def _age(path: Path) -> float:
 
 
 def cache_leftovers(cache_dir: Path, orphans: bool = False) -> list[Path]:
-    """Temporary stage folders, epoch checkpoints being written and teacher files of killed
-    writers under a cache folder."""
+    """Temporary stage folders, epoch checkpoints, teacher files and data arrays that killed
+    writers were writing under a cache folder."""
     out: list[Path] = []
     stages = cache_dir / "stages"
     if stages.is_dir():
@@ -91,6 +91,7 @@ def cache_leftovers(cache_dir: Path, orphans: bool = False) -> list[Path]:
     teachers = cache_dir / "teachers"
     if teachers.is_dir():
         out += [p for p in teachers.glob("*.tmp") if is_left_behind(p, orphans)]
+    out += [p for p in cache_dir.glob("*/*.tmp.npz") if is_left_behind(p, orphans)]  # data
     return sorted(out)
 
 

@@ -81,8 +81,13 @@ class BlipAnswerer:
         ensure_torchvision()
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
-        self._processor = BlipProcessor.from_pretrained(str(self.path), local_files_only=True)
-        model = BlipForQuestionAnswering.from_pretrained(str(self.path), local_files_only=True)
+        try:
+            self._processor = BlipProcessor.from_pretrained(str(self.path), local_files_only=True)
+            model = BlipForQuestionAnswering.from_pretrained(str(self.path), local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign folder: one line naming it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise BenchError(f"--vqa-path {self.path}: cannot load BLIP VQA from it "
+                             f"({type(exc).__name__}: {reason})") from None
         self._model = model.to(self.device).eval()
 
     @property

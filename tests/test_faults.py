@@ -270,8 +270,12 @@ def test_leftovers_are_judged_by_their_owner(tmp_path):
     (stage / ".abe.otherhost.1.tmp").mkdir()  # another host's: never judged from here
     (stage / ".abc.partial").mkdir()
     (stage / ".abc.partial" / f"last.{this_host()}.{dead}.tmp").write_bytes(b"x")
+    (tmp_path / "cache" / "synth").mkdir()
+    (tmp_path / "cache" / "synth" / f"x_train_8.{this_host()}.{dead}.tmp.npz").write_bytes(b"x")
+    (tmp_path / "cache" / "synth" / f"y_train_8.{owner_tag()}.tmp.npz").write_bytes(b"x")
     assert sorted(p.name for p in cache_leftovers(tmp_path / "cache")) == [
-        f".abc.{this_host()}.{dead}.tmp", f"last.{this_host()}.{dead}.tmp"]
+        f".abc.{this_host()}.{dead}.tmp", f"last.{this_host()}.{dead}.tmp",
+        f"x_train_8.{this_host()}.{dead}.tmp.npz"]
     runs = tmp_path / "runs"
     for name, owner in [("dead", f"{this_host()}.{dead}"), ("live", owner_tag()), ("none", None)]:
         (runs / f".inprogress-{name}").mkdir(parents=True)

@@ -142,7 +142,9 @@ def labels_cache_path(cache_dir: Path | None, dataset: str, *parts: Any) -> Path
 def save_npz(path: Path, **arrays: Any) -> None:
     """Atomic: a concurrent reader sees the whole file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    from harness.leftovers import owner_tag
+
+    tmp = path.with_suffix(f".{owner_tag()}.tmp.npz")  # a killed writer's: harness/leftovers.py
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
