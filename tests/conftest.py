@@ -87,12 +87,15 @@ def runs_dir(tmp_path) -> Path:
 # @pytest.mark.slow where they are (teacher training, BLIP at full size).
 SLOW_FIXTURES = {"synth_teacher", "tiny_cam_run", "warm_cache", "postgres_url", "tiny_blip",
                  "odd_voc", "odd_coco"}
-SLOW_MODULES = {"test_cli", "test_real_e2e"}  # every test runs `bench` as a user would
+# every test runs `bench` as a user would; test_stage_keys builds every family's stages
+# (untrained) twice per setting
+SLOW_MODULES = {"test_cli", "test_real_e2e", "test_faults", "test_stage_keys"}
 SLOW_TESTS = {"test_family_runs_on_real_layout", "test_qape_with_a_random_blip_needs_no_files",
               "test_reproduce_with_two_workers_runs_each_cell_once",
               "test_reproduce_cli_dry_run_with_held_out_seeds",
               "test_report_cli_refuses_mixed_provenance_in_one_line",
-              "test_per_class_table_and_precision_recall_plot"}
+              "test_per_class_table_and_precision_recall_plot",
+              "test_a_damaged_cached_teacher_is_named_and_trained_again"}
 
 
 def pytest_collection_modifyitems(items) -> None:
