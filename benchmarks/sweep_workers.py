@@ -39,6 +39,7 @@ def main() -> None:
 
     from rich.console import Console
 
+    from harness.run_options import RunOptions
     from harness.runner import resolve_config, run
     from sweeps.launcher import SweepRequest, launch
     from sweeps.spaces import custom_sweep
@@ -56,8 +57,9 @@ def main() -> None:
     for k, n in enumerate(int(w) for w in a.workers.split(",")):
         grid = ",".join(repr(round(v * (1 + 0.001 * (k + 1)), 6)) for v in base)
         spec = custom_sweep("cam", [f"cam_lr=grid:{grid}"])
+        options = RunOptions(runs_dir=root / f"runs-w{n}", cache_dir=cache, wandb_mode="disabled")
         req = SweepRequest(spec, "synth", list(range(a.seeds)), list(sets), f"bench-w{n}-{os.getpid()}",
-                           None, root / f"runs-w{n}", cache, None, n, "cpu", wandb="disabled")
+                           None, options, workers=n, devices="cpu")
         out = launch(req, console, show=False)
         assert out["complete"] == len(base), out
         times[n] = out["wall_s"]

@@ -9,16 +9,16 @@ from pathlib import Path
 import typer
 
 from cli import app
+from cli import options as opt
+from harness.run_options import RunOptions
 
 
 @app.command("eval")
+@opt.run_option_params("data_root", "cache_dir")
 def eval_command(
     cams: Path = typer.Option(..., help="folder of <image>.npy CAM files (reference format)"),
     dataset: str = typer.Option("synth", help="dataset whose evaluation split they cover"),
-    data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
-    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
-    set_: list[str] = typer.Option([], "--set", help="dataset settings the CAMs were made with, "
-                                   "e.g. n_eval=16 on synth"),
+    set_: opt.Sets = None,
     threshold_split: str = typer.Option(None, help="pick t on this held-out labelled split "
                                         "(synth: heldout; voc: heldout = a fixed third of val) "
                                         "and score the eval split at it"),
@@ -28,9 +28,11 @@ def eval_command(
     workers: int = typer.Option(min(8, os.cpu_count() or 1), min=1,
                                 help="threads reading and scoring files"),
     json_out: bool = typer.Option(False, "--json"),
+    options: RunOptions = RunOptions(),
 ) -> None:
     """Seed mIoU (threshold sweep, fixed 0.15, held-out t), per-class IoU, precision, recall,
-    FP, FN, background leak and context_fp of CAM files."""
+    FP, FN, background leak and context_fp of CAM files. --set: the dataset settings the CAMs
+    were made with, e.g. n_eval=16 on synth."""
     from harness.camio import score_folder
     from harness.config import MethodConfig, parse_sets
     from harness.data import default_cache_dir, load_dataset
@@ -38,11 +40,11 @@ def eval_command(
     from harness.method import data_options
     from harness.provenance import provenance
 
-    params = MethodConfig(**parse_sets(MethodConfig, set_)).validate()
+    params = MethodConfig(**parse_sets(MethodConfig, opt.sets(set_))).validate()
     if plot is not None:
         check_plot_path(plot)
-    opts = data_options(dataset, params, cache_dir or default_cache_dir(),
-                        str(data_root) if data_root else None)
+    opts = data_options(dataset, params, options.cache_dir or default_cache_dir(),
+                        str(options.data_root) if options.data_root else None)
     ds = load_dataset(dataset, "eval", **opts)
     held = load_dataset(dataset, threshold_split, **opts) if threshold_split else None
     scores = split_scores(ds, lambda ev, split: score_folder(ev, split, cams, workers), held,

@@ -8,7 +8,10 @@ from pathlib import Path
 import typer
 
 from cli import app
+from cli import options as opt
 from harness.errors import BenchError
+from harness.run_options import RunOptions
+from sweeps.slurm import SlurmOptions
 
 
 def _emit(name: str, dataset: str, runs_dir: Path | None, fmt: str | None, out: Path | None,
@@ -106,7 +109,7 @@ def report_command(
                                    "per-class IoU bars)"),
     wandb_log: bool = typer.Option(False, "--wandb", help="also log the table to W&B "
                                    "(mode from WANDB_MODE, offline by default)"),
-    runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
+    runs_dir: opt.RunsDir = None,
     seeds: str = typer.Option("1", help="seeds a complete cell has: N (0 … N-1), or only "
                               "these: 10-14, 3,7, 2-2 (one seed)"),
     teacher_seeds: str = typer.Option("1", help="teacher seeds a complete cell has, as --seeds; "
@@ -148,6 +151,8 @@ def report_command(
 
 
 @app.command("reproduce")
+@opt.run_option_params()
+@opt.slurm_option_params()
 def reproduce_command(
     table: str = typer.Argument(..., help="table name (bench report --list)"),
     dataset: str = typer.Option("synth", help="synth, voc or coco"),
@@ -159,23 +164,21 @@ def reproduce_command(
                                   "(heldout: runs pick t on the held-out split)"),
     mixed_provenance: bool = typer.Option(False, "--mixed-provenance",
                                           help="report: flag rows of differing provenance"),
-    workers: int = typer.Option(1, help="runs in parallel, one process each"),
-    devices: str = typer.Option(None, help="with --workers: cpu or cuda:0,cuda:1,… "
-                                "(one per worker, cycled; default: --device)"),
-    set_: list[str] = typer.Option([], "--set", help="extra setting for every run (key=value)"),
-    epochs: int = typer.Option(None, help="override every method's training epochs"),
+    workers: int = typer.Option(1, help="runs in parallel, one process each (--launcher slurm: "
+                                "see --slurm-array-parallelism)"),
+    launcher: opt.Launcher = "local",
+    status: bool = typer.Option(False, "--status", help="print the missing runs and the Slurm "
+                                "jobs submitted for them, and exit"),
+    devices: opt.Devices = None,
+    set_: opt.Sets = None,
+    epochs: opt.Epochs = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="list the missing runs, run nothing"),
-    device: str = typer.Option("auto", help="cpu, cuda or cuda:N"),
-    runs_dir: Path = typer.Option(None, envvar="BENCH_RUNS_DIR", help="results store (default ./runs)"),
-    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR", help="stage cache"),
-    wandb: str = typer.Option(None, help="offline (default), online or disabled"),
-    data_root: Path = typer.Option(None, help="dataset root (voc, coco)"),
-    clip_weights: Path = typer.Option(None, help="local open_clip weights file"),
-    backbone_weights: Path = typer.Option(None, help="local timm backbone weights file"),
-    vqa_path: Path = typer.Option(None, help="local BLIP VQA folder (qa-clims corpus)"),
+    device: opt.Device = opt.DEFAULT_DEVICE,
     fmt: str = typer.Option(None, "--format", help="report format (default: terminal)"),
     out: Path = typer.Option(None, help="write the report to this file"),
     plot_path: Path = typer.Option(None, "--plot", help="write a PNG plot"),
+    options: RunOptions = RunOptions(),
+    slurm: SlurmOptions = SlurmOptions(),
 ) -> None:
     """Run the TABLE cells missing from the results store (resumable), then report."""
     from reports import get_table
@@ -185,13 +188,23 @@ def reproduce_command(
     get_table(table)
     check_threshold(threshold)  # a bad --threshold or seed list fails before any run
     seeds, teacher_seeds = parse_seeds(seeds), parse_seeds(teacher_seeds, "--teacher-seeds")
-    result = reproduce(table, dataset, seeds, set_, epochs, runs_dir, cache_dir, wandb, workers,
-                       device, log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
-                       teacher_seeds=teacher_seeds, threshold=threshold, data_root=data_root,
-                       clip_weights=clip_weights, backbone_weights=backbone_weights,
-                       vqa_path=vqa_path)
+    if launcher not in ("local", "slurm"):
+        raise BenchError(f"--launcher must be local or slurm (got {launcher!r})")
+    if status:
+        from reports.reproduce import plan, slurm_folder
+        from sweeps.slurm import job_lines
+
+        plan(table, dataset, seeds, opt.sets(set_), epochs, options, lambda m: typer.echo(m),
+             True, teacher_seeds, threshold)
+        for line in job_lines(slurm_folder(options, table, dataset)):
+            typer.echo(line)
+        return
+    result = reproduce(table, dataset, seeds, opt.sets(set_), epochs, options, workers, device,
+                       log=lambda m: typer.echo(m, err=True), dry_run=dry_run, devices=devices,
+                       teacher_seeds=teacher_seeds, threshold=threshold,
+                       slurm=slurm if launcher == "slurm" else None)
     typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}, "
                f"skipped {len(result['skipped'])}", err=True)
-    _emit(table, dataset, runs_dir, fmt, out, plot_path, False, seeds=seeds,
-          teacher_seeds=teacher_seeds, sets=set_, epochs=epochs, threshold=threshold,
+    _emit(table, dataset, options.runs_dir, fmt, out, plot_path, False, seeds=seeds,
+          teacher_seeds=teacher_seeds, sets=opt.sets(set_), epochs=epochs, threshold=threshold,
           mixed_provenance=mixed_provenance)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from cli import app
+from cli import options as opt
 from harness.errors import BenchError
+from harness.run_options import RunOptions
+from sweeps.slurm import SlurmOptions
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -20,6 +21,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 @app.command("sweep")
+@opt.run_option_params()
+@opt.slurm_option_params()
 def sweep_command(
     name: str = typer.Argument(..., help="a named sweep (see `bench list`) or `custom`"),
     method: str = typer.Option(None, help="custom sweeps: the method or variant to sweep"),
@@ -31,8 +34,11 @@ def sweep_command(
                                             "(default: the grid size, or the sweep's budget)"),
     seeds: str = typer.Option("1", help="seeds per trial: a count (3 → 0,1,2), a range (10-14) "
                                         "or a list (0,4,7); a trial's value is the mean over them"),
-    workers: int = typer.Option(1, help="local worker processes"),
-    devices: str = typer.Option("cpu", help="cpu or cuda:0,cuda:1,… (one per worker, cycled)"),
+    workers: int = typer.Option(1, help="worker processes (--launcher slurm: Slurm jobs), all "
+                                        "taking trials from the one study"),
+    launcher: opt.Launcher = "local",
+    devices: opt.Devices = None,
+    device: opt.Device = opt.DEFAULT_DEVICE,
     storage: str = typer.Option(None, envvar="BENCH_SWEEP_STORAGE",
                                 help="journal file (default <runs-dir>/sweeps/<study>.journal) "
                                      "or postgresql://user:pw@host/db for many machines"),
@@ -40,21 +46,22 @@ def sweep_command(
                                          "storage and study on another machine joins it"),
     timeout: float = typer.Option(None, help="seconds after which a worker starts no new trial"),
     pruner: str = typer.Option("none", help="none, median or hyperband (per-epoch −loss)"),
-    set_: list[str] = typer.Option([], "--set", help="fixed setting for every trial: key=value"),
-    runs_dir: Path = typer.Option(Path("runs"), envvar="BENCH_RUNS_DIR", help="results store"),
-    cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR", help="data/teacher/stage cache"),
-    wandb: str = typer.Option(None, help="offline (default), online or disabled"),
+    set_: opt.Sets = None,
+    epochs: opt.Epochs = None,
     heartbeat: int = typer.Option(60, help="PostgreSQL: heartbeat seconds; a silent worker's "
                                            "trial is retried after twice this"),
     status: bool = typer.Option(False, "--status", help="print the study's progress and exit "
                                                        "(for a sweep running elsewhere)"),
+    options: RunOptions = RunOptions(),
+    slurm: SlurmOptions = SlurmOptions(),
 ) -> None:
     """Run an Optuna study: each trial = full runs over --seeds, value = mean seed mIoU."""
     from rich.console import Console
 
     from sweeps import get_sweep
+    from sweeps import slurm as slurm_jobs
     from sweeps import storage as st
-    from sweeps.launcher import SweepRequest, launch
+    from sweeps.launcher import SweepRequest, check_outcome, launch
     from sweeps.spaces import SweepSpec, custom_sweep
 
     if name == "custom":
@@ -63,21 +70,30 @@ def sweep_command(
         if method or param:
             raise BenchError("--method and --param are for `bench sweep custom`")
         spec = get_sweep(name)
-    req = SweepRequest(spec, dataset, parse_seeds(seeds), list(set_), study, storage, runs_dir,
-                       cache_dir, n_trials, workers, devices, timeout, pruner, wandb, heartbeat)
+    req = SweepRequest(spec, dataset, parse_seeds(seeds), opt.sets(set_), study, storage, options,
+                       epochs, n_trials, workers, devices, device, timeout, pruner, heartbeat)
     console = Console()
     if status:
         from sweeps import view
 
         study_name = req.study_name()
-        ref = st.resolve(storage, runs_dir, study_name)
+        ref = st.resolve(storage, req.runs_dir, study_name)
         if ref.kind == "journal" and not ref.journal_path.exists():
             raise BenchError(f"no study {study_name!r}: {ref.journal_path} does not exist")
         s = st.load_study(st.open_storage(ref, heartbeat=heartbeat), study_name)
         stored = SweepSpec.from_dict(st.study_definition(s)["spec"])
         console.print(f"storage {ref.masked}", soft_wrap=True)
         console.print(view.snapshot(s, stored, n_trials))
+        view.print_failures(s, console)
+        for line in slurm_jobs.job_lines(slurm_jobs.folder_for(options, study_name)):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
         return
-    out = launch(req, console)
+    if launcher == "slurm":
+        out = slurm_jobs.launch_sweep(req, slurm, console)
+    elif launcher == "local":
+        out = launch(req, console)
+    else:
+        raise BenchError(f"--launcher must be local or slurm (got {launcher!r})")
+    check_outcome(out, console)
     if out["exit_codes"] and any(c not in (0, None) for c in out["exit_codes"]):
         raise typer.Exit(1)

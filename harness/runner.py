@@ -26,7 +26,7 @@ from harness.provenance import run_provenance
 from harness.registry import get_method, get_variant
 from harness.seeding import isolated_rng, seed_all
 from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
-from harness.tracking import Tracker, resolve_mode
+from harness.tracking import Tracker, resolve_mode, slurm_job
 
 
 def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
@@ -196,7 +196,7 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
         "stage_epochs": stage_epochs(cfg),
         "optimisation": optimisation_record(cfg),
-        "host": platform.node(), "pid": os.getpid(),
+        "host": platform.node(), "pid": os.getpid(), "slurm_job": slurm_job(),
         # float reductions on CPU depend on the thread count (a parallel worker gets fewer
         # threads), so bit-identical reruns need the same count: record it
         "torch_threads": torch.get_num_threads(),

@@ -27,6 +27,14 @@ def resolve_mode(cli_mode: str | None) -> str:
     return mode
 
 
+def slurm_job() -> str | None:
+    """The Slurm job this process runs in (`ARRAY_TASK` in a job array), else None."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 class Tracker:
     """One W&B run. Importing wandb and starting its service take seconds (about 14 s on a
     busy 2-core machine), a fixed cost that dominated short cached reruns, so `wandb.init`
@@ -42,6 +50,10 @@ class Tracker:
         if mode == "disabled":
             return
         os.environ.setdefault("WANDB_SILENT", "true")
+        job = slurm_job()
+        if job:  # a run made in a Slurm job says which one (its log is that job's)
+            config = {**config, "slurm_job_id": job}
+            tags = [*(tags or []), f"slurm-{job}"]
         kwargs = {"project": os.environ.get("WANDB_PROJECT", "wsss-bench"), "name": name,
                   "group": group, "tags": tags, "config": config, "dir": str(run_dir),
                   "mode": mode, "reinit": "create_new"}

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.process import configure_process
+from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from reports import get_table
 from reports.compile import Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
 from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
+from sweeps.slurm import SlurmOptions
 
 
 @dataclass(frozen=True)
@@ -71,19 +73,52 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
 
 
 def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[str] = (),
-              epochs: int | None = None, runs_dir: Path | str | None = None,
-              cache_dir: Path | None = None, wandb_mode: str | None = None, workers: int = 1,
+              epochs: int | None = None, options: RunOptions | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
               dry_run: bool = False, devices: str | None = None, teacher_seeds: Seeds = 1,
-              threshold: str = "best", **paths: Any) -> dict[str, list]:
+              threshold: str = "best", slurm: SlurmOptions | None = None) -> dict[str, list]:
     """Run what is missing (seeds × teacher_seeds per cell); returns {"ran": [...],
-    "failed": [...], "skipped": [...]}."""
+    "failed": [...], "skipped": [...]}. `options`: data, weights, runs and cache dirs, W&B
+    mode, as every cell's run receives them. `slurm`: run the cells as a Slurm job array
+    (submitit) instead of here."""
     from harness.errors import BenchError
-    from harness.registry import get_variant
 
     if workers < 1:
         raise BenchError("--workers must be ≥ 1")
-    records = ResultsStore(runs_dir).records()
+    options = options or RunOptions()
+    out, todo = plan(table, dataset, seeds, sets, epochs, options, log, dry_run, teacher_seeds,
+                     threshold)
+    cell = CellOptions(epochs, options, f"reproduce-{table}")
+    if slurm is not None:
+        if todo:
+            _run_slurm(todo, cell, slurm, devices, slurm_folder(options, table, dataset), out, log)
+    elif workers == 1 or len(todo) <= 1:
+        for i, job in enumerate(todo, 1):
+            log(f"[{i}/{len(todo)}] {job.command}")
+            _tally(out, job, run_job(job, device, cell), log)
+    else:
+        _run_parallel(todo, workers, devices or ("cpu" if device == "auto" else device),
+                      cell, out, log)
+    return out
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """What every cell's run receives besides its own Job: pickled to spawned workers and
+    to Slurm jobs as is."""
+    epochs: int | None
+    options: RunOptions
+    group: str  # the W&B group
+
+
+def plan(table: str, dataset: str, seeds: Seeds, sets: list[str], epochs: int | None,
+         options: RunOptions, log: Callable[[str], None], dry_run: bool = False,
+         teacher_seeds: Seeds = 1, threshold: str = "best") -> tuple[dict[str, list], list[Job]]:
+    """The missing jobs whose variant is registered here (the rest are skipped, said why)."""
+    from harness.errors import BenchError
+    from harness.registry import get_variant
+
+    records = ResultsStore(options.runs_dir).records()
     jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds,
                         threshold)
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
@@ -102,16 +137,55 @@ def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[s
             out["skipped"].append(job)
             continue
         todo.append(job)
-    options = {"epochs": epochs, "runs_dir": runs_dir, "cache_dir": cache_dir,
-               "wandb_mode": wandb_mode, "group": f"reproduce-{table}", "paths": paths}
-    if workers == 1 or len(todo) <= 1:
-        for i, job in enumerate(todo, 1):
-            log(f"[{i}/{len(todo)}] {job.command}")
-            _tally(out, job, _run_job(job, device, options), log)
-    else:
-        _run_parallel(todo, workers, devices or ("cpu" if device == "auto" else device),
-                      options, out, log)
-    return out
+    return out, todo
+
+
+def slurm_folder(options: RunOptions, table: str, dataset: str) -> Path:
+    from sweeps.slurm import folder_for
+
+    return folder_for(options, f"reproduce-{table}-{dataset}")
+
+
+def run_cell(job: Job, device: str, cell: CellOptions) -> str | None:
+    """Runs in a Slurm job: one cell's run, its log lines in the job's log."""
+    from sweeps.slurm import job_process
+
+    job_process()
+    return run_job(job, device, cell, show_progress=False, quiet=False)
+
+
+def _run_slurm(jobs: list[Job], cell: CellOptions, slurm: SlurmOptions, devices: str | None,
+               folder: Path, out: dict[str, list], log: Callable[[str], None]) -> None:
+    """One array task per missing cell; waits for the array, then tallies each cell. A cell
+    whose job was cancelled or timed out is failed here and missing from the store, so the
+    same command submits it again."""
+    from harness.preflight import check_inputs
+    from harness.runner import resolve_config
+    from sweeps import slurm as sj
+
+    sj.check_cluster(slurm)
+    device = sj.check_devices(devices, slurm)
+    first = jobs[0]
+    cfg = resolve_config(first.row.variant, first.dataset, first.seed, list(first.sets), cell.epochs,
+                         "cpu", **cell.options.inputs(), threshold_split=first.threshold_split)
+    log(check_inputs(cfg, cell.options.cache_dir))
+    ex = sj.executor(folder, slurm, f"bench-{cell.group}")
+    submitted = sj.submit(ex, run_cell, [(job, device, cell) for job in jobs], folder,
+                          [job.command for job in jobs])
+    log(f"{len(jobs)} run(s) as Slurm job array {submitted[0].job_id.split('_')[0]} ({device}); "
+        f"logs in {folder}")
+    final = sj.wait(submitted)
+    for job, sub in zip(jobs, submitted, strict=True):
+        state = final.get(sub.job_id, "unknown")
+        if not sub.paths.result_pickle.exists():
+            _tally(out, job, f"Slurm job {sub.job_id} {state.lower()} without a result (log: "
+                   f"{sub.paths.stdout})", log)
+            continue
+        try:
+            error = sub.result()
+        except Exception as exc:  # noqa: BLE001 - the run's own error, raised in the job
+            error = f"Slurm job {sub.job_id}: {(str(exc).strip().splitlines() or [''])[-1][:300]}"
+        _tally(out, job, error, log)
 
 
 def _tally(out: dict[str, list], job: Job, error: str | None, log: Callable[[str], None]) -> None:
@@ -120,25 +194,24 @@ def _tally(out: dict[str, list], job: Job, error: str | None, log: Callable[[str
         log(f"    failed: {job.command}: {error}")
 
 
-def _run_job(job: Job, device: str, options: dict[str, Any], show_progress: bool = True
-             ) -> str | None:
+def run_job(job: Job, device: str, cell: CellOptions, show_progress: bool = True,
+            quiet: bool = True) -> str | None:
     """One cell's run; None when it finished, else why it was recorded failed (NaN loss)."""
     from harness.errors import NonFiniteLoss
     from harness.runner import run_variant
 
-    paths = {**options["paths"], **({"threshold_split": job.threshold_split}
-                                     if job.threshold_split else {})}
-    kwargs = {} if show_progress else {"log": lambda m: None, "show_progress": False}
+    extra = {"threshold_split": job.threshold_split} if job.threshold_split else {}
+    if not show_progress:
+        extra.update(show_progress=False, **({"log": lambda m: None} if quiet else {}))
     try:
-        run_variant(job.row.variant, job.dataset, job.seed, list(job.sets), options["epochs"],
-                    device, runs_dir=options["runs_dir"], cache_dir=options["cache_dir"],
-                    wandb_mode=options["wandb_mode"], group=options["group"], **kwargs, **paths)
+        run_variant(job.row.variant, job.dataset, job.seed, list(job.sets), cell.epochs,
+                    device, group=cell.group, **extra, **cell.options.run_kwargs())
     except NonFiniteLoss as exc:
         return str(exc)
     return None
 
 
-def _run_parallel(jobs: list[Job], workers: int, devices: str, options: dict[str, Any],
+def _run_parallel(jobs: list[Job], workers: int, devices: str, cell: CellOptions,
                   out: dict[str, list], log: Callable[[str], None]) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -153,7 +226,7 @@ def _run_parallel(jobs: list[Job], workers: int, devices: str, options: dict[str
     log(f"{len(jobs)} run(s) on {workers} worker(s) ({devices})")
     with ProcessPoolExecutor(workers, mp_context=spawn,
                              initializer=_init_worker, initargs=(slots, threads)) as pool:
-        futures = {pool.submit(_worker_job, job, options): job for job in jobs}
+        futures = {pool.submit(_worker_job, job, cell): job for job in jobs}
         for done, future in enumerate(as_completed(futures), 1):
             job = futures[future]
             error = future.result()  # a BenchError or a crash propagates: stop, as one run would
@@ -175,5 +248,5 @@ def _init_worker(slots, threads: int) -> None:
     configure_process(int(os.environ["OMP_NUM_THREADS"]) if _WORKER_DEVICE == "cpu" else None)
 
 
-def _worker_job(job: Job, options: dict[str, Any]) -> str | None:
-    return _run_job(job, _WORKER_DEVICE, options, show_progress=False)
+def _worker_job(job: Job, cell: CellOptions) -> str | None:
+    return run_job(job, _WORKER_DEVICE, cell, show_progress=False)

@@ -98,7 +98,8 @@ class StaleRetry:
     identity, so the retry is never mistaken for a dead trial. Why it was queued again goes
     on the retry (`retry_reason`): a finished trial takes no attributes through public API."""
 
-    def __init__(self, max_retry: int = MAX_RETRY, reason: str = "worker stopped beating (heartbeat)"):
+    def __init__(self, max_retry: int | None = MAX_RETRY,
+                 reason: str = "worker stopped beating (heartbeat) mid-trial"):
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
         self.reason = reason
@@ -110,7 +111,7 @@ class StaleRetry:
         trial = copy.deepcopy(trial)
         trial.user_attrs = {k: v for k, v in trial.user_attrs.items()
                             if k not in ("worker", "fail_reason", "runs")}
-        trial.system_attrs = {**trial.system_attrs, "retry_reason": f"{self.reason} mid-trial"}
+        trial.system_attrs = {**trial.system_attrs, "retry_reason": self.reason}
         self._retry(study, trial)
 
 
@@ -146,7 +147,7 @@ def create_study(storage, study_name: str, definition: dict[str, Any], direction
 
 
 def check_same(study_name: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
-    for key in ("spec", "dataset", "seeds", "sets"):
+    for key in ("spec", "dataset", "seeds", "sets", "epochs"):
         a, b = json.dumps(stored.get(key), sort_keys=True), json.dumps(wanted.get(key), sort_keys=True,
                                                                         default=str)
         if a != b:

@@ -93,6 +93,23 @@ def trials_table(study, spec: SweepSpec, title: str | None = None) -> Table:
     return table
 
 
+def failures(study) -> list[tuple[int, dict[str, Any], str]]:
+    """(number, parameters, whole reason) of each failed trial not queued again, in order."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    return [(t.number, trial_params(t), t.user_attrs.get("fail_reason")
+             or t.system_attrs.get("fail_reason") or "no reason recorded (see the worker logs)")
+            for t in trials if t.state.name == "FAIL" and t.number not in retried]
+
+
+def print_failures(study, console: Console) -> None:
+    """Each failure on one line, whole and unwrapped (the table's note column is cut)."""
+    for n, params, reason in failures(study):
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        console.print(f"trial {n} failed ({shown}): {reason}", soft_wrap=True, markup=False,
+                      style="red", highlight=False)
+
+
 def snapshot(study, spec: SweepSpec, n_trials: int | None = None):
     t = tally(study, spec, n_trials)
     return Group(Text(summary_line(study, spec, t), style="bold"), trials_table(study, spec))
@@ -102,6 +119,7 @@ def final_report(study, spec: SweepSpec, console: Console | None = None,
                  n_trials: int | None = None) -> None:
     console = console or Console()
     console.print(trials_table(study, spec))
+    print_failures(study, console)
     t = tally(study, spec, n_trials)
     console.print(summary_line(study, spec, t))
     best = _best(study)

@@ -30,11 +30,14 @@ from typing import Any
 
 from harness.errors import BenchError, NonFiniteLoss
 from harness.process import configure_process
+from harness.run_options import RunOptions
+from sweeps import slurm_state
 from sweeps import storage as st
 from sweeps.spaces import SweepSpec
 
 POLL_S = 2.0
 ORPHAN_S = 600  # a RUNNING trial that never named its worker is dead after this
+FAIL_REASON_CHARS = 4000  # a failure is shown whole (`bench sweep --status`), within reason
 
 
 class TrialFailed(Exception):
@@ -110,7 +113,10 @@ def tally(study, spec: SweepSpec, n_trials: int | None) -> Tally:
         elif tr.state == TrialState.WAITING:
             t.waiting += 1
         elif tr.state == TrialState.PRUNED:
-            t.pruned += 1
+            if tr.number in retried:
+                t.retried += 1
+            else:
+                t.pruned += 1
         elif tr.state == TrialState.FAIL:
             if tr.number in retried:
                 t.retried += 1
@@ -121,6 +127,11 @@ def tally(study, spec: SweepSpec, n_trials: int | None) -> Tally:
     if spec.sampler_kind == "grid":
         covered = {params_key(trial_params(tr)) for tr in trials}
         t.remaining = [p for p in spec.grid_points() if params_key(p) not in covered]
+        # a trial another worker has just created holds no parameters until it samples them,
+        # yet it takes one of the points left: without this, two workers both start the last
+        # point (GridSampler then repeats one)
+        fresh = sum(1 for tr in trials if tr.state == TrialState.RUNNING and not trial_params(tr))
+        t.remaining = t.remaining[fresh:]
     else:
         t.budget_is_trials = True
     return t
@@ -141,7 +152,11 @@ def _proc_start(pid: int) -> str | None:
 
 def worker_identity(device: str) -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": platform.node(), "pid": pid, "pid_start": _proc_start(pid), "device": device}
+    w = {"host": platform.node(), "pid": pid, "pid_start": _proc_start(pid), "device": device}
+    job = slurm_state.current_job()
+    if job:
+        w["slurm_job"] = job
+    return w
 
 
 def worker_alive(w: dict[str, Any]) -> bool:
@@ -163,7 +178,7 @@ def worker_alive(w: dict[str, Any]) -> bool:
 
 
 def recover_dead_trials(study, storage, max_retry: int = st.MAX_RETRY,
-                        log: Callable[[str], None] = print) -> int:
+                        log: Callable[[str], None] = print, slurm: bool | None = None) -> int:
     """Fail RUNNING trials whose worker on this host is gone, and queue them again.
 
     The journal storage has no heartbeat in Optuna 5 (only RDBStorage implements it), so on
@@ -177,31 +192,77 @@ def recover_dead_trials(study, storage, max_retry: int = st.MAX_RETRY,
     teller = optuna.load_study(study_name=study.study_name, storage=storage,
                                sampler=optuna.samplers.RandomSampler())
     host, n = platform.node(), 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        w = dead_worker(t, host)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if slurm is None:
+        slurm = slurm_state.available()
+    jobs = [w["slurm_job"] for t in running if (w := t.user_attrs.get("worker") or {}).get("slurm_job")]
+    known = slurm_state.states(sorted(set(jobs))) if slurm and jobs else {}
+    for t in running:
+        w = dead_worker(t, host, known.get if known else None)
         if w is None:
             continue
         try:
             failed = teller.tell(t.number, state=TrialState.FAIL)
         except (UpdateFinishedTrialError, RuntimeError, ValueError, KeyError):
             continue  # another worker recovered it first
-        reason = f"worker pid {w.get('pid')} on {host} died"
-        st.StaleRetry(max_retry, reason)(study, failed)
+        reason = (f"Slurm job {w['slurm_job']} {w['slurm_state'].lower()}" if w.get("slurm_state")
+                  else f"worker pid {w.get('pid')} on {w.get('host', host)} died")
+        st.StaleRetry(max_retry, f"{reason} mid-trial")(study, failed)
         log(f"trial {t.number}: {reason}; queued again with {trial_params(t)}")
         n += 1
     return n
 
 
-def dead_worker(t, host: str) -> dict[str, Any] | None:
-    """The worker identity of running trial `t` when that worker is on this host and gone."""
+def dead_worker(t, host: str, job_state: Callable[[str], str | None] | None = None
+                ) -> dict[str, Any] | None:
+    """The worker identity of running trial `t` when that worker is gone: a process on this
+    host that no longer exists, or (given `job_state`, Slurm's answer) a Slurm job that is no
+    longer running (cancelled, preempted, out of time), or this very job, restarted."""
     w = t.user_attrs.get("worker") or {}
     if not w and t.datetime_start is not None:
         # died between taking the trial and naming itself: judge it by age alone
         if time.time() - t.datetime_start.timestamp() > ORPHAN_S:
             w = {"host": host, "pid": "unknown"}
-    if not w or w.get("host") != host or (isinstance(w.get("pid"), int) and worker_alive(w)):
+    if not w:
+        return None
+    job = w.get("slurm_job")
+    if job and job_state is not None:
+        if job == slurm_state.current_job():  # a requeued job runs its worker again
+            same = w.get("host") == host and w.get("pid") == os.getpid()
+            return None if same else w
+        if not slurm_state.is_alive(job_state(job)):
+            return {**w, "slurm_state": job_state(job)}
+        if w.get("host") != host:
+            return None
+    if w.get("host") != host or (isinstance(w.get("pid"), int) and worker_alive(w)):
         return None
     return w
+
+
+def requeue_unfinished(study, spec: SweepSpec, log: Callable[[str], None]) -> int:
+    """Queue again, once per point, what an earlier command left without a value: failed
+    trials (bad data, a crash, a diverged loss) and, on a grid, pruned points, unless the
+    same parameters are complete, running or queued. Called once per command before its
+    workers start, so a command never retries its own failures in a loop, and running the
+    command again after the fix runs exactly the points that failed."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    covered = {params_key(trial_params(t)) for t in trials if t.state in alive}
+    again = (TrialState.FAIL, TrialState.PRUNED) if spec.sampler_kind == "grid" else (TrialState.FAIL,)
+    n = 0
+    for t in trials:
+        key = params_key(trial_params(t))
+        if t.state not in again or t.number in retried or key in covered or not trial_params(t):
+            continue
+        covered.add(key)
+        why = "pruned" if t.state == TrialState.PRUNED else "failed"
+        st.StaleRetry(None, f"{why} in an earlier run")(study, t)
+        log(f"trial {t.number} {why} before: queued again with {trial_params(t)}")
+        n += 1
+    return n
 
 
 def requeue_interrupted(study, log: Callable[[str], None]) -> None:
@@ -214,7 +275,7 @@ def requeue_interrupted(study, log: Callable[[str], None]) -> None:
         w = t.user_attrs.get("worker") or {}
         if (t.state == TrialState.FAIL and t.number not in retried and w.get("pid") == os.getpid()
                 and w.get("host") == platform.node() and "fail_reason" not in t.user_attrs):
-            st.StaleRetry(st.MAX_RETRY, "interrupted")(study, t)
+            st.StaleRetry(st.MAX_RETRY, "interrupted mid-trial")(study, t)
             log(f"trial {t.number} interrupted; queued again for the next run")
 
 
@@ -252,9 +313,8 @@ def trial_sets(definition: dict[str, Any], params: dict[str, Any]) -> list[str]:
                                                       else f"{k}={v}" for k, v in params.items())]
 
 
-def make_objective(definition: dict[str, Any], study_name: str, device: str, runs_dir: Path,
-                   cache_dir: Path | None, wandb_mode: str | None, prune: bool,
-                   log: Callable[[str], None]):
+def make_objective(definition: dict[str, Any], study_name: str, device: str,
+                   options: RunOptions, prune: bool, log: Callable[[str], None]):
     import optuna
 
     from harness.runner import run_variant
@@ -281,10 +341,9 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str, run
 
             try:
                 record = run_variant(spec.method, definition["dataset"], seed,
-                                     trial_sets(definition, params), device=device,
-                                     runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode=wandb_mode,
-                                     group=study_name, on_epoch=on_epoch, log=log,
-                                     show_progress=False)
+                                     trial_sets(definition, params), definition.get("epochs"),
+                                     device, group=study_name, on_epoch=on_epoch, log=log,
+                                     show_progress=False, **options.run_kwargs())
             except NonFiniteLoss as exc:
                 _fail(trial, f"seed {seed}: {exc}", runs, getattr(exc, "record", None))
                 log(f"trial {trial.number} failed: {exc}")
@@ -316,7 +375,7 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str, run
 
 
 def _fail(trial, reason: str, runs: list[str], record: dict[str, Any] | None) -> None:
-    trial.set_user_attr("fail_reason", reason[:500])
+    trial.set_user_attr("fail_reason", reason[:FAIL_REASON_CHARS])
     if record and record.get("run_id"):
         runs = [*runs, record["run_id"]]
     if runs:
@@ -326,8 +385,7 @@ def _fail(trial, reason: str, runs: list[str], record: dict[str, Any] | None) ->
 # ---------------------------------------------------------------- the loop
 
 def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
-               runs_dir: Path | str = "runs", cache_dir: Path | None = None,
-               wandb_mode: str | None = None, n_trials: int | None = None,
+               options: RunOptions | None = None, n_trials: int | None = None,
                timeout: float | None = None, pruner: str = "none",
                heartbeat: int = st.DEFAULT_HEARTBEAT, tag: str = "",
                log: Callable[[str], None] | None = None) -> Tally:
@@ -340,8 +398,8 @@ def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
     spec = SweepSpec.from_dict(definition["spec"])
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=spec.make_sampler(), pruner=make_pruner(pruner))
-    objective = make_objective(definition, study_name, device, Path(runs_dir), cache_dir,
-                               wandb_mode, pruner != "none", log)
+    objective = make_objective(definition, study_name, device, options or RunOptions(),
+                               pruner != "none", log)
     log(f"worker on {device}, study {study_name!r} in {ref.masked}")
     t0 = time.time()
     while True:
@@ -365,28 +423,31 @@ def run_worker(ref: st.StorageRef, study_name: str, device: str = "cpu",
     return state
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_process()  # before anything loads torch (harness/process.py)
+def parser() -> argparse.ArgumentParser:
+    """The worker's command line, as `sweeps.launcher.worker_command` writes it."""
     ap = argparse.ArgumentParser(description="one bench sweep worker (started by `bench sweep`)")
     ap.add_argument("--study", required=True)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--wandb", default=None)
+    RunOptions.add_arguments(ap)
     ap.add_argument("--n-trials", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=None)
     ap.add_argument("--pruner", default="none")
     ap.add_argument("--heartbeat", type=int, default=st.DEFAULT_HEARTBEAT)
     ap.add_argument("--tag", default="")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_process()  # before anything loads torch (harness/process.py)
+    a = parser().parse_args(argv)
     url = st.env_storage()
     if not url:
         print("error: BENCH_SWEEP_STORAGE is not set", file=sys.stderr)
         return 2
     ref = st.StorageRef(url, "journal" if url.startswith("journal:") else "rdb")
     try:
-        run_worker(ref, a.study, a.device, a.runs_dir, Path(a.cache_dir) if a.cache_dir else None,
-                   a.wandb, a.n_trials, a.timeout, a.pruner, a.heartbeat, a.tag)
+        run_worker(ref, a.study, a.device, RunOptions.from_namespace(a), a.n_trials, a.timeout,
+                   a.pruner, a.heartbeat, a.tag)
     except BenchError as exc:
         print(f"error: {st.mask(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -104,3 +104,15 @@ def pytest_collection_modifyitems(items) -> None:
         if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
                 or item.originalname in SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def warm_cache(cache_dir):
+    """Make the synth arrays once, so concurrent workers (sweeps, Slurm jobs) never race to
+    build them."""
+    from harness.runner import resolve_config, run
+
+    cfg = resolve_config("cam", "synth", 0, TINY, device="cpu")
+    run(cfg, runs_dir=Path(cache_dir) / "warm-runs", cache_dir=cache_dir, wandb_mode="disabled",
+        show_progress=False, log=lambda m: None)
+    return cache_dir

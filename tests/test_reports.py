@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from methods import papers
 from methods.papers import Published
@@ -179,17 +180,17 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     jobs = missing_jobs("tiny", "synth", 2, [])
     assert [(j.row.variant, j.seed) for j in jobs] == [
         ("cam", 0), ("cam", 1), ("qa-clims/does-not-exist", 0), ("qa-clims/does-not-exist", 1)]
-    out = reproduce("tiny", "synth", seeds=2, runs_dir=runs, log=lambda m: None,
+    out = reproduce("tiny", "synth", seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
                     sets=["n_train=64"])
     assert calls == [("cam", 0), ("cam", 1)] and len(out["skipped"]) == 2
-    out = reproduce("tiny", "synth", seeds=2, runs_dir=runs, log=lambda m: None,
+    out = reproduce("tiny", "synth", seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
                     sets=["n_train=64"])
     assert calls == [("cam", 0), ("cam", 1)] and out["ran"] == []
     df = compile_table("tiny", runs_dir=runs, seeds=2, sets=["n_train=64"])
     assert list(df["n"]) == [2, 2, 0]
     # a second teacher: seeds × teacher seeds, only the teacher-1 runs are new
     calls.clear()
-    reproduce("tiny", "synth", seeds=2, teacher_seeds=2, runs_dir=runs, log=lambda m: None,
+    reproduce("tiny", "synth", seeds=2, teacher_seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
               sets=["n_train=64"])
     assert calls == [("cam", 0), ("cam", 1)]
     assert sorted(r["config"]["params"]["teacher_seed"] for r in ResultsStore(runs).records()) \
@@ -214,16 +215,16 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
     (cache_dir / "synth").mkdir(exist_ok=True)
     (own / "synth").symlink_to((cache_dir / "synth").resolve(), target_is_directory=True)
     cache_dir = own
-    out = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
-                    wandb_mode="disabled", workers=2, device="cpu", log=lines.append)
+    out = reproduce("tiny-cam", "synth", seeds=3, sets=TINY,
+                    options=RunOptions(runs_dir=runs, cache_dir=cache_dir, wandb_mode="disabled"), workers=2, device="cpu", log=lines.append)
     assert len(out["ran"]) == 3 and out["failed"] == [] and "3 run(s) on 2 worker(s) (cpu)" in lines
     records = ResultsStore(runs).records()
     assert sorted(r["seed"] for r in records) == [0, 1, 2]
     assert {r["pid"] for r in records} != {__import__("os").getpid()}  # ran in the workers
     # each CPU worker takes its share of the cores, and says so in its record
     assert {r["torch_threads"] for r in records} == {max(1, (__import__("os").cpu_count() or 1) // 2)}
-    again = reproduce("tiny-cam", "synth", seeds=3, sets=TINY, runs_dir=runs, cache_dir=cache_dir,
-                      workers=2, device="cpu", log=lambda m: None)
+    again = reproduce("tiny-cam", "synth", seeds=3, sets=TINY,
+                      options=RunOptions(runs_dir=runs, cache_dir=cache_dir), workers=2, device="cpu", log=lambda m: None)
     assert again["ran"] == []
     df = compile_table("tiny-cam", runs_dir=runs, seeds=3, sets=TINY)
     assert list(df["n"]) == [3]

@@ -20,6 +20,8 @@ import pytest
 
 from harness.devices import parse_devices
 from harness.errors import BenchError
+from harness.run_options import RunOptions
+from harness.store import ResultsStore
 from sweeps import get_sweep, sweep_names
 from sweeps import storage as st
 from sweeps.launcher import SweepRequest, launch, prepare, start_workers
@@ -85,21 +87,11 @@ def storage(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture(scope="session")
-def warm_cache(cache_dir):
-    """Make the synth arrays once, so concurrent workers never race to build them."""
-    from harness.runner import resolve_config, run
-
-    cfg = resolve_config("cam", "synth", 0, TINY, device="cpu")
-    run(cfg, runs_dir=Path(cache_dir) / "warm-runs", cache_dir=cache_dir, wandb_mode="disabled",
-        show_progress=False, log=lambda m: None)
-    return cache_dir
-
-
 def _request(spec: SweepSpec, storage: str, runs_dir: Path, cache_dir: Path, study: str,
              sets: tuple[str, ...] = (), seed: int = 0, **kw) -> SweepRequest:
-    return SweepRequest(spec, "synth", [seed], [*TINY, *sets], study, storage, runs_dir, cache_dir,
-                        wandb="disabled", heartbeat=2, **kw)
+    options = RunOptions(runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled")
+    return SweepRequest(spec, "synth", [seed], [*TINY, *sets], study, storage, options,
+                        heartbeat=2, **{"devices": "cpu", **kw})
 
 
 def _study_name(request) -> str:
@@ -144,7 +136,8 @@ def test_nan_trial_fails_with_reason_and_sweep_goes_on(storage, runs_dir, warm_c
     name = _study_name(request)
     req = _request(spec, storage, runs_dir, warm_cache, name)
     ref, study = prepare(req)
-    state = run_worker(ref, name, "cpu", runs_dir, warm_cache, "disabled", heartbeat=2,
+    opts = RunOptions(runs_dir=runs_dir, cache_dir=warm_cache, wandb_mode="disabled")
+    state = run_worker(ref, name, "cpu", opts, heartbeat=2,
                        log=lambda m: None)
     assert state.done and state.complete == 1 and state.failed == 1
     failed = [t for t in study.get_trials() if t.state.name == "FAIL"]
@@ -274,7 +267,7 @@ def test_bench_list_survives_unregistered_sweep_methods():
 def test_unregistered_method_fails_before_any_worker(tmp_path):
     spec = SweepSpec("x", "no-such-method", (parse_param("lambda_b=grid:1,2"),))
     with pytest.raises(BenchError, match="needs method 'no-such-method'"):
-        prepare(SweepRequest(spec, runs_dir=tmp_path))
+        prepare(SweepRequest(spec, options=RunOptions(runs_dir=tmp_path)))
     assert not (tmp_path / "sweeps").exists()
 
 
@@ -360,3 +353,155 @@ def test_interrupted_trial_is_queued_again(tmp_path):
     rows = console.export_text().splitlines()
     assert any("fail→retried" in r and "interrupted mid-trial; queued again" in r for r in rows)
     assert any("retry of #0" in r for r in rows)
+
+
+# ---------------------------------------------------------------- failing sweeps fail
+
+def _sweep_cli(*args: str, runs: Path, cache: Path):
+    import sys
+
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "WANDB_MODE": "disabled",
+           "BENCH_RUNS_DIR": str(runs)}
+    return subprocess.run([sys.executable, "-m", "cli", "sweep", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_failed_trials_fail_the_sweep_and_a_rerun_retries_them(tmp_path, warm_cache, request):
+    """cam_lr=1e12 diverges (NaN) every time: a study of only that point exits 1 with the
+    failure whole; beside a good point it says how many failed; each rerun queues the
+    failed point again (and only it), and --status prints every failure's whole line."""
+    name = _study_name(request)
+    runs = tmp_path / "runs"
+    sets = [a for s in TINY for a in ("--set", s)]
+    base = ["custom", "--method", "cam", "--study", name, *sets, "--devices", "cpu"]
+    bad = _sweep_cli(*base, "--param", "cam_lr=grid:1e12", runs=runs, cache=warm_cache)
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith(f"error: all 1 trial(s) of study '{name}' failed")
+    assert "first failure, trial 0 {'cam_lr': 1000000000000.0}: seed 0: cam: loss became nan" in bad.stdout
+    # another study: one good point, one bad; the rerun retries the bad point only
+    name2 = name + "-mixed"
+    mixed = [*base[:4], name2, *base[5:], "--param", "cam_lr=grid:0.05,1e12"]
+    some = _sweep_cli(*mixed, runs=runs, cache=warm_cache)
+    assert some.returncode == 0, some.stderr
+    study = st.load_study(st.open_storage(st.resolve(None, runs, name2)), name2)
+    (bad_n,) = [t.number for t in study.get_trials() if t.params["cam_lr"] == 1e12]
+    assert f"1 of 2 trial(s) failed (first: trial {bad_n}: seed 0: cam: loss became nan" in some.stdout
+    again = _sweep_cli(*mixed, runs=runs, cache=warm_cache)
+    assert again.returncode == 0 and f"trial {bad_n} failed before: queued again" in again.stdout
+    trials = study.get_trials()
+    assert sorted((t.state.name, t.params["cam_lr"]) for t in trials) == [
+        ("COMPLETE", 0.05), ("FAIL", 1e12), ("FAIL", 1e12)]
+    assert trials[2].system_attrs["failed_trial"] == bad_n  # the retry, not a new point
+    status = _sweep_cli(*mixed, "--status", runs=runs, cache=warm_cache)
+    assert status.returncode == 0, status.stderr
+    (line,) = [ln for ln in status.stdout.splitlines() if ln.startswith("trial 2 failed")]
+    assert line == f"trial 2 failed (cam_lr=1e+12): {trials[2].user_attrs['fail_reason']}"
+    assert "recorded as failed in" in line  # the whole reason, to its end
+
+
+def test_bad_n_trials_is_one_line(tmp_path, warm_cache):
+    for n in ("0", "-1"):
+        proc = _sweep_cli("custom", "--method", "cam", "--param", "cam_lr=grid:0.05", "--n-trials",
+                          n, runs=tmp_path / "runs", cache=warm_cache)
+        assert proc.returncode == 2 and proc.stderr.strip() == (
+            f"error: --n-trials must be ≥ 1 (got {n}); leave it out for the whole grid or the "
+            "sweep's budget"), proc.stderr
+    assert not (tmp_path / "runs" / "sweeps").exists()
+
+
+def test_pruned_and_failed_grid_points_are_queued_again_once(tmp_path):
+    import optuna
+
+    from sweeps.worker import requeue_unfinished
+
+    spec = custom_sweep("cam", ["cam_lr=grid:0.01,0.02,0.03"])
+    ref = st.resolve(None, tmp_path, "s")
+    study = st.create_study(st.open_storage(ref), "s", {"spec": spec.to_dict()}, "maximize")
+    study.sampler = spec.make_sampler()
+    dist = optuna.distributions.CategoricalDistribution([0.01, 0.02, 0.03])
+    for value, state in ((0.01, "COMPLETE"), (0.02, "FAIL"), (0.03, "PRUNED")):
+        study.add_trial(optuna.create_trial(
+            state=getattr(optuna.trial.TrialState, state), params={"cam_lr": value},
+            distributions={"cam_lr": dist}, value=1.0 if state == "COMPLETE" else None))
+    assert requeue_unfinished(study, spec, log=lambda m: None) == 2
+    assert requeue_unfinished(study, spec, log=lambda m: None) == 0  # queued already
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert sorted(t.params["cam_lr"] for t in waiting) == [0.02, 0.03]
+    t = tally(study, spec, None)
+    assert (t.complete, t.waiting, t.failed, t.pruned, t.retried) == (1, 2, 0, 0, 2)
+
+
+# ---------------------------------------------------------------- sweeps on real data
+
+def test_sweep_on_a_voc_tree_carries_the_run_options_and_preflight_fails_first(tmp_path):
+    """A VOC-layout tree with odd image sizes, no weights: without --allow-random-weights
+    the preflight says so in one line (exit 2) before any worker or study; with it, every
+    trial runs on that tree with random weights."""
+    from tests.fixtures_real import ODD_SIZES, make_voc
+
+    root = make_voc(tmp_path / "voc", sizes=ODD_SIZES)
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    args = ["custom", "--method", "cam", "--param", "cam_lr=grid:0.05,0.1", "--dataset", "voc",
+            "--data-root", str(root), "--set", "limit=2", "--epochs", "1", "--set", "cam_batch_size=2",
+            "--set", "cam_crop_size=100", "--devices", "cpu"]
+    bad = _sweep_cli(*args, runs=runs, cache=cache)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: preflight (before any worker started): backbone resnet50 needs local ImageNet "
+        "weights: pass --backbone-weights PATH with ImageNet ResNet-50 weights (torchvision "
+        "resnet50-19c8e357.pth / resnet50-0676ba61.pth, or timm resnet50 model.safetensors) "
+        "(or --allow-random-weights for smoke tests)"], bad.stderr
+    assert not (runs / "sweeps").exists()
+    missing = _sweep_cli(*args[:8], str(tmp_path / "nowhere"), *args[9:], "--allow-random-weights",
+                         runs=runs, cache=cache)
+    assert missing.returncode == 2 and missing.stderr.startswith(
+        "error: preflight (before any worker started): "), missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    ok = _sweep_cli(*args, "--allow-random-weights", runs=runs, cache=cache)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "preflight ok: voc train 2 / eval 2 images, backbone resnet50" in ok.stdout
+    records = ResultsStore(runs).records()
+    assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.05, 0.1]
+    for r in records:
+        assert r["config"]["data_root"] == str(root.resolve()) and r["allow_random_weights"]
+        assert r["stage_epochs"] == {"cam": 1} and r["dataset"] == "voc"
+
+
+# ---------------------------------------------------------------- optuna-dashboard
+
+def test_a_journal_study_opens_with_optunas_public_api_and_the_dashboard(tmp_path):
+    """What docs/sweeps.md tells the user: a sweep's journal file opens with
+    JournalStorage(JournalFileBackend(path)) and serves in optuna-dashboard."""
+    import io
+    import json as _json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna_dashboard import wsgi
+
+    spec = custom_sweep("cam", ["cam_lr=grid:0.01,0.02"])
+    ref = st.resolve(None, tmp_path, "dash")
+    study = st.create_study(st.open_storage(ref), "dash", {"spec": spec.to_dict()}, "maximize")
+    dist = optuna.distributions.CategoricalDistribution([0.01, 0.02])
+    for lr, value in ((0.01, 14.5), (0.02, 15.25)):
+        study.add_trial(optuna.create_trial(params={"cam_lr": lr}, distributions={"cam_lr": dist},
+                                            value=value))
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "sweeps" / "dash.journal")))
+    opened = optuna.load_study(study_name="dash", storage=storage)
+    assert opened.best_value == 15.25 and opened.best_params == {"cam_lr": 0.02}
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["dash"]
+
+    app = wsgi(storage)
+
+    def get(path: str) -> dict:
+        environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+        setup_testing_defaults(environ)
+        status = []
+        body = b"".join(app(environ, lambda s, h, exc_info=None: status.append(s)))
+        assert status == ["200 OK"], (path, status)
+        return _json.loads(body)
+
+    (shown,) = get("/api/studies")["study_summaries"]
+    assert shown["study_name"] == "dash" and shown["directions"] == ["maximize"]
+    detail = get(f"/api/studies/{shown['study_id']}")
+    assert len(detail["trials"]) == 2 and detail["best_trials"][0]["values"] == [15.25]

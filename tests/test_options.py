@@ -1,0 +1,162 @@
+"""One definition of each run option (cli/options.py): every command that starts runs accepts
+every option its runs need, with the same name, help and environment variable; and a sweep
+trial and a `bench reproduce` cell hand them all to `harness.runner.run_variant`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli import _register, app
+from harness.run_options import RunOptions
+
+RUN_INPUTS = ["--data-root", "--clip-weights", "--backbone-weights", "--vqa-path",
+              "--cam-weights", "--allow-random-weights"]
+RUN_DIRS = ["--runs-dir", "--cache-dir", "--wandb", "--set", "--epochs"]
+NEEDS = {
+    "run": [*RUN_INPUTS, *RUN_DIRS, "--device"],
+    "sweep": [*RUN_INPUTS, *RUN_DIRS, "--device", "--devices"],
+    "reproduce": [*RUN_INPUTS, *RUN_DIRS, "--device", "--devices"],
+    # the QAPE corpus: the train split and the answerer, cached under the cache dir
+    "qape": ["--data-root", "--vqa-path", "--allow-random-weights", "--device", "--cache-dir",
+             "--set"],
+    # scoring CAM files: the eval split only
+    "eval": ["--data-root", "--cache-dir", "--set"],
+}
+
+
+def _commands() -> dict[str, dict[str, object]]:
+    _register()
+    group = typer.main.get_command(app)
+    return {name: {o: p for p in cmd.params for o in p.opts} for name, cmd in group.commands.items()}
+
+
+def test_every_command_accepts_every_run_option_it_needs_with_one_definition():
+    commands = _commands()
+    for name, needed in NEEDS.items():
+        missing = [o for o in needed if o not in commands[name]]
+        assert not missing, f"bench {name} lacks {missing}"
+    # one definition: the same help, env var and default in every command that starts runs
+    # (`bench report --set/--epochs/--wandb` select and log, they start nothing)
+    seen: dict[str, tuple] = {}
+    for name, params in ((n, commands[n]) for n in NEEDS):
+        for opt in {o for needed in NEEDS.values() for o in needed}:
+            p = params.get(opt)
+            if p is None:
+                continue
+            key = (p.help, p.envvar, p.default, p.multiple)
+            assert seen.setdefault(opt, key) == key, f"bench {name} {opt} differs: {key} vs {seen[opt]}"
+    assert seen["--runs-dir"][1] == "BENCH_RUNS_DIR" and seen["--cache-dir"][1] == "BENCH_CACHE_DIR"
+
+
+@pytest.fixture
+def inputs(tmp_path) -> dict[str, Path]:
+    """Real files and folders for every input option (resolve_config checks --cam-weights)."""
+    root = tmp_path / "voc"
+    root.mkdir()
+    files = {"clip_weights": tmp_path / "clip.pt", "backbone_weights": tmp_path / "r50.pth",
+             "cam_weights": tmp_path / "cam.pth"}
+    for f in files.values():
+        f.write_bytes(b"x")
+    vqa = tmp_path / "blip"
+    vqa.mkdir()
+    return {"data_root": root, **files, "vqa_path": vqa}
+
+
+def _argv(inputs: dict[str, Path], runs: Path, cache: Path) -> list[str]:
+    argv = [a for k, v in inputs.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    return [*argv, "--allow-random-weights", "--runs-dir", str(runs), "--cache-dir", str(cache),
+            "--wandb", "disabled", "--epochs", "2"]
+
+
+class RunSpy:
+    """Stands in for run_variant at the boundary: resolves the real RunConfig from what it
+    was handed (as the real one does first) and keeps it, then returns a record."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def __call__(self, variant, dataset="synth", seed=0, sets=(), epochs=None, device="auto",
+                 **kw):
+        from harness.runner import resolve_config
+
+        paths = {k: kw[k] for k in (*RUN_INPUTS_FIELDS, "threshold_split") if k in kw}
+        cfg = resolve_config(variant, dataset, seed, list(sets), epochs, "cpu", **paths)
+        self.calls.append((cfg, kw))
+        return {"seed_miou": 10.0 + seed, "run_id": f"spy-{len(self.calls)}"}
+
+
+RUN_INPUTS_FIELDS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
+                     "allow_random_weights")
+
+
+def _check_received(cfg, kw, inputs, runs, cache) -> None:
+    for field in ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights"):
+        assert getattr(cfg, field) == str(inputs[field].resolve()), field
+    assert cfg.allow_random_weights is True
+    from harness.registry import get_method
+
+    stages = get_method(cfg.method).epoch_fields  # --epochs: every stage's epochs
+    assert stages and {getattr(cfg.params, f) for f in stages.values()} == {2}
+    assert Path(kw["runs_dir"]).resolve() == runs.resolve()
+    assert Path(kw["cache_dir"]).resolve() == cache.resolve()
+    assert kw["wandb_mode"] == "disabled"
+
+
+def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch):
+    """The CLI builds the request; its worker command line parses back to the same options;
+    the worker's trial hands them to run_variant."""
+    import harness.runner
+    import sweeps.launcher
+    from sweeps import storage as st
+    from sweeps.launcher import worker_command
+    from sweeps.worker import parser, run_worker
+
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    got = {}
+    monkeypatch.setattr(sweeps.launcher, "launch", lambda req, console: got.setdefault("req", req)
+                        and {"exit_codes": [0], "failures": [], "complete": 1})
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["sweep", "custom", "--method", "cam", "--param",
+                                   "cam_lr=grid:0.05", "--dataset", "voc",
+                                   *_argv(inputs, Path("runs"), Path("cache"))])
+    assert res.exit_code == 0, res.output
+    req = got["req"]
+    assert req.epochs == 2 and req.definition()["epochs"] == 2
+    argv = worker_command(req, "s", "cpu", "w0")[3:]
+    parsed = RunOptions.from_namespace(parser().parse_args(argv))
+    assert parsed == req.options.absolute() and parsed.runs_dir == runs.resolve()
+
+    spy = RunSpy()
+    monkeypatch.setattr(harness.runner, "run_variant", spy)
+    ref = st.resolve(None, runs, "s")
+    st.create_study(st.open_storage(ref), "s", req.definition(), "maximize")
+    state = run_worker(ref, "s", "cpu", parsed, log=lambda m: None)
+    assert state.complete == 1
+    ((cfg, kw),) = spy.calls
+    assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("cam", "voc", 0.05)
+    assert kw["group"] == "s"
+    _check_received(cfg, kw, inputs, runs, cache)
+
+
+def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatch):
+    import harness.runner
+    from methods.papers import Published
+    from reports import tables
+    from reports.tables import Row, Table
+
+    monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
+        "tiny-cam", "tiny", (Row("CAM", "cam", Published(48.3, "QA-CLIMS Table 1")),)))
+    spy = RunSpy()
+    monkeypatch.setattr(harness.runner, "run_variant", spy)
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    res = CliRunner().invoke(app, ["reproduce", "tiny-cam", "--dataset", "voc", "--seeds", "2",
+                                   "--device", "cpu", *_argv(inputs, runs, cache)])
+    assert res.exit_code == 0, res.output
+    assert [c.seed for c, _ in spy.calls] == [0, 1]
+    for cfg, kw in spy.calls:
+        assert (cfg.variant, cfg.dataset) == ("cam", "voc") and kw["group"] == "reproduce-tiny-cam"
+        _check_received(cfg, kw, inputs, runs, cache)
