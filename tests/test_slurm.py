@@ -137,7 +137,7 @@ def test_scancel_mid_trial_loses_nothing_and_counts_nothing_twice(slurm, warm_ca
     seed = zlib.crc32(name.encode()) % 10_000 + 1  # its own stages: no cache hit makes it instant
     grid = "cam_lr=grid:0.015,0.025,0.035"
     proc = _bench("sweep", "custom", "--method", "cam", "--param", grid, "--study", name,
-                  "--seeds", str(seed) + ",", *_sets("cam_epochs=30"), "--launcher", "slurm",
+                  "--seeds", f"{seed}-{seed}", *_sets("cam_epochs=30"), "--launcher", "slurm",
                   "--workers", "2", cache=warm_cache, runs=runs)
     try:
         deadline, victim = time.time() + 300, None
