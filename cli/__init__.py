@@ -34,7 +34,7 @@ def _options(debug: bool = typer.Option(False, DEBUG_FLAG, help="on failure, pri
 def _register() -> None:
     import importlib
 
-    for name in ("run_cmd", "eval_cmd", "list_cmd", "data_cmd", "qape_cmd", "sweep_cmd",
+    for name in ("run_cmd", "eval_cmd", "masks_cmd", "list_cmd", "data_cmd", "qape_cmd", "sweep_cmd",
                  "report_cmd", "runs_cmd"):
         try:
             importlib.import_module(f"cli.{name}")

@@ -1,4 +1,5 @@
-"""`bench eval --cams DIR`: score a folder of reference-format CAM files."""
+"""`bench eval --cams DIR`: score a folder of reference-format CAM files; `bench eval --masks
+DIR`: score a folder of pseudo-mask PNGs (any code's, the authors' included)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from harness.run_options import RunOptions
 @app.command("eval")
 @opt.run_option_params("data_root", "cache_dir")
 def eval_command(
-    cams: Path = typer.Option(..., help="folder of <image>.npy CAM files (reference format)"),
+    cams: Path = typer.Option(None, help="folder of <image>.npy CAM files (reference format)"),
+    masks: Path = typer.Option(None, help="folder of <image>.png pseudo masks (class indices: 0 "
+                               "background, k+1 class k, 255 ignore, scored as background)"),
     dataset: str = typer.Option("synth", help="dataset whose evaluation split they cover"),
     set_: opt.Sets = None,
     threshold_split: str = typer.Option(None, help="pick t on this held-out labelled split "
@@ -36,16 +39,22 @@ def eval_command(
     from harness.camio import score_folder
     from harness.config import MethodConfig, parse_sets
     from harness.data import default_cache_dir, load_dataset
+    from harness.errors import BenchError
     from harness.evaluate import split_scores
     from harness.method import data_options
     from harness.provenance import provenance
 
+    if (cams is None) == (masks is None):
+        raise BenchError("bench eval scores either --cams DIR (CAM files) or --masks DIR (pseudo-mask "
+                         "PNGs): give exactly one")
     params = MethodConfig(**parse_sets(MethodConfig, opt.sets(set_))).validate()
     if plot is not None:
         check_plot_path(plot)
     opts = data_options(dataset, params, options.cache_dir or default_cache_dir(),
                         str(options.data_root) if options.data_root else None)
     ds = load_dataset(dataset, "eval", **opts)
+    if masks is not None:
+        return _eval_masks(ds, dataset, masks, params, workers, json_out)
     held = load_dataset(dataset, threshold_split, **opts) if threshold_split else None
     scores = split_scores(ds, lambda ev, split: score_folder(ev, split, cams, workers), held,
                           lambda ev, split: score_folder(ev, split, threshold_cams or cams, workers))
@@ -74,3 +83,22 @@ def check_plot_path(plot: Path) -> None:
         raise BenchError(f"--plot writes a PNG; give a path ending in .png (got {plot})")
     if not plot.parent.is_dir():
         raise BenchError(f"--plot folder {plot.parent} does not exist")
+
+
+def _eval_masks(ds, dataset: str, masks: Path, params, workers: int, json_out: bool) -> None:
+    from harness.masks.score import score_mask_folder
+    from harness.provenance import provenance
+
+    scores = score_mask_folder(ds, masks, workers)
+    n = scores["mask_n_images"]
+    record = {"dataset": dataset, "masks": str(masks), "n_images": n, **scores,
+              "provenance": {**provenance(dataset, "eval", n,
+                                          class_names=getattr(params, "class_names", "voc"), crf=None),
+                             "threshold_rule": {"mask_miou": "the masks' own labels (255 scored as "
+                                                "background, as irn step/eval_sem_seg.py)"}}}
+    if json_out:
+        typer.echo(json.dumps(record))
+        return
+    from cli.summary import print_mask_eval
+
+    print_mask_eval(record, f"{n} pseudo masks on {dataset} ({masks})")

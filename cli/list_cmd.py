@@ -39,6 +39,21 @@ def list_command(settings: bool = typer.Option(False, "--settings",
             for key, text in cfg.field_help().items():
                 t.add_row(key, str(getattr(defaults, key)), text)
             console.print(t)
+        console.print(_mask_settings_table())
+
+
+def _mask_settings_table() -> Table:
+    """The pseudo-mask settings (--mask-set key=value): the engine's defaults (IRN's and
+    SemPLeS's references); each family's paper.py sets its pipeline per dataset (docs/masks.md)."""
+    from harness.masks.settings import MaskSettings
+
+    t = Table(title="pseudo-mask settings (--masks irn|crf|none, --mask-set key=value)")
+    for col in ("key", "default", "meaning"):
+        t.add_column(col)
+    defaults = MaskSettings()
+    for key, text in MaskSettings.field_help().items():
+        t.add_row(key, str(getattr(defaults, key)), text)
+    return t
 
 
 def _epochs_line(method) -> str:

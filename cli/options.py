@@ -56,6 +56,15 @@ Sets = Annotated[list[str] | None, typer.Option(
     "--set", help="a setting for every run: key=value (repeatable; see `bench list --settings`)")]
 Epochs = Annotated[int | None, typer.Option(
     "--epochs", help="override the epochs of every training stage")]
+# the pseudo masks (harness/masks, docs/masks.md)
+Masks = Annotated[str | None, typer.Option(
+    "--masks", help="pseudo masks from the CAMs: irn, crf or none (default: the family's reference "
+    "pipeline on voc/coco, none on synth; docs/masks.md)")]
+MaskSets = Annotated[list[str] | None, typer.Option(
+    "--mask-set", help="a pseudo-mask setting: key=value (repeatable; see `bench list --settings`)")]
+IrnWeights = Annotated[Path | None, typer.Option(
+    "--irn-weights", help="--masks irn: a trained IRN checkpoint (this harness's irn.pt or IRN's "
+    "res50_irn.pth) instead of training one")]
 
 
 # RunOptions field -> (command-line parameter name, its Annotated type, its default)

@@ -18,6 +18,29 @@ def print_summary(record: dict[str, Any], console: Console | None = None) -> Non
     head.add_row("run", record["path"])
     console.print(head)
     console.print(per_class_table(record))
+    if record.get("mask_miou") is not None:
+        prov = record.get("mask_provenance") or {}
+        console.print(_mask_table(record, f"pseudo masks ({prov.get('pipeline', '?')}), "
+                                          f"{record['path']}/masks"))
+
+
+def print_mask_eval(record: dict[str, Any], title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(_mask_table(record, title))
+    console.print(per_class_table({"per_class": record["mask_per_class"]},
+                                  "pseudo masks per class (FP, FN / union)"))
+
+
+def _mask_table(record: dict[str, Any], title: str) -> Table:
+    head = Table(title=title, show_header=False)
+    head.add_row("mask mIoU", _fmt(record.get("mask_miou")))
+    head.add_row("background leak", _fmt(record.get("mask_background_leak"), " %") +
+                 "  (foreground labels on background)")
+    if record.get("mask_context_fp") is not None:
+        head.add_row("context_fp of the masks", _fmt(record.get("mask_context_fp"), " %") +
+                     "  (co-occurring context labelled as the class)")
+        head.add_row("  negative control", _fmt(record.get("mask_context_fp_negative"), " %"))
+    return head
 
 
 def print_eval(record: dict[str, Any], title: str, console: Console | None = None) -> None:
@@ -56,8 +79,8 @@ def _scores_table(record: dict[str, Any], title: str) -> Table:
     return head
 
 
-def per_class_table(record: dict[str, Any]) -> Table:
-    table = Table(title=f"per class at t = {record['best_threshold']:.2f} (FP, FN / union)")
+def per_class_table(record: dict[str, Any], title: str | None = None) -> Table:
+    table = Table(title=title or f"per class at t = {record['best_threshold']:.2f} (FP, FN / union)")
     for col in ("class", "IoU", "precision", "recall", "FP", "FN"):
         table.add_column(col, justify="left" if col == "class" else "right")
     per_class = record.get("per_class") or {

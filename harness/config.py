@@ -172,6 +172,10 @@ class RunConfig:
     cam_weights: str | None = None
     allow_random_weights: bool = False
     threshold_split: str | None = None  # held-out labelled split that picks t (--threshold-split)
+    irn_weights: str | None = None  # a trained IRN checkpoint for --masks irn (--irn-weights)
+    # the pseudo-mask pipeline and its settings (harness.masks.settings.MaskSettings as a dict;
+    # None: no masks); apart from `params`, so no upstream stage's key sees them
+    masks: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -43,6 +43,13 @@ class Method:
         return cls.paper.settings(dataset) if cls.paper is not None else {}
 
     @classmethod
+    def mask_defaults(cls, dataset: str) -> dict[str, Any]:
+        """The family's pseudo-mask pipeline and its settings on `dataset` (paper.py's
+        `mask_settings`; {}: the engine's defaults, no masks)."""
+        fn = getattr(cls.paper, "mask_settings", None)
+        return fn(dataset) if fn is not None else {}
+
+    @classmethod
     def stage_epochs(cls, params: MethodConfig) -> dict[str, int]:
         """Epochs of each stage these settings train (recorded as `stage_epochs`)."""
         return {stage: getattr(params, name) for stage, name in cls.epoch_fields.items()}

@@ -30,10 +30,14 @@ from harness.tracking import Tracker, resolve_mode, slurm_job
 
 
 def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
-                   epochs: int | None = None, device: str = "auto", **paths: Any) -> RunConfig:
+                   epochs: int | None = None, device: str = "auto", masks: str | None = None,
+                   mask_sets: list[str] = (), **paths: Any) -> RunConfig:
     """Dataset defaults → variant overrides → --epochs (every stage) → --set → validated
-    frozen config. `paths`: data_root, clip_weights, backbone_weights, vqa_path, cam_weights
-    (file paths) and allow_random_weights."""
+    frozen config. `paths`: data_root, clip_weights, backbone_weights, vqa_path, cam_weights,
+    irn_weights (file paths) and allow_random_weights. `masks` (irn, crf, none; None: the
+    family's default on this dataset) and `mask_sets` (key=value) choose the pseudo masks."""
+    from harness.masks.settings import resolve_masks
+
     check_seed(seed)
     v = get_variant(variant)
     method = get_method(v.family)
@@ -46,18 +50,24 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
         values.update({name: epochs for name in method.epoch_fields.values()})
     values.update(parse_sets(cls, list(sets)))
     params = cls(**values).validate()
-    cam_weights = paths.get("cam_weights")
-    if cam_weights is not None and not Path(cam_weights).is_file():
-        raise BenchError(f"--cam-weights file {cam_weights} does not exist")
+    for option in ("cam_weights", "irn_weights"):
+        given = paths.get(option)
+        if given is not None and not Path(given).is_file():
+            raise BenchError(f"--{option.replace('_', '-')} file {given} does not exist")
+    # --epochs sets IRN's too (it is a stage this run trains: `stage_epochs`)
+    mask_defaults = {**method.mask_defaults(dataset), **({"irn_epochs": epochs} if epochs else {})}
+    mask_settings = resolve_masks(mask_defaults, masks, list(mask_sets))
     return RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
                      device=resolve_device(device), params=params,
                      **{k: (str(p) if p is not None else None) for k, p in paths.items()
                         if k in _PATH_OPTIONS},
                      allow_random_weights=bool(paths.get("allow_random_weights", False)),
-                     threshold_split=paths.get("threshold_split") or None)
+                     threshold_split=paths.get("threshold_split") or None,
+                     masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None)
 
 
-_PATH_OPTIONS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights")
+_PATH_OPTIONS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
+                 "irn_weights")
 
 
 def stage_epochs(cfg: RunConfig) -> dict[str, int]:
@@ -65,6 +75,8 @@ def stage_epochs(cfg: RunConfig) -> dict[str, int]:
     epochs = get_method(cfg.method).stage_epochs(cfg.params)
     if cfg.cam_weights:
         epochs.pop("cam", None)
+    if cfg.masks and cfg.masks["pipeline"] == "irn" and not cfg.irn_weights:
+        epochs["irn"] = cfg.masks["irn_epochs"]
     return epochs
 
 
@@ -130,10 +142,13 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
         _check_threshold_split(ctx)
         if get_method(cfg.method).needs_teacher:
             ctx.teacher  # noqa: B018 - loaded now: a wrong --clip-weights file fails first
+        check_masks(ctx)  # a missing CRF binding or IRN weights fail before any training too
         log(stage_epochs_line(record["stage_epochs"]))
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
         record.update(scores.as_record())
+        if cfg.masks:
+            record.update(pseudo_masks(ctx, run_dir.path, scores.best_threshold))
         record.update(status="ok", teacher=ctx.teacher_info,
                       stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
     except NonFiniteLoss as exc:
@@ -183,6 +198,32 @@ def _say_what_stays(exc: BaseException, ctx: RunContext | None, run_folder: str)
                        "--resume)")
     dropped.append(f"this run's folder {run_folder}")
     exc.bench_dropped = dropped
+
+
+def check_masks(ctx: RunContext) -> None:
+    if ctx.cfg.masks:
+        from harness.masks.settings import from_dict
+        from harness.masks.stage import check_pipeline, check_weights
+
+        settings = from_dict(ctx.cfg.masks)
+        check_pipeline(settings)
+        check_weights(ctx, settings)
+
+
+def pseudo_masks(ctx: RunContext, run_path: Path, seed_threshold: float) -> dict[str, Any]:
+    """The run's pseudo masks (a cached stage), copied into the run folder and scored."""
+    import shutil
+
+    from harness.masks.score import score_mask_folder
+    from harness.masks.settings import from_dict
+    from harness.masks.stage import make_masks
+
+    ds = ctx.dataset("eval")
+    folder, prov = make_masks(ctx, ds, run_path / "cams", from_dict(ctx.cfg.masks), seed_threshold)
+    shutil.copytree(folder, run_path / "masks")
+    scores = score_mask_folder(ds, run_path / "masks")
+    ctx.log(f"pseudo masks ({prov['pipeline']}): mask mIoU {scores['mask_miou']:.2f}")
+    return {**scores, "mask_provenance": {**prov, "settings": ctx.cfg.masks}}
 
 
 def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:

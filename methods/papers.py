@@ -51,28 +51,39 @@ class PaperRow:
     hparams: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None  # label of this row's reference row (default: the table's)
     variant: str = ""  # filled in by `FamilyPaper.variant`
+    mask: Published | None = None  # the pseudo-mask mIoU the same table row publishes
 
 
 def row(tables: str | tuple[str, ...], label: str, value: float | None, source: str, note: str = "",
-        hparams: dict[str, Any] | None = None, reference: str | None = None) -> PaperRow:
-    """A row of table(s) `tables` whose published value is `value` (`source`: where)."""
+        hparams: dict[str, Any] | None = None, reference: str | None = None,
+        mask: float | None = None) -> PaperRow:
+    """A row of table(s) `tables` whose published value is `value` (`source`: where); `mask`:
+    the pseudo-mask mIoU the same row of the same source publishes (Table 1's Mask column)."""
     tables = (tables,) if isinstance(tables, str) else tuple(tables)
-    return PaperRow(tables, label, Published(value, source, note), dict(hparams or {}), reference)
+    return PaperRow(tables, label, Published(value, source, note), dict(hparams or {}), reference,
+                    mask=Published(mask, source) if mask is not None else None)
 
 
 class FamilyPaper:
     """One family's paper: settings per dataset, variants with their rows, sweep grids."""
 
     def __init__(self, family: str, settings: dict[str, dict[str, Any]],
-                 grids: dict[str, tuple[float, ...]] | None = None):
+                 grids: dict[str, tuple[float, ...]] | None = None,
+                 masks: dict[str, dict[str, Any]] | None = None):
         self.family = family
         self._settings = settings
         self.grids = dict(grids or {})
+        self._masks = dict(masks or {})
         self.rows: list[PaperRow] = []
 
     def settings(self, dataset: str) -> dict[str, Any]:
         """The family's settings on `dataset` ({} where it has none)."""
         return dict(self._settings.get(dataset, {}))
+
+    def mask_settings(self, dataset: str) -> dict[str, Any]:
+        """The family's pseudo-mask pipeline and its settings on `dataset`
+        (harness.masks.settings.MaskSettings fields; {} = none)."""
+        return dict(self._masks.get(dataset, {}))
 
     def variant(self, name: str, reproduces: str = "", rows: list[PaperRow] = ()) -> Callable:
         """Register `fn() -> overrides` as variant `name` with the table rows it reproduces."""

@@ -27,6 +27,10 @@ COLUMNS = ["row", "variant", "settings", "n", "mean", "std", "published", "delta
            "reference", "ref_n", "ref_delta", "ref_low", "ref_high", "ref_mark", "ref_pairs",
            "fp_ref_n", "fp_ref_delta", "fp_ref_low", "fp_ref_high", "fp_ref_mark",
            "context_fp_negative", "dead_classes", "threshold", "split"]
+# tables with a Mask column (the pseudo masks): the same records' mask_miou
+MASK_COLUMNS = ["mask_n", "mask_mean", "mask_std", "mask_published", "mask_delta", "mask_ref_n",
+           "mask_ref_delta", "mask_ref_low", "mask_ref_high", "mask_ref_mark", "mask_context_fp"]
+MASK_METRIC = "mask_miou"
 METRIC = "seed_miou"
 PairKey = tuple[int, int]  # (seed, teacher_seed): the two seed axes a cell is measured over
 Seeds = int | Sequence[int]  # a count N (0 … N-1) or the seeds themselves
@@ -249,10 +253,11 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
         out.append({
             **_measured(row, cell, threshold, dataset),
             **_paired_columns(row, ref, cell, ref_cell, threshold),
+            **(_mask_columns(row, ref, cell, ref_cell) if table.masks else {}),
             "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir,
                                    teacher_axis(teacher_seeds), threshold) if missing else "",
         })
-    df = pd.DataFrame(out, columns=COLUMNS)
+    df = pd.DataFrame(out, columns=COLUMNS + (MASK_COLUMNS if table.masks else []))
     df.attrs.update(table=table.name, title=table.title, dataset=dataset,
                     reference=reference_label(dataset), reference_rows=table.reference_text(),
                     per_class=_per_class(table, cells), x=table.x, x_label=table.x_label,
@@ -316,6 +321,26 @@ def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any
            **_delta_columns("fp_ref", fp, protocol.NOOP_NOISE_CONTEXT_FP)}
     if delta is not None:
         out["ref_pairs"] = " ".join(f"{s}/{t}" for s, t in delta.pairs)
+    return out
+
+
+def _mask_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]],
+                  ref_cell: dict[PairKey, dict[str, Any]]) -> dict[str, Any]:
+    """The Mask column: the cell's runs that made pseudo masks (`--masks`), mean ± std of their
+    mask mIoU, Δ to the published Mask value, paired Δ to the reference row's masks."""
+    mine = _values(cell, MASK_METRIC)
+    mean, std = _mean_std(list(mine.values()))
+    pub = row.mask.value if row.mask is not None else None
+    out: dict[str, Any] = {
+        "mask_n": len(mine), "mask_mean": mean, "mask_std": std,
+        "mask_published": math.nan if pub is None else pub,
+        "mask_delta": mean - pub if (mine and pub is not None) else math.nan,
+        "mask_context_fp": _field_mean(cell, "mask_context_fp"),
+        "mask_ref_n": 0, "mask_ref_delta": math.nan, "mask_ref_low": math.nan,
+        "mask_ref_high": math.nan, "mask_ref_mark": ""}
+    if ref is not None and ref is not row and not row.control:
+        delta = paired_delta(mine, _values(ref_cell, MASK_METRIC))
+        out.update(_delta_columns("mask_ref", delta, protocol.NOOP_NOISE_MIOU))
     return out
 
 

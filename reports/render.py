@@ -51,6 +51,15 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     if df["context_fp"].notna().any():
         out["context FP %"] = [_num(v) for v in df["context_fp"]]
         out["FP Δ vs ref [95% CI]"] = _paired(df, "fp_ref")
+    if "mask_n" in df and df["mask_n"].notna().any():
+        out["Mask n"] = df["mask_n"].fillna(0).astype(int).astype(str)
+        out["Mask mIoU"] = [_num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
+                            for m, s in zip(df["mask_mean"], df["mask_std"], strict=True)]
+        out["Mask Δ vs ref [95% CI]"] = _paired(df, "mask_ref")
+        out["Mask published"] = [_num(v) for v in df["mask_published"]]
+        out["Mask Δ"] = [_num(v, "{:+.1f}") for v in df["mask_delta"]]
+        if df["mask_context_fp"].notna().any():
+            out["Mask context FP %"] = [_num(v) for v in df["mask_context_fp"]]
     if df["context_fp_negative"].notna().any():
         out["neg. control FP %"] = [_num(v) for v in df["context_fp_negative"]]
     if (df["dead_classes"] != "").any():
@@ -85,6 +94,10 @@ def legend(df: pd.DataFrame) -> list[str]:
     lines.append(f"seed mIoU: at {THRESHOLD_RULES[rule][1]} (--threshold {rule}"
                  + (f"; the runs record: {recorded}" if recorded else "")
                  + "); mean ± std over all (seed, teacher_seed) pairs of a cell.")
+    if "mask_n" in df and df["mask_n"].notna().any():
+        lines.append("Mask: pseudo-mask mIoU of the cell's runs that made masks (bench run … "
+                     "--masks irn|crf; on voc/coco the family's pipeline by default), Mask n = those "
+                     "runs; Mask context FP %: co-occurring context the masks label as the class.")
     if df["context_fp"].notna().any():
         lines.append("context FP %: false activation on the co-occurring context at 60 % object "
                      "recall, averaged over the classes that reach it (the others: dead classes)"

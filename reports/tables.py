@@ -20,6 +20,7 @@ class Row:
     hparams: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None  # label of this row's reference row (default: the table's)
     control: str = ""  # "oracle": read cam records' oracle_* fields instead of the method's
+    mask: Published | None = None  # the pseudo-mask mIoU the same paper row publishes
 
     def sets(self) -> list[str]:
         """The `--set key=value` strings that, on top of the variant, make this row."""
@@ -39,6 +40,7 @@ class Table:
     x: str | None = None  # the hyperparameter a curve plot runs along (λ, ω)
     x_label: str = ""
     reference: str | None = None  # label of the row paired Δs are taken against
+    masks: bool = False  # has a Mask column (pseudo-mask mIoU, the records' mask_miou)
 
     def reference_of(self, row: Row) -> Row | None:
         """The row this row's paired Δ is against (None: the table has no reference)."""
@@ -73,7 +75,7 @@ ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", Published(
 
 def paper_rows(table: str) -> tuple[Row, ...]:
     """The rows the families' papers declare for `table` (methods/*/paper.py)."""
-    return tuple(Row(r.label, r.variant, r.published, dict(r.hparams), r.reference)
+    return tuple(Row(r.label, r.variant, r.published, dict(r.hparams), r.reference, mask=r.mask)
                  for r in papers.rows(table))
 
 
@@ -109,7 +111,8 @@ _TABLES = (
     lambda: Table("seeds", "Seed (CAM) mIoU of the four methods (SemPLeS and QA-CLIMS Table 1)",
                   _with_oracle(paper_rows("seeds")),
                   "One row per published number; a method published in both papers has two rows. "
-                  "Paired Δ against CAM.", reference="CAM"),
+                  "Paired Δ against CAM. Mask: the pseudo masks' mIoU (runs with --masks).",
+                  reference="CAM", masks=True),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (build() for build in _TABLES)}

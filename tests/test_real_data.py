@@ -34,7 +34,8 @@ from tests.fixtures_real import (
 
 FAMILIES = ("cam", "clims", "semples", "qa-clims")
 TINY = ["--set", "crop_size=64", "--set", "batch_size=2", "--set", "limit=2", "--epochs", "1",
-        "--set", "cam_crop_size=64", "--set", "cam_batch_size=2"]
+        "--set", "cam_crop_size=64", "--set", "cam_batch_size=2",
+        "--mask-set", "irn_crop_size=96"]  # IRN's crops (the default pseudo masks on real data)
 
 
 @pytest.fixture(autouse=True)
@@ -296,7 +297,9 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
         assert record["teacher"]["weights"] == str(clip_file)
     stages = {"cam": ["cam"], "clims": ["cam", "clims"], "qa-clims": ["cam", "qa-clims"],
               "semples": ["cam", "semples-a", "semples-b", "semples-c"]}[family]
-    assert record["stage_epochs"] == dict.fromkeys(stages, 1)  # --epochs 1: every stage
+    irn = [] if family == "semples" else ["irn"]  # the default pseudo masks: IRN, or SemPLeS's CRF
+    assert record["stage_epochs"] == dict.fromkeys(stages + irn, 1)  # --epochs 1: every stage
+    assert 0.0 <= record["mask_miou"] <= 100.0
     if family == "qa-clims":
         assert record["teacher"]["vqa"] == {"kind": "blip", "path": str(tiny_blip), "random": False}
 
@@ -411,7 +414,9 @@ def test_cam_weights_start_the_run_and_are_recorded(monkeypatch, capsys, voc_roo
     assert code == 0, err[-2000:]
     record = json.loads(out.strip().splitlines()[-1])
     assert record["provenance"]["cam_checkpoint_sha256"] == file_sha256(tmp_path / "res50_cam.pth")
-    assert record["stage_epochs"] == {} and record["stage_cache"]["misses"] == []  # not trained
+    # the CAM is not trained; the default pseudo masks (IRN) are
+    assert record["stage_epochs"] == {"irn": 1}
+    assert record["stage_cache"]["misses"] == ["irn_labels", "irn", "masks_irn"]
     code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root",
                          voc_root, "--cam-weights", tmp_path / "none.pth", "--runs-dir",
                          tmp_path / "runs")

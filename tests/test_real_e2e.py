@@ -121,9 +121,11 @@ def test_odd_sizes_train_through_both_backbones(generator):
 # The papers' architectures at random init (resnet50, deit_small_patch16_224, open_clip
 # ViT-B-32); for CI time: 2 training images, 1 epoch of every stage, batch 2 and 100-px
 # crops (itself not a multiple of 16 or 32, so training pads too). Evaluation runs at the
-# images' own odd sizes over scales 1, 0.5, 1.5, 2 and flips.
+# images' own odd sizes over scales 1, 0.5, 1.5, 2 and flips. The family's default pseudo
+# masks follow (IRN or dense CRF, docs/masks.md), IRN on 96-px crops.
 SMALL = ["--set", "limit=2", "--epochs", "1", "--set", "batch_size=2", "--set", "crop_size=100",
-         "--allow-random-weights", "--device", "cpu"]
+         "--allow-random-weights", "--device", "cpu", "--mask-set", "irn_crop_size=96"]
+IRN = ["irn_labels", "irn", "masks_irn"]
 CAM_STAGE = ["--set", "cam_batch_size=2", "--set", "cam_crop_size=100"]  # the shared baseline's
 # The smaller configs, for CI time only: qa-clims's CLIP is ViT-B-32, not the paper's
 # ViT-L-14, and its BLIP VQA the tiny random one of `make_tiny_blip` (--vqa-path): the
@@ -164,6 +166,17 @@ def assert_cams_at_image_sizes(record: dict, image_files: dict[str, Path]) -> No
         assert np.isfinite(data["high_res"]).all()
 
 
+def assert_masks_at_image_sizes(record: dict, image_files: dict[str, Path]) -> None:
+    """The default pseudo masks: palette PNGs at the images' sizes, scored, with provenance."""
+    masks = sorted((Path(record["path"]) / "masks").glob("*.png"))
+    assert {m.stem for m in masks} == set(image_files)
+    for m in masks:
+        with Image.open(m) as im, Image.open(image_files[m.stem]) as img:
+            assert im.mode == "P" and im.size == img.size
+    assert 0.0 <= record["mask_miou"] <= 100.0
+    assert record["mask_provenance"]["pipeline"] in ("irn", "crf")
+
+
 def assert_scored(record: dict, stages: list[str]) -> None:
     assert record["status"] == "ok"
     assert_pinned(f"real e2e: {record['variant']} on odd-sized {record['dataset']}", record)
@@ -172,10 +185,10 @@ def assert_scored(record: dict, stages: list[str]) -> None:
 
 
 @pytest.mark.parametrize("method, stages", [
-    ("cam", ["cam"]),
-    ("clims", ["cam", "clims"]),
-    ("semples", ["cam", "semples-a", "semples-b", "semples-c"]),
-    ("qa-clims", ["qape", "cam"]),  # its own stage is trained each run, not cached
+    ("cam", ["cam", *IRN]),
+    ("clims", ["cam", "clims", *IRN]),
+    ("semples", ["cam", "semples-a", "semples-b", "semples-c", "masks_crf"]),
+    ("qa-clims", ["qape", "cam", *IRN]),  # its own stage is trained each run, not cached
 ])
 def test_family_end_to_end_on_odd_sized_voc(monkeypatch, capsys, tmp_path, odd_voc, method,
                                             stages, request):
@@ -184,11 +197,12 @@ def test_family_end_to_end_on_odd_sized_voc(monkeypatch, capsys, tmp_path, odd_v
     assert_scored(record, stages)
     jpegs = odd_voc / "VOCdevkit" / "VOC2012" / "JPEGImages"
     assert_cams_at_image_sizes(record, {n: jpegs / f"{n}.jpg" for n in VOC_TRAIN})
+    assert_masks_at_image_sizes(record, {n: jpegs / f"{n}.jpg" for n in VOC_TRAIN})
 
 
 def test_coco_layout_end_to_end_with_odd_sizes(monkeypatch, capsys, tmp_path, odd_coco):
     record = run_json(monkeypatch, capsys, "clims", "coco", odd_coco, tmp_path)
-    assert_scored(record, ["cam", "clims"])
+    assert_scored(record, ["cam", "clims", *IRN])
     val = odd_coco / "val2014"
     names = [f"COCO_val2014_{100 + i:012d}" for i in range(2)]  # limit=2 of the labelled three
     assert_cams_at_image_sizes(record, {n: val / f"{n}.jpg" for n in names})
@@ -223,7 +237,8 @@ def test_failed_inference_keeps_the_trained_stage_and_the_rerun_skips_training(
     code, out, err = bench(monkeypatch, capsys, *args)
     assert code == 0, err
     record = json.loads(out.strip().splitlines()[-1])
-    assert record["stage_cache"] == {"hits": ["cam"], "misses": []}
+    # the CAM stage is not trained again; the pseudo masks, after inference, are made now
+    assert record["stage_cache"] == {"hits": ["cam"], "misses": IRN}
 
 
 def test_unexpected_error_is_one_line_naming_its_stage_and_debug_shows_the_traceback(

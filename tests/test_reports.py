@@ -576,12 +576,20 @@ def _table1(source: str) -> dict[str, float | None]:
     return {r.label: r.published.value for r in papers.rows("seeds") if r.published.source == source}
 
 
+def _table1_mask(source: str) -> dict[str, float | None]:
+    return {r.label: r.mask.value for r in papers.rows("seeds")
+            if r.published.source == source and r.mask is not None}
+
+
 def test_semples_values_match_paper():
     text = _paper("000_9987135e1467e097.txt")
     t1 = _block(text, "Table 1: Quantitative comparisons of CAMs", 10)
     row = {line.split()[0]: _nums(line)[-2:] for line in t1 if line.strip()}
     assert _table1("SemPLeS Table 1") == {"CLIMS": row["CLIMS"][0], "SemPLeS": row["SemPLeS"][0]}
     assert row["CLIMS"][0] == 57.5 and row["SemPLeS"][0] == 68.7
+    # the Mask column (pseudo masks), the row's last number
+    assert _table1_mask("SemPLeS Table 1") == {"CLIMS": row["CLIMS"][1], "SemPLeS": row["SemPLeS"][1]}
+    assert (row["CLIMS"][1], row["SemPLeS"][1]) == (72.8, 78.4)
     t4 = [float(x) for x in _block(text, "Table 4: Quantitative ablation", 6)[1:]]
     assert _values("ablation", "semples") == t4
     lam, miou = _block(text, "Table 5: Loss weight analysis.", 2)
@@ -601,6 +609,9 @@ def test_qa_clims_values_match_paper():
     assert _table1("QA-CLIMS Table 1") == {"CAM": row["IRN"][0], "CLIMS": row["CLIMS"][0],
                                            "QA-CLIMS": row["QA-CLIMS"][0]}
     assert (row["IRN"][0], row["CLIMS"][0], row["QA-CLIMS"][0]) == (48.3, 56.6, 67.3)
+    assert _table1_mask("QA-CLIMS Table 1") == {"CAM": row["IRN"][1], "CLIMS": row["CLIMS"][1],
+                                                "QA-CLIMS": row["QA-CLIMS"][1]}
+    assert (row["IRN"][1], row["CLIMS"][1], row["QA-CLIMS"][1]) == (66.5, 70.5, 77.4)
     t4 = [_nums(line)[-1] for line in _block(text, "Table 4. Compare the quality of initial", 5)[1:]]
     assert _values("ablation", "qa-clims") == t4
     t5 = [float(x) for x in _block(text, "Table 5. Comparison of the quality of generated", 12)
@@ -641,3 +652,29 @@ def test_table_rows_use_contract_variant_names():
             "qa-clims/q-fine-alias", "semples/alternate-r3"} <= variants
     assert set(table_names()) == {"ablation", "loss-weight", "scheme", "questions", "fat",
                                   "omega", "seeds"}
+
+
+def test_seeds_table_mask_column_paired_to_cam(tmp_path):
+    """Runs with --masks carry mask_miou: the seeds table's Mask column is their mean, the
+    published Mask value and Δ to it, and the paired Δ to CAM's masks (diffs 4, 6 → mean 5,
+    sd √2, CI 5 ± t(0.975, 1)·√2/√2); a run without masks counts in n, not in Mask n."""
+    root = tmp_path / "runs"
+    for seed, (cam, qa) in enumerate([(50.0, 54.0), (52.0, 58.0)]):
+        write_record(root, f"c{seed}", variant="cam", seed=seed, seed_miou=40.0, mask_miou=cam,
+                     mask_context_fp=5.0)
+        write_record(root, f"q{seed}", variant="qa-clims", seed=seed, seed_miou=45.0, mask_miou=qa)
+    write_record(root, "q2", variant="qa-clims", seed=2, seed_miou=45.0)
+    df = compile_table("seeds", ResultsStore(root).records(), seeds=3, strict=False)
+    cam = df[df["row"] == "CAM"].iloc[0]
+    qa = df[df["row"] == "QA-CLIMS"].iloc[0]
+    assert (cam["mask_n"], cam["mask_mean"], cam["mask_published"]) == (2, 51.0, 66.5)
+    assert cam["mask_context_fp"] == 5.0
+    assert (qa["n"], qa["mask_n"], qa["mask_mean"], qa["mask_published"]) == (3, 2, 56.0, 77.4)
+    assert qa["mask_delta"] == pytest.approx(56.0 - 77.4)
+    t_975_df1 = 12.706204736174698
+    assert qa["mask_ref_n"] == 2 and qa["mask_ref_delta"] == pytest.approx(5.0)
+    assert (qa["mask_ref_low"], qa["mask_ref_high"]) == pytest.approx((5 - t_975_df1, 5 + t_975_df1))
+    md = to_markdown(df)
+    assert "| Mask n | Mask mIoU | Mask Δ vs ref [95% CI] | Mask published | Mask Δ |" in md
+    assert f"| 2 | 56.0 ± 2.8 | +5.0 [{5 - t_975_df1:+.1f}, {5 + t_975_df1:+.1f}] n=2 | 77.4 | -21.4 |" in md
+    assert "mask_n" not in compile_table("fat", [], strict=False).columns  # no Mask column there

@@ -86,6 +86,13 @@ def test_every_variant_resolves_the_papers_settings(variant, dataset):
     assert (p.cam_batch_size or p.batch_size, p.cam_crop_size or p.crop_size) == (
         CAM_STAGE["batch"], CAM_STAGE["crop"])
     epochs = stage_epochs(cfg)
+    # the default pseudo masks: IRN for the ResNet-50 families (its 3 epochs, irn run_sample.py;
+    # CLIMS and QA-CLIMS with conf_bg_thres 0.1, sem_seg_bg_thres 0.2), SemPLeS's dense CRF
+    pipeline, conf_bg, sem_bg = {"cam": ("irn", 0.05, 0.25), "clims": ("irn", 0.1, 0.2),
+                                 "qa-clims": ("irn", 0.1, 0.2), "semples": ("crf", 0.05, 0.25)}[cfg.method]
+    assert (cfg.masks["pipeline"], cfg.masks["conf_bg_thres"], cfg.masks["sem_seg_bg_thres"]) == (
+        pipeline, conf_bg, sem_bg)
+    assert epochs.pop("irn", None) == (3 if pipeline == "irn" else None)
     if cfg.method == "cam":
         assert epochs == {"cam": 5}
     else:
@@ -119,7 +126,8 @@ def test_epochs_reaches_every_stage_and_set_still_wins():
 
     assert stage_epochs(_resolve("semples", "voc", epochs=2)) == {
         "cam": 2, "semples-a": 2, "semples-b": 2, "semples-c": 2}
-    assert stage_epochs(_resolve("qa-clims", "coco", epochs=3)) == {"cam": 3, "qa-clims": 3}
+    # and IRN's, where the pseudo masks train it (qa-clims's default on coco)
+    assert stage_epochs(_resolve("qa-clims", "coco", epochs=3)) == {"cam": 3, "qa-clims": 3, "irn": 3}
     assert stage_epochs(_resolve("clims", "synth", epochs=1)) == {"cam": 1, "clims": 1}
     assert stage_epochs(_resolve("semples/match-only", "voc", epochs=1)) == {
         "cam": 1, "semples-c": 1}  # no prompts: no (b), nor the (a) that only feeds it

@@ -15,7 +15,7 @@ Torch-free: settings, variants and published values only (the family: method.py)
 
 from __future__ import annotations
 
-from methods.cam.paper import real_settings, synth_settings
+from methods.cam.paper import mask_settings, real_settings, synth_settings
 from methods.papers import FamilyPaper, row
 
 T1, T4, T5, T6 = "SemPLeS Table 1", "SemPLeS Table 4", "SemPLeS Table 5", "SemPLeS Table 6"
@@ -38,7 +38,8 @@ PAPER = FamilyPaper("semples", {
         {**STEP, "backbone": "deit_small_patch16_224", "crop_size": 224, "epochs": 60,
          "prompt_epochs": 60, "refine_epochs": 60, "clip_arch": "ViT-B-32"},
         {"lr": 5e-6, "prompt_lr": 5e-6, "lambda_b": 0.75, "lambda_T": 0.01, "lambda_refine": 0.2}),
-}, grids={
+}, masks=mask_settings("crf"),  # kuongan/SemPLeS docs/Training.md: evaluation.py --out-crf
+    grids={
     "lambda_refine": tuple(TABLE5),
     "lambda_b": (0.6, 1.2, 2.4, 4.8),  # ours: around the VOC default 2.4
     "lambda_T": (0.005, 0.01, 0.02, 0.05, 0.1),  # ours: around the VOC default 0.02
@@ -97,7 +98,7 @@ def joint() -> dict:
                      for lam, value in TABLE5.items()),
                    row("scheme", "sequential, 1 round", 68.7, T6,
                        "seq./alter., 1 round (= sequential)"),
-                   row("seeds", "SemPLeS", 68.7, T1)])
+                   row("seeds", "SemPLeS", 68.7, T1, mask=78.4)])  # Table 1 Seed, Mask
 def full() -> dict:
     """SemPLeS, full: sequential (a) → (b) → (c), one round (the paper's default)."""
     return {}
