@@ -463,7 +463,8 @@ def test_sweep_on_a_voc_tree_carries_the_run_options_and_preflight_fails_first(t
     assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.05, 0.1]
     for r in records:
         assert r["config"]["data_root"] == str(root.resolve()) and r["allow_random_weights"]
-        assert r["stage_epochs"] == {"cam": 1} and r["dataset"] == "voc"
+        # cam's pseudo-mask pipeline on voc is IRN (bench run --masks), one epoch as well
+        assert r["stage_epochs"] == {"cam": 1, "irn": 1} and r["dataset"] == "voc"
 
 
 # ---------------------------------------------------------------- optuna-dashboard
