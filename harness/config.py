@@ -78,6 +78,11 @@ class MethodConfig:
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)
 
+    def teacher_mask_prompts(self) -> bool:
+        """Whether these settings need the real teacher's mask prompts (OVSeg's mask-adapted
+        CLIP, harness/mask_clip.py); a family that encodes masked regions so overrides it."""
+        return False
+
     def validate(self) -> MethodConfig:
         for f in dataclasses.fields(self):
             _check(f.name, getattr(self, f.name), f.metadata)

@@ -19,6 +19,7 @@ import torch
 
 from harness.config import MethodConfig, RunConfig
 from harness.data import SegDataset, load_dataset
+from harness.errors import BenchError
 from harness.generator import CamNet
 from harness.stages import DeclaredSettings, StageSpec
 
@@ -178,8 +179,11 @@ class RunContext:
             path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
             return {"teacher": path.stem}
         # prompts are made of the class words, so the wording keys every prompt-based stage
-        return {"teacher": self.cfg.params.clip_arch, "weights": self.cfg.clip_weights,
-                "class_names": self.cfg.params.class_names}
+        key = {"teacher": self.cfg.params.clip_arch, "weights": self.cfg.clip_weights,
+               "class_names": self.cfg.params.class_names}
+        if self.cfg.params.teacher_mask_prompts():  # only then: every other key stays as it was
+            key["mask_prompts"] = True
+        return key
 
     def prompt_names(self) -> tuple[str, ...]:
         """The words for each class in prompts and questions (`class_names=voc|clims`)."""
@@ -197,6 +201,9 @@ class RunContext:
             teacher, info = untrained_synth_teacher(self.data_options()["spec"],
                                                     self.synth_teacher_spec())
         elif self.cfg.dataset == "synth":
+            if self.cfg.params.teacher_mask_prompts():
+                raise BenchError("the synth teacher has no mask prompts: on synth the masked "
+                                 "regions go through the plain encoder (--set clip_encoder=plain)")
             from harness.synth.teacher import load_synth_teacher
 
             teacher, info = load_synth_teacher(
@@ -206,7 +213,8 @@ class RunContext:
             from harness.teacher import load_real_teacher
 
             teacher, info = load_real_teacher(self.cfg.params.clip_arch, self.cfg.clip_weights,
-                                              self.cfg.allow_random_weights)
+                                              self.cfg.allow_random_weights,
+                                              self.cfg.params.teacher_mask_prompts())
         self.teacher_info.update(info)
         return teacher.to(self.device)
 

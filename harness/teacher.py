@@ -1,6 +1,7 @@
 """The frozen CLIP teacher every CLIP-guided method talks to.
 
-One interface (`encode_image`, `encode_text`, `encode_prompts`) over an open_clip CLIP:
+One interface (`encode_image`, `encode_text`, `encode_prompts`, and `encode_image_masked`
+for a teacher with OVSeg's mask prompts, harness/mask_clip.py) over an open_clip CLIP:
 ViT-B-32 / ViT-L-14 built from their configs and loaded from a local weights file, or the
 tiny `synth` CLIP (a custom open_clip config) trained on `synth` by `harness/synth/teacher.py`.
 Methods never know which one they have.
@@ -17,6 +18,16 @@ from torch import nn
 
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
+from harness.mask_clip import (
+    OVSEG_FILE,
+    PROMPT_KEY,
+    check_visual,
+    clip_prefix,
+    masked_encode,
+    random_prompts,
+    read_state,
+    split_clip_state,
+)
 from harness.wording import PROMPT_PREFIX  # learned prompts: "SOT a photo of [p_1 … p_L] . EOT"
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -31,12 +42,17 @@ class Teacher(nn.Module):
     cbs_gate: float | None = None
 
     def __init__(self, clip: nn.Module, tokenizer, name: str,
-                 mean: tuple[float, ...] = OPENAI_MEAN, std: tuple[float, ...] = OPENAI_STD):
+                 mean: tuple[float, ...] = OPENAI_MEAN, std: tuple[float, ...] = OPENAI_STD,
+                 mask_prompts: torch.Tensor | None = None):
         super().__init__()
         self.clip, self.tokenizer, self.name = clip, tokenizer, name
         self.clip.eval().requires_grad_(False)  # frozen: no weight gradients are ever kept
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        if mask_prompts is not None:
+            check_visual(clip.visual, mask_prompts)
+        # OVSeg's learned mask prompts (depth, grid² or 1, width); None: a plain CLIP
+        self.register_buffer("mask_prompts", mask_prompts, persistent=False)
         size = clip.visual.image_size
         self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
         self.token_width = int(clip.token_embedding.weight.shape[1])
@@ -46,12 +62,27 @@ class Teacher(nn.Module):
     def train(self, mode: bool = True) -> Teacher:  # the teacher stays in eval mode
         return super().train(False)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (any size, resized here) → normalised features. Differentiable."""
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1], any size → normalised, at the image tower's input size."""
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             images = F.interpolate(images, size=(self.image_size, self.image_size),
                                    mode="bilinear", align_corners=False)
-        return F.normalize(self.clip.encode_image((images - self.mean) / self.std), dim=-1)
+        return (images - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (any size, resized here) → normalised features. Differentiable."""
+        return F.normalize(self.clip.encode_image(self._input(images)), dim=-1)
+
+    def encode_image_masked(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """OVSeg's mask-adapted encoding (harness/mask_clip.py): images (B, 3, H, W) in [0, 1]
+        and masks (B, 1, H, W) in [0, 1] of any common size; the patches the mask leaves
+        entirely out are replaced by the learned mask prompts. Normalised features,
+        differentiable in `images` (never in `masks`, as the reference's ceil)."""
+        if self.mask_prompts is None:
+            raise BenchError(f"the teacher {self.name} has no mask prompts ({PROMPT_KEY}): "
+                             f"the mask-adapted encoder needs {OVSEG_FILE}")
+        feats = masked_encode(self.clip.visual, self.mask_prompts, self._input(images), masks)
+        return F.normalize(feats, dim=-1)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -128,20 +159,27 @@ def _expected_file(arch: str) -> str:
 
 
 def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = False,
-                      quick_gelu: bool | None = None) -> Teacher:
+                      quick_gelu: bool | None = None, mask_prompts: bool = False) -> Teacher:
     """An open_clip model built from its config; weights only from a local file.
 
     `weights` None: an OpenAI checkpoint already in open_clip's local caches, else random
     init only if `allow_random`, else one line saying which file to provide. `quick_gelu`
     None = QuickGELU for architectures with OpenAI weights (both papers use OpenAI CLIP,
     trained with QuickGELU; open_clip's plain `ViT-B-32` config would use GELU).
+    `mask_prompts`: the mask-adapted CLIP (harness/mask_clip.py), whose file must hold mask
+    prompts (OVSeg's layout); a plain CLIP file is refused in one line. A file in OVSeg's
+    layout also loads without `mask_prompts`, as a plain CLIP (its fine-tuned weights).
     """
     ensure_torchvision()
     import open_clip
 
-    if weights is None:
+    if weights is None and not mask_prompts:  # open_clip's caches hold plain CLIPs only
         weights = local_clip_weights(arch)
     if weights is None and not allow_random:
+        if mask_prompts:
+            raise BenchError(f"the mask-adapted CLIP {arch} needs local weights: pass --clip-weights "
+                             f"PATH with {OVSEG_FILE} (or --set clip_encoder=plain, or "
+                             f"--allow-random-weights for smoke tests)")
         raise BenchError(f"CLIP {arch} needs local weights: pass --clip-weights PATH with "
                          f"{_expected_file(arch)} (or --allow-random-weights for smoke tests)")
     if weights is not None and not Path(weights).is_file():
@@ -158,36 +196,70 @@ def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = Fals
         raise BenchError(f"cannot build CLIP {arch}: {str(exc).splitlines()[0]}") from exc
     finally:
         logging.disable(logging.NOTSET)
-    if weights is not None:
+    if mask_prompts and not hasattr(model.visual, "class_embedding"):
+        raise BenchError(f"mask prompts need a ViT image tower; CLIP {arch} has none "
+                         f"(use a ViT, e.g. ViT-L-14, or --set clip_encoder=plain)")
+    prompts = None
+    if weights is not None and mask_prompts:
+        prompts = _load_mask_clip_weights(model, Path(weights), arch)
+    elif weights is not None:
         _load_clip_weights(model, Path(weights), arch)
-    teacher = Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}")
+    elif mask_prompts:
+        prompts = random_prompts(model.visual)
+    teacher = Teacher(model, open_clip.get_tokenizer(arch), name=f"open_clip/{arch}",
+                      mask_prompts=prompts)
     teacher.weights = str(weights) if weights is not None else None
     return teacher
 
 
-def load_real_teacher(clip_arch: str, clip_weights: str | None, allow_random_weights: bool
-                      ) -> tuple[Teacher, dict[str, Any]]:
+def load_real_teacher(clip_arch: str, clip_weights: str | None, allow_random_weights: bool,
+                      mask_prompts: bool = False) -> tuple[Teacher, dict[str, Any]]:
     """A run's teacher on real data: open_clip `clip_arch` from a local weights file (random
-    only when allowed), and what its record says about it."""
+    only when allowed), and what its record says about it. `mask_prompts`: with OVSeg's mask
+    prompts (harness/mask_clip.py), from a file that has them."""
     weights = Path(clip_weights) if clip_weights else None
-    teacher = load_clip_teacher(clip_arch, weights, allow_random_weights)
-    return teacher, {"teacher": teacher.name, "weights": teacher.weights or "random"}
+    teacher = load_clip_teacher(clip_arch, weights, allow_random_weights, mask_prompts=mask_prompts)
+    info: dict[str, Any] = {"teacher": teacher.name, "weights": teacher.weights or "random"}
+    if teacher.mask_prompts is not None:
+        info["mask_prompts"] = {"depth": int(teacher.mask_prompts.shape[0]),
+                                "per_position": bool(teacher.mask_prompts.shape[1] > 1)}
+    return teacher, info
+
+
+def _load_mask_clip_weights(model: nn.Module, path: Path, arch: str) -> torch.Tensor:
+    """The CLIP and its mask prompts from a file in OVSeg's layout (harness/mask_clip.py);
+    one line for a plain CLIP file, or a CLIP of another architecture."""
+    clip_state, prompts = split_clip_state(read_state(path))
+    if prompts is None:
+        raise BenchError(f"{path} is a plain CLIP checkpoint without mask prompts ({PROMPT_KEY}): "
+                         f"the mask-adapted encoder needs {OVSEG_FILE} (or --set clip_encoder=plain)")
+    try:
+        model.load_state_dict(clip_state)
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise BenchError(f"cannot load CLIP {arch} from {path}: {reason}") from None
+    check_visual(model.visual, prompts, what=f"the mask prompts of {path}")
+    return prompts.float()
 
 
 def _load_clip_weights(model: nn.Module, path: Path, arch: str) -> None:
     """open_clip's loader (plain / wrapped state dicts, safetensors); OpenAI TorchScript
-    archives (ViT-B-32.pt) through torch.jit. Any failure is one line naming the file."""
+    archives (ViT-B-32.pt) through torch.jit; the CLIP inside OVSeg's detectron2 layout.
+    Any failure is one line naming the file."""
     from open_clip.factory import load_checkpoint
 
     try:
         try:
             load_checkpoint(model, str(path))
-        except Exception:
-            if not _is_torchscript(path):
-                raise
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
-            for key in ("input_resolution", "context_length", "vocab_size"):
-                state.pop(key, None)
+        except Exception as first:
+            if _is_torchscript(path):
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
+                for key in ("input_resolution", "context_length", "vocab_size"):
+                    state.pop(key, None)
+            else:
+                state = _wrapped_clip_state(path)
+                if state is None:
+                    raise first from None
             model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is the user's
         from harness.artefacts import unreadable_reason
@@ -195,6 +267,18 @@ def _load_clip_weights(model: nn.Module, path: Path, arch: str) -> None:
         raise BenchError(f"cannot load CLIP {arch} from {path}: the file "
                          f"{unreadable_reason(path, exc)} (is it an open_clip {arch} "
                          "checkpoint?)") from None
+
+
+def _wrapped_clip_state(path: Path) -> dict[str, torch.Tensor] | None:
+    """The CLIP's tensors of a file where it sits under a prefix (OVSeg's detectron2 layout,
+    its mask prompts left out, or under "model"), or None when it holds no ViT CLIP."""
+    try:
+        state = read_state(path)
+    except BenchError:
+        return None
+    if clip_prefix(state) is None:
+        return None
+    return split_clip_state(state)[0]
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -1,4 +1,5 @@
-"""Builders of tiny datasets in the real on-disk layouts, and a random ViT-B-32 weights file.
+"""Builders of tiny datasets in the real on-disk layouts, and random ViT-B-32 weights files
+(open_clip's layout, and OVSeg's with mask prompts).
 
 VOC: VOCdevkit/VOC2012 with JPEGImages, palette SegmentationClass PNGs, index
 SegmentationClassAug PNGs and ImageSets/Segmentation/{train,val,train_aug}.txt. COCO:
@@ -187,6 +188,36 @@ def make_clip_weights(path: Path, arch: str = "ViT-B-32") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def make_ovseg_clip_weights(path: Path, arch: str = "ViT-B-32", depth: int = 3) -> Path:
+    """A random open_clip `arch` with random mask prompts, saved as OVSeg saves its model
+    (ovseg_swinbase_vitL14_ft_mpt.pth): a detectron2 {"model": state dict} holding the CLIP
+    under `clip_adapter.clip_model.` (OpenAI CLIP's names) with `visual.mask_embedding`
+    (depth, grid², width), beside tensors of the segmenter that are not the CLIP's."""
+    import torch
+
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import open_clip
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch, pretrained=None, quick_gelu=True)
+    visual = model.visual
+    grid = visual.grid_size[0] * visual.grid_size[1]
+    state = {f"clip_adapter.clip_model.{k}": v.half() for k, v in model.state_dict().items()}
+    state["clip_adapter.clip_model.visual.mask_embedding"] = (
+        torch.randn(depth, grid, visual.conv1.out_channels) * 0.02).half()
+    # the rest of OVSeg's model: the Swin backbone, the head, the adapter's own embedding
+    state["backbone.patch_embed.proj.weight"] = torch.randn(128, 3, 4, 4).half()
+    state["sem_seg_head.predictor.class_embed.weight"] = torch.randn(16, 256).half()
+    state["clip_adapter.non_object_embedding"] = torch.randn(1, model.text_projection.shape[1]).half()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": state, "iteration": 120000}, tmp)
     tmp.replace(path)
     return path
 

@@ -123,6 +123,55 @@ def test_defaults_and_variants():
     assert (frc.beta, frc.gamma) == (0, 0) and frc.alpha > 0
 
 
+def test_mask_adapted_encoder_on_real_data_plain_on_synth(cache_dir):
+    from harness.method import RunContext
+    from harness.runner import resolve_config
+
+    def params(variant, dataset, *sets):
+        return resolve_config(variant, dataset, 0, list(sets), device="cpu").params
+
+    for ds in ("voc", "coco"):  # the paper's and the reference's default
+        assert params("qa-clims", ds).clip_encoder == "mask-adapted"
+        assert params("qa-clims", ds).teacher_mask_prompts()
+        assert params("qa-clims/plain-clip", ds).clip_encoder == "plain"
+        assert params("qa-clims/no-fat", ds).clip_encoder == "mask-adapted"
+    assert params("qa-clims", "synth") == params("qa-clims/plain-clip", "synth")
+    assert not params("qa-clims", "synth").teacher_mask_prompts()
+    # the synth teacher has no mask prompts: asking for them is one line, before anything trains
+    cfg = resolve_config("qa-clims", "synth", 0, ["clip_encoder=mask-adapted"], device="cpu")
+    with pytest.raises(BenchError, match="the synth teacher has no mask prompts"):
+        RunContext(cfg, cache_dir, torch.device("cpu")).teacher  # noqa: B018
+
+
+def test_region_features_mask_adapted_as_the_reference_encodes():
+    """train_qa_clims.py:188-191, 207-208: encode_image(P·X, m=b), encode_image((1−P)·X, m=1−b)."""
+    from harness.teacher import OPENAI_MEAN
+    from methods.qa_clims.method import QAClimsConfig, region_features
+    from tests.test_mask_clip import small_teacher
+
+    teacher = small_teacher()
+    x = torch.rand(2, 3, 56, 56)
+    pk = torch.full((2, 56, 56), 0.05)
+    pk[0, :28, :28], pk[1, 28:, 14:] = 0.9, 0.6  # ω = 0.1: θ = 0.09, 0.06, so b is each block
+    pk.requires_grad_(True)
+    b = torch.zeros(2, 1, 56, 56)
+    b[0, :, :28, :28], b[1, :, 28:, 14:] = 1, 1
+    fill = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)  # 0 after normalisation, as the reference
+    p = pk[:, None]
+    xf, xb = p * x + (1 - p) * fill, (1 - p) * x + p * fill
+    got = region_features(teacher, x, pk, QAClimsConfig(clip_encoder="mask-adapted"))
+    want = torch.cat([teacher.encode_image_masked(xf, b), teacher.encode_image_masked(xb, 1 - b)])
+    torch.testing.assert_close(got, want)
+    got.sum().backward()
+    assert pk.grad is not None and pk.grad.abs().sum() > 0  # through the image X·P
+    with torch.no_grad():
+        plain = region_features(teacher, x, pk, QAClimsConfig(clip_encoder="plain"))
+        assert (plain - got).abs().max() > 1e-3
+        # without FAT no patch is prompted: the plain encoder of X·P and X·(1−P)
+        no_fat = region_features(teacher, x, pk, QAClimsConfig(clip_encoder="mask-adapted", fat=False))
+        torch.testing.assert_close(no_fat, torch.cat([teacher.encode_image(xf), teacher.encode_image(xb)]))
+
+
 class _FakeTeacher:
     name = "fake"
 

@@ -1,7 +1,8 @@
 """Real data and real models from local paths, on tiny fixtures in the real on-disk layouts.
 
 VOC 2012 (+ SegmentationClassAug, train_aug) and COCO 2014 (instances JSON) trees of a few
-64-px images, a random-init ViT-B-32 saved to a file and loaded through --clip-weights,
+64-px images, a random-init ViT-B-32 saved to a file and loaded through --clip-weights (in
+open_clip's layout, and in OVSeg's with mask prompts for qa-clims's mask-adapted encoder),
 the timm backbones random through --allow-random-weights. Every registered method family
 trains one epoch on each fixture, evaluates and records; the error paths are one line and
 a non-zero exit through the CLI.
@@ -27,6 +28,7 @@ from tests.fixtures_real import (
     fixed_tree,
     make_clip_weights,
     make_coco,
+    make_ovseg_clip_weights,
     make_tiny_blip,
     make_voc,
     voc_mask,
@@ -70,6 +72,14 @@ def clip_file(tmp_path_factory) -> Path:
     cache = os.environ.get("BENCH_TEST_CACHE")
     path = (Path(cache) if cache else tmp_path_factory.mktemp("clip")) / "vit-b-32-random.pt"
     return path if path.is_file() else make_clip_weights(path)
+
+
+@pytest.fixture(scope="session")
+def ovseg_file(tmp_path_factory) -> Path:
+    """A random ViT-B-32 with mask prompts in OVSeg's detectron2 layout."""
+    cache = os.environ.get("BENCH_TEST_CACHE")
+    path = (Path(cache) if cache else tmp_path_factory.mktemp("clip")) / "vit-b-32-ovseg-random.pth"
+    return path if path.is_file() else make_ovseg_clip_weights(path)
 
 
 def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -184,6 +194,39 @@ def test_clip_loads_from_a_local_file(clip_file):
     assert teacher.weights == str(clip_file) and teacher.image_size == 224
 
 
+def test_ovseg_layout_loads_with_its_mask_prompts(ovseg_file, clip_file):
+    """OVSeg's key layout → open_clip's names, tensor for tensor; a plain file is refused."""
+    import torch
+
+    from harness.teacher import load_clip_teacher
+
+    saved = torch.load(ovseg_file, map_location="cpu", weights_only=True)["model"]
+    teacher = load_clip_teacher("ViT-B-32", ovseg_file, mask_prompts=True)
+    clip = teacher.clip
+    for ours, theirs in [
+        (clip.visual.conv1.weight, "visual.conv1.weight"),
+        (clip.visual.transformer.resblocks[11].attn.in_proj_weight,
+         "visual.transformer.resblocks.11.attn.in_proj_weight"),
+        (clip.visual.proj, "visual.proj"),
+        (clip.transformer.resblocks[0].mlp.c_fc.weight, "transformer.resblocks.0.mlp.c_fc.weight"),
+        (clip.text_projection, "text_projection"),
+        (clip.logit_scale, "logit_scale"),
+        (teacher.mask_prompts, "visual.mask_embedding"),
+    ]:
+        torch.testing.assert_close(ours, saved[f"clip_adapter.clip_model.{theirs}"].float(),
+                                   rtol=0, atol=0)
+    assert tuple(teacher.mask_prompts.shape) == (3, 49, 768)  # ViT-B-32's 7 × 7 grid
+    # without mask prompts the same file is a plain (fine-tuned) CLIP
+    plain = load_clip_teacher("ViT-B-32", ovseg_file)
+    assert plain.mask_prompts is None
+    torch.testing.assert_close(plain.clip.visual.conv1.weight, clip.visual.conv1.weight)
+    with pytest.raises(BenchError, match=f"{clip_file} is a plain CLIP checkpoint without mask "
+                                         r"prompts \(visual.mask_embedding\)"):
+        load_clip_teacher("ViT-B-32", clip_file, mask_prompts=True)
+    with pytest.raises(BenchError, match=f"cannot load CLIP ViT-B-16 from {ovseg_file}"):
+        load_clip_teacher("ViT-B-16", ovseg_file, mask_prompts=True)
+
+
 def test_backbone_weights_from_a_local_file(tmp_path):
     import torch
 
@@ -272,18 +315,21 @@ def _registered() -> set[str]:
 @pytest.mark.parametrize("family", [f if f == "cam" else pytest.param(f, marks=pytest.mark.slow)
                                     for f in FAMILIES])  # CLIP families: ViT-B-32 on CPU
 def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_root, coco_root,
-                                    clip_file, tiny_blip, tmp_path):
+                                    clip_file, tiny_blip, tmp_path, request):
     if family not in _registered():
         pytest.skip(f"method family {family!r} is not registered in this checkout")
     extra: list[str] = []
-    if family == "qa-clims":  # the corpus from a tiny random BLIP; ViT-B-32 as the teacher
+    weights = clip_file
+    if family == "qa-clims":  # the corpus from a tiny random BLIP; ViT-B-32 as the teacher,
+        # mask-adapted (its default on real data): from a file in OVSeg's layout
         extra = ["--vqa-path", tiny_blip, "--set", "clip_arch=ViT-B-32"]
+        weights = request.getfixturevalue("ovseg_file")
     if family == "semples":
         extra = ["--set", "prompt_epochs=1", "--set", "refine_epochs=1"]
     root = voc_root if dataset == "voc" else coco_root
     code, out, err = bench(
         monkeypatch, capsys, "run", family, "--dataset", dataset, "--data-root", root,
-        "--clip-weights", clip_file, "--allow-random-weights", "--device", "cpu",
+        "--clip-weights", weights, "--allow-random-weights", "--device", "cpu",
         "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache", "--wandb", "disabled",
         "--json", *TINY, *extra)
     assert code == 0, err[-2000:]
@@ -294,13 +340,15 @@ def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_ro
     n_eval = 2  # limit=2 (both fixtures have at least 2 labelled evaluation images)
     assert len(list(Path(record["path"]).glob("cams/*.npy"))) == n_eval
     if family != "cam":
-        assert record["teacher"]["weights"] == str(clip_file)
+        assert record["teacher"]["weights"] == str(weights)
     stages = {"cam": ["cam"], "clims": ["cam", "clims"], "qa-clims": ["cam", "qa-clims"],
               "semples": ["cam", "semples-a", "semples-b", "semples-c"]}[family]
     irn = [] if family == "semples" else ["irn"]  # the default pseudo masks: IRN, or SemPLeS's CRF
     assert record["stage_epochs"] == dict.fromkeys(stages + irn, 1)  # --epochs 1: every stage
     assert 0.0 <= record["mask_miou"] <= 100.0
     if family == "qa-clims":
+        assert record["config"]["params"]["clip_encoder"] == "mask-adapted"
+        assert record["teacher"]["mask_prompts"] == {"depth": 3, "per_position": True}
         assert record["teacher"]["vqa"] == {"kind": "blip", "path": str(tiny_blip), "random": False}
 
 
@@ -349,6 +397,16 @@ def test_cls_labels_of_the_wrong_shape(table, says, monkeypatch, capsys, voc_roo
     np.save(voc / "cls_labels.npy", table)
     line = _run_fails(monkeypatch, capsys, tmp_path, root)
     assert f"VOC {voc / 'cls_labels.npy'}" in line and says in line
+
+
+def test_plain_clip_for_the_mask_adapted_encoder(monkeypatch, capsys, voc_root, clip_file,
+                                                 tmp_path):
+    # qa-clims on voc defaults to the mask-adapted CLIP: a plain file is one line, up front
+    line = _run_fails(monkeypatch, capsys, tmp_path, voc_root, "--clip-weights", clip_file,
+                      "--set", "clip_arch=ViT-B-32", method="qa-clims")
+    assert line == (f"error: {clip_file} is a plain CLIP checkpoint without mask prompts "
+                    "(visual.mask_embedding): the mask-adapted encoder needs OVSeg's "
+                    "ovseg_swinbase_vitL14_ft_mpt.pth (or --set clip_encoder=plain)")
 
 
 def test_clip_weights_of_another_architecture(monkeypatch, capsys, voc_root, clip_file, tmp_path):

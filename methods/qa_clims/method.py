@@ -60,6 +60,12 @@ class QAClimsConfig(MethodConfig):
     bg_less_pairs: str = hp("skip", "a pair whose BG answers were all removed: skip it in L_FRC "
                             "and L_BRC as the reference (train_qa_clims.py:219-220), or give it "
                             "'a photo of no {class}.' (ours before)", choices=("skip", "no-class"))
+    clip_encoder: str = hp("plain", "region encoder: mask-adapted (E_I(X·P) with OVSeg's mask "
+                           "prompts where b = 0, the paper's on voc/coco) or plain (E_I(X·P·b))",
+                           choices=("mask-adapted", "plain"))
+
+    def teacher_mask_prompts(self) -> bool:
+        return self.clip_encoder == "mask-adapted"
 
     def validate(self) -> QAClimsConfig:
         super().validate()
@@ -76,14 +82,38 @@ class QAClimsConfig(MethodConfig):
 # ----------------------------------------------------------------------------- losses
 
 
+def fat_mask(p: torch.Tensor, omega: float) -> torch.Tensor:
+    """The FAT mask b = [p ≥ ω·max p] of maps p (M, H, W), detached."""
+    theta = omega * p.detach().amax(dim=(-2, -1), keepdim=True)
+    return (p.detach() >= theta).to(p.dtype)
+
+
 def fat_regions(p: torch.Tensor, omega: float,
                 fat: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Foreground adaptive thresholding of maps p (M, H, W) in [0, 1] → (R^f, R^b)."""
     if not fat:
         return p, 1 - p
-    theta = omega * p.detach().amax(dim=(-2, -1), keepdim=True)
-    b = (p.detach() >= theta).to(p.dtype)
+    b = fat_mask(p, omega)
     return p * b, (1 - p) * (1 - b)
+
+
+def region_features(teacher, x: torch.Tensor, pk: torch.Tensor, p: QAClimsConfig) -> torch.Tensor:
+    """[v^f; v^b] of images x (M, 3, H, W) under their maps pk (M, H, W), in one call.
+
+    plain: E_I(X·R^f), E_I(X·R^b) (R from `fat_regions`). mask-adapted, the reference's
+    default (step/train_qa_clims.py:188-191, 206-208 `encode_image(x, m=mask)`): the image
+    is X·P (X·(1−P)) and the FAT mask b (1−b) says which patches become OVSeg's mask prompts
+    (harness/mask_clip.py); without FAT both masks are all ones: no patch is prompted. Every
+    product is on the neutral fill (harness.clip_ops), as the reference masks the
+    normalised image.
+    """
+    if p.clip_encoder == "plain":
+        rf, rb = fat_regions(pk, p.omega, p.fat)
+        return teacher.encode_image(torch.cat([masked(x, rf), masked(x, rb)]))
+    b = fat_mask(pk, p.omega) if p.fat else torch.ones_like(pk)
+    masks = torch.cat([b, 1 - b] if p.fat else [b, b])
+    return teacher.encode_image_masked(torch.cat([masked(x, pk), masked(x, 1 - pk)]),
+                                       masks.unsqueeze(1))
 
 
 def frc_loss(vf: torch.Tensor, tf: torch.Tensor, tb: torch.Tensor, mask: torch.Tensor,
@@ -200,11 +230,9 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
     up = F.interpolate(maps, size=images.shape[-2:], mode="bilinear",
                        align_corners=p.align_corners)  # train_qa_clims.py:176: True
     b_idx, k_idx = labels.nonzero(as_tuple=True)  # every positive pair, vectorised
-    rf, rb = fat_regions(up[b_idx, k_idx], p.omega, p.fat)
     x = images[b_idx]
     m = len(b_idx)
-    # X·R on the neutral fill (harness.clip_ops), as the reference masks the normalised image
-    feats = teacher.encode_image(torch.cat([masked(x, rf), masked(x, rb)]))  # one call
+    feats = region_features(teacher, x, up[b_idx, k_idx], p)
     vf, vb = feats[:m].float(), feats[m:].float()
     tf, tb, mask = texts(batch["index"][b_idx], k_idx)
     keep = mask.any(1)  # pairs with at least one BG text; the others are skipped
