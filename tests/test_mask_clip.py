@@ -166,3 +166,19 @@ def test_vit_l_14_at_random_init():
     with torch.no_grad():
         torch.testing.assert_close(teacher.encode_image_masked(x, torch.ones_like(m)),
                                    teacher.encode_image(x), rtol=0, atol=1e-6)
+
+
+def test_split_clip_state_of_both_layouts():
+    from harness.mask_clip import split_clip_state
+
+    t = {n: torch.full((2,), float(i)) for i, n in enumerate(
+        ["visual.conv1.weight", "visual.mask_embedding", "token_embedding.weight"])}
+    ovseg = {f"clip_adapter.clip_model.{k}": v for k, v in t.items()}
+    ovseg["backbone.layers.0.blocks.0.norm1.weight"] = torch.zeros(3)  # Swin: dropped
+    ovseg["clip_adapter.non_object_embedding"] = torch.zeros(1, 4)  # the adapter's own: dropped
+    for state in (ovseg, dict(t)):
+        clip, prompts = split_clip_state(state)
+        assert sorted(clip) == ["token_embedding.weight", "visual.conv1.weight"]
+        assert prompts.tolist() == [1.0, 1.0] and clip["token_embedding.weight"].tolist() == [2.0, 2.0]
+    clip, prompts = split_clip_state({"visual.conv1.weight": t["visual.conv1.weight"]})
+    assert prompts is None and list(clip) == ["visual.conv1.weight"]
