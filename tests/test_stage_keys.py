@@ -81,7 +81,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         **{k: "qa-clims" for k in ("epochs", "lr", "weight_decay", "optimizer", "schedule",
                                    "head_lr_mult", "momentum", "align_corners", "alpha", "beta",
                                    "gamma", "omega", "tau", "fat", "brc_form", "questions",
-                                   "loss_replicas", "bg_less_pairs")},
+                                   "loss_replicas", "bg_less_pairs", "clip_encoder")},
         # auto is synth on synth: the same answerer, the same corpus
         "vqa": "",
     },

@@ -259,7 +259,7 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
 QA_CLIMS_STAGE_SETTINGS = ("lr", "head_lr_mult", "epochs", "optimizer", "schedule", "weight_decay",
                            "momentum", "batch_size", "questions", "bg_less_pairs", "alpha", "beta",
                            "gamma", "omega", "tau", "fat", "brc_form", "loss_replicas",
-                           "align_corners")
+                           "align_corners", "clip_encoder")
 
 
 @register_method
