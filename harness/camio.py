@@ -46,19 +46,24 @@ def read_cam(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
     return keys, cams
 
 
-def cam_folder(folder: Path, image_names: list[str]) -> list[Path]:
-    """The CAM file of every image, or one error naming what is missing."""
+def per_image_files(folder: Path, image_names: list[str], suffix: str, what: str) -> list[Path]:
+    """`folder/<name><suffix>` of every image, or one error naming what is missing."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise BenchError(f"CAM folder {folder} does not exist or is not a folder")
+        raise BenchError(f"{what} folder {folder} does not exist or is not a folder")
     if not os.access(folder, os.R_OK | os.X_OK):
-        raise BenchError(f"CAM folder {folder} is not readable")
-    paths = [folder / f"{n}.npy" for n in image_names]
-    missing = [p.name for p in paths if not p.exists()]
+        raise BenchError(f"{what} folder {folder} is not readable")
+    paths = [folder / f"{n}{suffix}" for n in image_names]
+    missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise BenchError(f"CAM folder {folder} lacks {len(missing)} of {len(paths)} files "
+        raise BenchError(f"{what} folder {folder} lacks {len(missing)} of {len(paths)} files "
                          f"(first: {missing[0]})")
     return paths
+
+
+def cam_folder(folder: Path, image_names: list[str]) -> list[Path]:
+    """The CAM file of every image, or one error naming what is missing."""
+    return per_image_files(folder, image_names, ".npy", "CAM")
 
 
 def score_folder(evaluator, ds, folder: Path, workers: int = 4) -> int:

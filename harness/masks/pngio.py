@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.camio import per_image_files
 from harness.data.voc import palette
 from harness.errors import BenchError
 
@@ -50,12 +51,4 @@ def read_mask(path: Path, shape: tuple[int, int], n_labels: int) -> np.ndarray:
 
 def mask_folder(folder: Path, image_names: list[str]) -> list[Path]:
     """The PNG of every image, or one line naming what is missing."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BenchError(f"mask folder {folder} does not exist or is not a folder")
-    paths = [folder / f"{n}.png" for n in image_names]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise BenchError(f"mask folder {folder} lacks {len(missing)} of {len(paths)} PNGs "
-                         f"(first: {missing[0]})")
-    return paths
+    return per_image_files(folder, image_names, ".png", "mask")
