@@ -36,7 +36,8 @@ VqaPath = Annotated[Path | None, typer.Option(
     "BlipProcessor), for the qa-clims corpus")]
 CamWeights = Annotated[Path | None, typer.Option(
     "--cam-weights", help="start from this CAM baseline checkpoint instead of training one "
-    "(this harness's or IRN/CLIMS res50_cam.pth)")]
+    "(this harness's, IRN/CLIMS res50_cam.pth, or WeakTr's DeiT-S checkpoint with "
+    "--set backbone=deit_small_weaktr)")]
 AllowRandomWeights = Annotated[bool, typer.Option(
     "--allow-random-weights", help="smoke tests only: random CLIP/backbone/BLIP where no file "
     "is given")]

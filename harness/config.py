@@ -50,8 +50,10 @@ class MethodConfig:
     schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
     head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head (the cached "
                              "CAM stage always uses its own 10×)", gt=0)
-    backbone: str = hp("synth-cnn", "mask generator backbone",
-                       choices=("synth-cnn", "resnet50", "deit_small_patch16_224"))
+    backbone: str = hp("synth-cnn", "mask generator backbone (deit_small_weaktr: WeakTr's DeiT-S, "
+                       "one CLS token per class and a 3×3 head, for its checkpoints)",
+                       choices=("synth-cnn", "resnet50", "deit_small_patch16_224",
+                                "deit_small_weaktr"))
     clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data")
     crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0)
     cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)

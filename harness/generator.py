@@ -23,6 +23,23 @@ from harness.errors import BenchError
 # running statistics twice. CUDA keeps everything (speed first; the memory is there).
 CHECKPOINT_ON_CPU = True
 
+# WeakTr's DeiT-S CAM network, the generator SemPLeS starts from (hustvl/WeakTr models.py
+# `WeakTr`; kuongan/SemPLeS models123.py is the same class). It is timm's DeiT-S with three
+# changes, each kept here so that WeakTr's released checkpoint loads tensor for tensor
+# (harness/cam_checkpoint.py) and computes WeakTr's own coarse CAM:
+# - one CLS token per class: `cls_token` (1, K, 384), before the patches, each with its own
+#   position embedding (`pos_embed` (1, K + 196, 384)); here timm's register tokens
+#   (class_token=False, reg_tokens=K: the same order, position embeddings over them too);
+# - no final LayerNorm: `forward_features` returns the blocks' output as it is (the `norm`
+#   its base class builds is never applied), here final_norm=False;
+# - the head is a 3×3 Conv2d with bias over the patch grid (padding 1), not a 1×1 classifier:
+#   `x_patch = self.head(x_patch)`, whose mean is `coarse_cam_pred`.
+# What this network does not have is WeakTr's attention fusion (`adaptive_attention_fusion`,
+# its fine CAM from the attention maps): its maps are WeakTr's coarse CAM (attention_type
+# 'patchcam'), what every CamNet's are.
+WEAKTR_BACKBONE = "deit_small_weaktr"
+WEAKTR_BASE = "deit_small_patch16_224"
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -59,15 +76,18 @@ class TimmFeatures(nn.Module):
     [i·stride, (i+1)·stride), which `CamNet.pixel_maps` uses to crop the map back.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, class_tokens: int = 0):
         super().__init__()
         ensure_torchvision()
         import timm
 
         self.is_vit = name.startswith("deit") or name.startswith("vit")
         if self.is_vit:
+            # class_tokens = K: WeakTr's token layout (one CLS token per class, no final norm)
+            weaktr = ({"class_token": False, "reg_tokens": class_tokens, "global_pool": "avg",
+                       "final_norm": False} if class_tokens else {})
             self.net = timm.create_model(name, pretrained=False, num_classes=0,
-                                         dynamic_img_size=True, dynamic_img_pad=True)
+                                         dynamic_img_size=True, dynamic_img_pad=True, **weaktr)
             self.out_channels = self.net.num_features
             self.stride = int(self.net.patch_embed.patch_size[0])
         else:
@@ -91,10 +111,12 @@ def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
 
 
 class CamNet(nn.Module):
-    def __init__(self, backbone: nn.Module, n_classes: int):
+    def __init__(self, backbone: nn.Module, n_classes: int, head_kernel: int = 1):
         super().__init__()
         self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.out_channels, n_classes, 1, bias=False)
+        # 1×1 and bias-free (IRN's classifier); WeakTr's head is 3×3 with bias, padding 1
+        self.classifier = nn.Conv2d(backbone.out_channels, n_classes, head_kernel,
+                                    padding=head_kernel // 2, bias=head_kernel != 1)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -149,11 +171,16 @@ def build_generator(backbone: str, n_classes: int, weights: str | Path | None = 
         raise BenchError(f"backbone {backbone} needs local ImageNet weights: pass "
                          f"--backbone-weights PATH with {_EXPECTED.get(backbone, 'a timm state dict')} "
                          "(or --allow-random-weights for smoke tests)")
-    net = CamNet(TimmFeatures(backbone), n_classes)
+    if backbone == WEAKTR_BACKBONE:
+        net = CamNet(TimmFeatures(WEAKTR_BASE, class_tokens=n_classes), n_classes, head_kernel=3)
+    else:
+        net = CamNet(TimmFeatures(backbone), n_classes)
     if weights is not None:
         if not Path(weights).is_file():
             raise BenchError(f"backbone weights file {weights} does not exist")
         state = read_state_dict(Path(weights), f"backbone {backbone}")
+        if backbone == WEAKTR_BACKBONE:
+            state = per_class_tokens(state, n_classes)
         missing, _ = net.backbone.net.load_state_dict(state, strict=False)
         if len(missing) > len(state) // 2:
             raise BenchError(f"backbone weights {weights} do not match {backbone} "
@@ -161,11 +188,26 @@ def build_generator(backbone: str, n_classes: int, weights: str | Path | None = 
     return net
 
 
+def per_class_tokens(state: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
+    """ImageNet DeiT-S weights for WeakTr's layout, as its `--finetune` makes them (hustvl/WeakTr
+    main.py:319-347): the one CLS token and its position embedding repeated for each class;
+    the ImageNet head and the final norm (WeakTr applies neither) left out."""
+    out = {k: v for k, v in state.items() if not k.startswith(("head.", "norm.", "cls_token"))}
+    if "cls_token" in state and state["cls_token"].shape[1] == 1:
+        out["reg_token"] = state["cls_token"].repeat(1, n_classes, 1)
+    pos = state.get("pos_embed")
+    if pos is not None and pos.shape[1] % 2 == 1:  # 1 + a square grid of patches
+        out["pos_embed"] = torch.cat([pos[:, :1].repeat(1, n_classes, 1), pos[:, 1:]], dim=1)
+    return out
+
+
 _EXPECTED = {
     "resnet50": "ImageNet ResNet-50 weights (torchvision resnet50-19c8e357.pth / "
                 "resnet50-0676ba61.pth, or timm resnet50 model.safetensors)",
     "deit_small_patch16_224": "ImageNet DeiT-S weights (deit_small_patch16_224-cd65a155.pth, "
                               "or timm deit_small_patch16_224.fb_in1k model.safetensors)",
+    WEAKTR_BACKBONE: "ImageNet DeiT-S weights (deit_small_patch16_224-cd65a155.pth, as WeakTr's "
+                     "--finetune; or a WeakTr checkpoint as --cam-weights)",
 }
 
 

@@ -20,7 +20,9 @@ prompts: (a) and (b) are skipped and (c) is L_match only from the same start, so
 
 Mask generator init: the paper's S is WeakTr's DeiT-S, itself a trained CAM network; here
 S starts from this run's cached CAM classifier (`trained_cam`), as CLIMS does, so the two
-differ only in the losses (`init=backbone` starts from the bare backbone instead).
+differ only in the losses (`init=backbone` starts from the bare backbone instead). The
+paper's own start is `--cam-weights` WeakTr's checkpoint with `backbone=deit_small_weaktr`
+(WeakTr's token layout and 3×3 head, harness/generator.py; loaded by harness/cam_checkpoint.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,172 @@
+"""The authors' released files as inputs: WeakTr's DeiT-S checkpoint (the one SemPLeS starts
+its generator from) as --cam-weights.
+
+The checkpoint is built here in WeakTr's exact layout from timm's DeiT-S at random init plus
+WeakTr's own tensors at their real shapes (hustvl/WeakTr models.py `WeakTr` with AAF,
+reduction 8 and feat_reduction 8 as docs/Training.md trains it on VOC), saved the way its
+main.py saves checkpoint_best_mIoU.pth.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.artefacts import file_sha256
+from harness.cam_checkpoint import load_cam_checkpoint
+from harness.errors import BenchError
+from harness.generator import IMAGENET_MEAN, IMAGENET_STD, build_generator
+from tests.test_real_data import _no_env_roots, bench, one_error_line  # noqa: F401 - a fixture
+from tests.test_real_e2e import SMALL as E2E
+from tests.test_real_e2e import odd_voc  # noqa: F401 - the fixed odd-size VOC tree
+
+K = 20  # VOC's classes
+
+
+def deit_small(seed: int) -> dict[str, torch.Tensor]:
+    """timm's DeiT-S at random init (its ImageNet layout: one CLS token, 197 positions)."""
+    from harness.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import timm
+
+    torch.manual_seed(seed)
+    return timm.create_model("deit_small_patch16_224", pretrained=False).state_dict()
+
+
+def weaktr_state(n_classes: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
+    """WeakTr's model.state_dict(): DeiT-S blocks, K CLS tokens, K + 196 position embeddings,
+    the 3×3 Conv2d head with bias, the unused final norm and the AAF module's tensors."""
+    g = torch.Generator().manual_seed(seed + 1)
+    deit = deit_small(seed)
+    state = {k: v for k, v in deit.items() if not k.startswith("head.")}
+    state["cls_token"] = torch.randn(1, n_classes, 384, generator=g)
+    state["pos_embed"] = torch.randn(1, n_classes + 196, 384, generator=g)
+    state["head.weight"] = torch.randn(n_classes, 384, 3, 3, generator=g) * 0.02
+    state["head.bias"] = torch.randn(n_classes, generator=g)
+    channel, feats = 12 * 6, 384 // 6  # AAF(channel=depth·heads, feats_channel=dim/heads)
+    aaf = {"attn_head_ffn.0.weight": (channel // 8, channel),
+           "attn_head_ffn.2.weight": (channel, channel // 8),
+           "attn_feat_ffn.0.weight": (feats // 8, feats), "attn_feat_ffn.0.bias": (feats // 8,),
+           "attn_feat_ffn.1.weight": (1, feats // 8), "attn_feat_ffn.1.bias": (1,)}
+    for k, shape in aaf.items():
+        state[f"adaptive_attention_fusion.{k}"] = torch.randn(*shape, generator=g)
+    return state
+
+
+def save_weaktr(path: Path, state: dict[str, torch.Tensor]) -> Path:
+    # hustvl/WeakTr main.py:433-437, checkpoint_best_mIoU.pth
+    torch.save({"model": state, "epoch": 37, "miou": 69.4}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weaktr_file(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    state = weaktr_state()
+    return save_weaktr(tmp_path_factory.mktemp("weaktr") / "checkpoint_best_mIoU.pth", state), state
+
+
+def test_weaktr_checkpoint_loads_tensor_for_tensor(weaktr_file):
+    path, state = weaktr_file
+    model = build_generator("deit_small_weaktr", K, allow_random=True)
+    assert load_cam_checkpoint(model, path) == file_sha256(path)
+    own = model.state_dict()
+    assert torch.equal(own["backbone.net.reg_token"], state["cls_token"])
+    assert torch.equal(own["backbone.net.pos_embed"], state["pos_embed"])
+    assert torch.equal(own["classifier.weight"], state["head.weight"])
+    assert torch.equal(own["classifier.bias"], state["head.bias"])
+    blocks = [k for k in state if k.startswith(("blocks.", "patch_embed."))]
+    assert len(blocks) == 12 * 12 + 2
+    for k in blocks:
+        assert torch.equal(own[f"backbone.net.{k}"], state[k]), k
+    # every tensor of the network came from the file; the unused norm and AAF did not land
+    assert len(own) == 4 + len(blocks)
+    assert not any(k.startswith("backbone.net.norm") for k in own)
+
+
+@torch.no_grad()
+def test_weaktr_maps_are_its_coarse_cam(weaktr_file):
+    """WeakTr's forward by hand from the file's tensors (models.py forward_features, forward):
+    patches, then the K class tokens before them, + pos_embed, the 12 blocks, NO final norm,
+    the patch tokens on their grid, the 3×3 head (padding 1)."""
+    path, state = weaktr_file
+    model = build_generator("deit_small_weaktr", K, allow_random=True)
+    load_cam_checkpoint(model, path)
+    model.eval()
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    x = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = F.conv2d(x, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=16)
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([state["cls_token"].expand(2, -1, -1), x], 1) + state["pos_embed"]
+    for block in model.backbone.net.blocks:  # the blocks: the file's tensors (test above)
+        x = block(x)
+    grid = x[:, K:].transpose(1, 2).reshape(2, 384, 14, 14)
+    cam = F.conv2d(grid, state["head.weight"], state["head.bias"], padding=1)
+    torch.testing.assert_close(model.maps(images), cam, rtol=1e-5, atol=1e-5)
+
+
+def test_imagenet_deit_weights_start_weaktrs_layout(tmp_path):
+    """--backbone-weights for deit_small_weaktr: WeakTr's --finetune (main.py:319-347), the
+    CLS token and its position embedding once per class, the patch positions as they are."""
+    deit = deit_small(3)
+    torch.save({"model": deit}, tmp_path / "deit_small_patch16_224-cd65a155.pth")
+    model = build_generator("deit_small_weaktr", K, tmp_path / "deit_small_patch16_224-cd65a155.pth")
+    own = model.state_dict()
+    assert torch.equal(own["backbone.net.reg_token"], deit["cls_token"].expand(1, K, 384))
+    assert torch.equal(own["backbone.net.pos_embed"][:, :K], deit["pos_embed"][:, :1].expand(1, K, 384))
+    assert torch.equal(own["backbone.net.pos_embed"][:, K:], deit["pos_embed"][:, 1:])
+    assert torch.equal(own["backbone.net.blocks.11.mlp.fc2.weight"], deit["blocks.11.mlp.fc2.weight"])
+
+
+def test_wrong_layouts_are_one_line_naming_what_was_expected(weaktr_file, tmp_path):
+    path, _ = weaktr_file
+    deit = build_generator("deit_small_patch16_224", K, allow_random=True)
+    with pytest.raises(BenchError, match=r"is WeakTr's DeiT-S CAM network .*: load it with "
+                                         r"--set backbone=deit_small_weaktr$"):
+        load_cam_checkpoint(deit, path)
+    weaktr = build_generator("deit_small_weaktr", K, allow_random=True)
+    resnet = build_generator("resnet50", K, allow_random=True)
+    irn = {f"resnet50.{k.removeprefix('backbone.net.')}": v for k, v in resnet.state_dict().items()}
+    torch.save({**irn, "classifier.weight": resnet.classifier.weight}, tmp_path / "res50_cam.pth")
+    with pytest.raises(BenchError, match=r"is the IRN/CLIMS ResNet-50 CAM format: it needs --set "
+                                         r"backbone=resnet50; expected this harness's "
+                                         r"deit_small_weaktr CamNet or WeakTr's DeiT-S checkpoint"):
+        load_cam_checkpoint(weaktr, tmp_path / "res50_cam.pth")
+    torch.save({"model": {"foo": torch.zeros(3)}, "epoch": 1}, tmp_path / "random.pth")
+    with pytest.raises(BenchError, match=r"does not fit this CAM network: 150 tensors missing "
+                                         r"\(first: backbone.net.reg_token\); expected this harness's "
+                                         r"deit_small_weaktr CamNet or WeakTr's"):
+        load_cam_checkpoint(weaktr, tmp_path / "random.pth")
+    # a VOC checkpoint for COCO: its 20 class tokens are the first tensor that does not fit
+    with pytest.raises(BenchError, match=r"backbone.net.reg_token has shape \(1, 20, 384\), this "
+                                         r"network needs \(1, 80, 384\)"):
+        load_cam_checkpoint(build_generator("deit_small_weaktr", 80, allow_random=True), path)
+
+
+# ---- through the CLI: SemPLeS's generator from it, its sha256 in provenance ---------------------
+
+@pytest.mark.slow  # bench end to end in-process on the odd-size tree (tests/conftest.py)
+def test_semples_starts_its_generator_from_the_weaktr_checkpoint(monkeypatch, capsys, tmp_path,
+                                                                 weaktr_file, request):
+    """The paper's SemPLeS: S is WeakTr's DeiT-S from its checkpoint (no CAM stage trains),
+    its three stages on the odd-size VOC tree at the real architectures, random init."""
+    path, root = weaktr_file[0], request.getfixturevalue("odd_voc")
+    code, out, err = bench(monkeypatch, capsys, "run", "semples", "--dataset", "voc", "--data-root",
+                           root, "--cam-weights", path, "--set", "backbone=deit_small_weaktr",
+                           "--masks", "none", "--runs-dir", tmp_path / "runs", "--cache-dir",
+                           tmp_path / "cache", "--wandb", "disabled", "--json", *E2E)
+    assert code == 0, err[-3000:]
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["provenance"]["cam_checkpoint_sha256"] == file_sha256(path)
+    assert record["stage_cache"]["misses"] == ["semples-a", "semples-b", "semples-c"]
+    assert record["stage_epochs"] == {"semples-a": 1, "semples-b": 1, "semples-c": 1}
+    code, _, err = bench(monkeypatch, capsys, "run", "semples", "--dataset", "voc", "--data-root",
+                         root, "--cam-weights", path, "--runs-dir", tmp_path / "runs",
+                         "--cache-dir", tmp_path / "cache", *E2E)  # the plain DeiT-S
+    assert one_error_line(code, err).endswith(
+        f"--cam-weights {path} is WeakTr's DeiT-S CAM network (one CLS token per class, a 3×3 "
+        "head): load it with --set backbone=deit_small_weaktr")
