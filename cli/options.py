@@ -33,7 +33,8 @@ BackboneWeights = Annotated[Path | None, typer.Option(
     "--backbone-weights", help="local timm/torchvision ImageNet weights of the backbone")]
 VqaPath = Annotated[Path | None, typer.Option(
     "--vqa-path", help="local BLIP VQA folder (save_pretrained of BlipForQuestionAnswering + "
-    "BlipProcessor), for the qa-clims corpus")]
+    "BlipProcessor), or QA-CLIMS's released answers (voc_vqa_fg_blip.npy, or the folder holding "
+    "the fg and bg files), for the qa-clims corpus")]
 CamWeights = Annotated[Path | None, typer.Option(
     "--cam-weights", help="start from this CAM baseline checkpoint instead of training one "
     "(this harness's, IRN/CLIMS res50_cam.pth, or WeakTr's DeiT-S checkpoint with "

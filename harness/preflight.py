@@ -57,7 +57,9 @@ def _check(cfg: RunConfig, cache_dir: Path | None, log: Callable[[str], None]) -
     if cfg.cam_weights:
         load_cam_checkpoint(model, cfg.cam_weights)
         opened.append(f"CAM baseline {cfg.cam_weights}")
-    if cfg.vqa_path is not None and not Path(cfg.vqa_path).is_dir():
-        raise BenchError(f"--vqa-path {cfg.vqa_path} is not a folder (save_pretrained of "
-                         "BlipForQuestionAnswering + BlipProcessor)")
+    vqa = Path(cfg.vqa_path) if cfg.vqa_path is not None else None
+    if vqa is not None and not vqa.is_dir() and not (vqa.suffix == ".npy" and vqa.is_file()):
+        raise BenchError(f"--vqa-path {cfg.vqa_path} is neither a folder (save_pretrained of "
+                         "BlipForQuestionAnswering + BlipProcessor, or QA-CLIMS's released "
+                         "answers) nor a released VQA answer .npy file")
     return "preflight ok: " + ", ".join(opened)

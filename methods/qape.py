@@ -172,7 +172,9 @@ def build_corpus(ds, answerer, folder: Path, shard: Path, log=print,
     with open(shard, "a") as fh, progress_bar("qape", pending, enabled=show_progress) as advance:
         for c in range(0, len(pending_images), max(1, images_per_call)):
             chunk = pending_images[c:c + max(1, images_per_call)]
-            calls = [(i, ds.image(i), [(names[k], t) for k in ks for t in range(len(TEMPLATES))])
+            # released answer files need no image (methods/vqa_released.py): none decoded
+            calls = [(i, ds.image(i) if getattr(answerer, "needs_images", True) else None,
+                      [(names[k], t) for k in ks for t in range(len(TEMPLATES))])
                      for i, ks in chunk]
             for (i, ks), answers in zip(chunk, answerer.answer_many(calls), strict=True):
                 _append_rows(fh, done, i, ks, answers)

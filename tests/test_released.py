@@ -10,8 +10,11 @@ main.py saves checkpoint_best_mIoU.pth.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -170,3 +173,124 @@ def test_semples_starts_its_generator_from_the_weaktr_checkpoint(monkeypatch, ca
     assert one_error_line(code, err).endswith(
         f"--cam-weights {path} is WeakTr's DeiT-S CAM network (one CLS token per class, a 3×3 "
         "head): load it with --set backbone=deit_small_weaktr")
+
+
+# ---- QA-CLIMS's released VQA answers as the QAPE corpus --------------------------------------
+
+# CVI-SZU/QA-CLIMS visual_questions.py QUESTIONS, as the release asked them (and spelt them)
+RELEASE_FG = ["What kind of {} is in the photo?", "What type of {} is in the photo?",
+              "What is this {} also called?", "What is this {} usually called?",
+              "What is another word for this {}?", "What is another name for this {}?"]
+RELEASE_BG = ["what is above the {}?", "what is under the {}?", "what is behind the {}?",
+              "what is around the {}?", "what is next to the {}?", "what is the left side of {}?",
+              "what is the right side of {}?", "what scene is the {} in?",
+              "what environment is the {} in?", "what place is the {} in?"]
+
+
+def release_answer(image: str, label: str, kind: str, q: int) -> str:
+    return f"{kind}{q} {label} of {image[-3:]}"
+
+
+def write_release(folder: Path, objects: dict[str, list[str]], dataset: str = "voc") -> Path:
+    """`{dataset}_vqa_{fg,bg}_blip.npy` as third_party/BLIP/get_blip_vqa_results.py writes
+    them: {image: {class: {'vqa': [(template, answer)], 'answers': [lemmatised]}}}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, questions in (("fg", RELEASE_FG), ("bg", RELEASE_BG)):
+        table = {}
+        for image, labels in objects.items():
+            table[image] = {}
+            for label in labels:
+                answers = [release_answer(image, label, kind, q) for q in range(len(questions))]
+                table[image][label] = {"vqa": list(zip(questions, answers, strict=True)),
+                                       "answers": answers}
+        np.save(folder / f"{dataset}_vqa_{kind}_blip.npy", table)
+    return folder
+
+
+def voc_objects() -> dict[str, list[str]]:
+    """Every fixture image (train_aug and val) with its classes in the release's wording."""
+    from harness.data.voc import CLASSES
+    from harness.wording import prompt_class_names
+    from tests.fixtures_real import VOC_OBJECTS
+
+    names = prompt_class_names("voc", CLASSES, "voc")
+    return {image: [names[k - 1] for k, *_ in boxes] for image, boxes in VOC_OBJECTS.items()}
+
+
+def qape(monkeypatch, capsys, root: Path, cache: Path, *args) -> tuple[int, str, str]:
+    return bench(monkeypatch, capsys, "qape", "--dataset", "voc", "--data-root", root,
+                 "--cache-dir", cache, *args)
+
+
+@pytest.mark.slow  # bench in-process (tests/conftest.py)
+def test_released_answers_become_the_corpus_a_run_reuses(monkeypatch, capsys, tmp_path, request):
+    from harness.method import RunContext
+    from harness.runner import resolve_config
+    from methods.qape import load_corpus, qape_corpus
+
+    root, cache = request.getfixturevalue("odd_voc"), tmp_path / "cache"
+    vqa = write_release(tmp_path / "vqa", voc_objects())
+    code, out, err = qape(monkeypatch, capsys, root, cache, "--import", vqa / "voc_vqa_fg_blip.npy")
+    assert code == 0, err[-2000:]
+    key, folder = re.search(r"qape corpus \[(\w+)\]: 5 \(image, class\) items in (\S+) ", out).groups()
+    rows = load_corpus(Path(folder))
+    # train_aug's four images: aeroplane, boat + person, cat, train; the 16 answers in the
+    # order of TEMPLATES (methods/vqa.py): the 10 BG questions, then the 6 FG ones
+    assert [(r["name"], r["class_name"]) for r in rows] == [
+        ("2007_000032", "aeroplane"), ("2007_000039", "boat"), ("2007_000039", "person"),
+        ("2007_000063", "cat"), ("2008_000002", "train")]
+    for r in rows:
+        assert r["answers"] == [*(release_answer(r["name"], r["class_name"], "bg", q) for q in range(10)),
+                                *(release_answer(r["name"], r["class_name"], "fg", q) for q in range(6))]
+    # `bench run qa-clims --vqa-path` the same files, copied elsewhere (content-addressed): the
+    # corpus stage is a hit, and provenance names both files' sha256
+    moved = shutil.copytree(vqa, tmp_path / "elsewhere")
+    cfg = resolve_config("qa-clims", "voc", 0, [], None, "cpu", data_root=root, vqa_path=moved,
+                         allow_random_weights=True)
+    ctx = RunContext(cfg, cache, torch.device("cpu"), log=lambda m: None, show_progress=False)
+    assert qape_corpus(ctx) == (Path(folder), key)
+    assert ctx.stages.hits == ["qape"] and ctx.stages.misses == []
+    assert ctx.teacher_info["vqa"]["files"] == {
+        str((moved / f"voc_vqa_{k}_blip.npy").resolve()): file_sha256(vqa / f"voc_vqa_{k}_blip.npy")
+        for k in ("fg", "bg")}
+
+
+def _drop(objects: dict[str, list[str]], image: str, label: str | None = None) -> dict:
+    out = {k: list(v) for k, v in objects.items()}
+    if label is None:
+        del out[image]
+    else:
+        out[image].remove(label)
+    return out
+
+
+@pytest.mark.slow  # bench in-process (tests/conftest.py)
+def test_released_answers_of_another_layout_or_data_are_one_line(monkeypatch, capsys, tmp_path,
+                                                                 request):
+    root, cache = request.getfixturevalue("odd_voc"), tmp_path / "cache"
+
+    def line(path: Path) -> str:
+        return one_error_line(*qape(monkeypatch, capsys, root, cache, "--import", path)[:3:2])
+
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    assert line(tmp_path / "array.npy").endswith(
+        "holds an array of shape (3,), dtype float64, not QA-CLIMS's VQA answers: expected "
+        "np.save of {image name: {class name: {'vqa': [(question, answer), ...], 'answers': "
+        "[...]}}} (QA-CLIMS's voc_vqa_fg_blip.npy / voc_vqa_bg_blip.npy)")
+    np.save(tmp_path / "lists.npy", {"2007_000032": ["a jet"]})
+    assert "'2007_000032' is not {class name: {'vqa': ...}}" in line(tmp_path / "lists.npy")
+    gone = write_release(tmp_path / "no-039", _drop(voc_objects(), "2007_000039"))
+    assert line(gone).endswith(f"{gone / 'voc_vqa_fg_blip.npy'} lacks 1 of the 4 train images "
+                               "with a class (first: 2007_000039): the file is not of this data")
+    no_person = write_release(tmp_path / "no-person", _drop(voc_objects(), "2007_000039", "person"))
+    assert line(no_person).endswith("lacks 1 of the 5 (train image, present class) pairs "
+                                    "(first: 2007_000039 / person)")
+    lone = tmp_path / "lone"  # the fg file without its bg sibling
+    lone.mkdir()
+    shutil.copy(write_release(tmp_path / "full", voc_objects()) / "voc_vqa_fg_blip.npy", lone)
+    assert line(lone / "voc_vqa_fg_blip.npy").endswith(
+        "hold 6 of the 16 QAPE questions for 2007_000032 / aeroplane (first missing: 'What is "
+        "above the {}?'); pass the folder holding both voc_vqa_fg_blip.npy and voc_vqa_bg_blip.npy")
+    (tmp_path / "blip").mkdir()
+    (tmp_path / "blip" / "config.json").write_text("{}")
+    assert line(tmp_path / "blip").endswith("a BLIP folder goes to --vqa-path")
