@@ -7,6 +7,7 @@ Methods turn maps into training masks their own way (sigmoid, min-max).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -211,6 +212,19 @@ _EXPECTED = {
 }
 
 
+def numpy_scalars() -> list:
+    """The numpy globals of a numpy scalar beside the tensors, allowed to `weights_only`: WeakTr's
+    checkpoint_best_mIoU.pth stores its mIoU as np.float64 (hustvl/WeakTr main.py:433-437,
+    evaluation.py `whole_eval`: np.nanmean · 100). A scalar and its dtype are data, not code.
+    Written under numpy 1.x, the scalar's pickled name is numpy.core.multiarray.scalar."""
+    import numpy as np
+
+    scalar = (getattr(np, "_core", None) or np.core).multiarray.scalar  # numpy 2 / 1.26
+    legacy = "numpy.core.multiarray.scalar"
+    named = [] if scalar.__module__ + ".scalar" == legacy else [(scalar, legacy)]
+    return [scalar, *named, np.dtype, *(getattr(np.dtypes, n) for n in np.dtypes.__all__)]
+
+
 def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     """A state dict from .pt/.pth/.bin or .safetensors, unwrapped from {"model"|"state_dict"}
     and a DataParallel "module." prefix; one line naming the file when it cannot be read."""
@@ -220,7 +234,9 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+            with allow(numpy_scalars()) if allow else contextlib.nullcontext():
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
         from harness.artefacts import unreadable_reason
 

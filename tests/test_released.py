@@ -62,9 +62,24 @@ def weaktr_state(n_classes: int = K, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def save_weaktr(path: Path, state: dict[str, torch.Tensor]) -> Path:
-    # hustvl/WeakTr main.py:433-437, checkpoint_best_mIoU.pth
-    torch.save({"model": state, "epoch": 37, "miou": 69.4}, path)
+    # hustvl/WeakTr main.py:433-437, checkpoint_best_mIoU.pth: its mIoU is evaluation.py
+    # whole_eval's, a numpy float64
+    torch.save({"model": state, "epoch": 37, "miou": np.float64(69.4)}, path)
     return path
+
+
+def as_numpy1(path: Path, out: Path) -> Path:
+    """The same checkpoint as numpy 1.x pickles it: the scalar under numpy.core.multiarray."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                assert b"cnumpy._core.multiarray\nscalar\n" in data
+                data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+            dst.writestr(info, data)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +104,9 @@ def test_weaktr_checkpoint_loads_tensor_for_tensor(weaktr_file):
     # every tensor of the network came from the file; the unused norm and AAF did not land
     assert len(own) == 4 + len(blocks)
     assert not any(k.startswith("backbone.net.norm") for k in own)
+    legacy = build_generator("deit_small_weaktr", K, allow_random=True)
+    load_cam_checkpoint(legacy, as_numpy1(path, path.with_name("numpy1.pth")))
+    assert all(torch.equal(v, own[k]) for k, v in legacy.state_dict().items())
 
 
 @torch.no_grad()
