@@ -23,7 +23,7 @@ from harness.artefacts import file_sha256
 from harness.cam_checkpoint import load_cam_checkpoint
 from harness.errors import BenchError
 from harness.generator import IMAGENET_MEAN, IMAGENET_STD, build_generator
-from tests.test_real_data import _no_env_roots, bench, one_error_line  # noqa: F401 - a fixture
+from tests.test_real_data import _no_env_roots, bench, coco_root, one_error_line  # noqa: F401 - fixtures
 from tests.test_real_e2e import SMALL as E2E
 from tests.test_real_e2e import odd_voc  # noqa: F401 - the fixed odd-size VOC tree
 
@@ -271,6 +271,28 @@ def test_released_answers_become_the_corpus_a_run_reuses(monkeypatch, capsys, tm
     assert ctx.teacher_info["vqa"]["files"] == {
         str((moved / f"voc_vqa_{k}_blip.npy").resolve()): file_sha256(vqa / f"voc_vqa_{k}_blip.npy")
         for k in ("fg", "bg")}
+
+
+@pytest.mark.slow  # bench in-process (tests/conftest.py)
+def test_cocos_released_answers_name_images_by_file_stem(monkeypatch, capsys, tmp_path, request):
+    """coco_vqa_{fg,bg}_blip.npy: image names are the train2014 file stems, classes COCO's
+    category names (get_blip_vqa_results.py get_coco_image_names)."""
+    from methods.qape import load_corpus
+
+    objects = {"COCO_train2014_000000000100": ["person"],
+               "COCO_train2014_000000000101": ["dog", "person"],
+               "COCO_train2014_000000000102": ["toothbrush"]}
+    vqa = write_release(tmp_path / "vqa", objects, dataset="coco")
+    code, out, err = bench(monkeypatch, capsys, "qape", "--dataset", "coco", "--data-root",
+                           request.getfixturevalue("coco_root"), "--cache-dir", tmp_path / "cache",
+                           "--import", vqa)
+    assert code == 0, err[-2000:]
+    folder = re.search(r"items in (\S+) ", out).group(1)
+    rows = load_corpus(Path(folder))
+    assert [(r["name"], r["class_name"]) for r in rows] == [
+        ("COCO_train2014_000000000100", "person"), ("COCO_train2014_000000000101", "person"),
+        ("COCO_train2014_000000000101", "dog"), ("COCO_train2014_000000000102", "toothbrush")]
+    assert rows[2]["answers"][10] == release_answer("COCO_train2014_000000000101", "dog", "fg", 0)
 
 
 def _drop(objects: dict[str, list[str]], image: str, label: str | None = None) -> dict:
