@@ -22,7 +22,11 @@ the model is models.py `WeakTr`, deit_small_WeakTr_patch16_224):
   backbone's 3×3 head;
 - left out: `norm.*` (WeakTr's forward_features never applies it: it is the ImageNet DeiT's,
   untrained) and `adaptive_attention_fusion.*` (its attention fusion, the fine CAM, which
-  CamNet does not compute). So the loaded network's maps are WeakTr's coarse CAM exactly.
+  CamNet does not compute). So the loaded network's maps are WeakTr's coarse CAM, exactly
+  at 224 px (tests/test_released.py). At other sizes both resize the 14×14 position grid
+  bicubically, WeakTr by `scale_factor=(w0 + 0.1) / 14` without antialiasing
+  (`interpolate_pos_encoding`), timm to the grid's size, antialiased when shrinking: close,
+  not bit-equal.
 It loads into `--set backbone=deit_small_weaktr` only: into the plain DeiT-S (one CLS token,
 final norm, 1×1 classifier) no tensor-for-tensor mapping exists, and an approximate one would
 score a network that is not WeakTr's, so that is one line saying which backbone to use.
