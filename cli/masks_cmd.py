@@ -16,7 +16,8 @@ from harness.run_options import RunOptions
 
 
 @app.command("masks")
-@opt.run_option_params("data_root", "backbone_weights", "allow_random_weights", "cache_dir")
+@opt.run_option_params("data_root", "backbone_weights", "allow_random_weights", "cache_dir",
+                       "irn_weights", "mask_sets")
 def masks_command(
     cams: Path = typer.Option(..., help="folder of <image>.npy CAM files (keys, high_res) of the "
                               "evaluation split"),
@@ -26,8 +27,6 @@ def masks_command(
     pipeline: str = typer.Option(None, "--pipeline", help="irn or crf (default: the method's)"),
     dataset: str = typer.Option("synth", help="dataset whose evaluation split the CAMs cover"),
     set_: opt.Sets = None,
-    mask_set: opt.MaskSets = None,
-    irn_weights: opt.IrnWeights = None,
     seed: int = typer.Option(0, help="IRN's training seed"),
     device: opt.Device = opt.DEFAULT_DEVICE,
     json_out: bool = typer.Option(False, "--json"),
@@ -49,8 +48,8 @@ def masks_command(
         raise BenchError(f"--out {out} exists; give a new folder")
     if pipeline == "none":
         raise BenchError("--pipeline must be irn or crf")
-    cfg = resolve_config(method, dataset, seed, opt.sets(set_), device=device, masks=pipeline,
-                         mask_sets=opt.sets(mask_set), irn_weights=irn_weights, **options.inputs())
+    cfg = resolve_config(method, dataset, seed, opt.sets(set_), device=device,
+                         **{**options.inputs(), "masks": pipeline})
     if not cfg.masks:
         raise BenchError(f"{method} has no pseudo-mask pipeline on {dataset} by default: pass "
                          "--pipeline irn or crf")

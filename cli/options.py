@@ -3,7 +3,8 @@
 default everywhere.
 
 The options that become a `harness.run_options.RunOptions` (data root, weights,
---allow-random-weights, runs and cache dirs, W&B mode) are added to a command by
+--allow-random-weights, runs and cache dirs, W&B mode, the pseudo masks' --masks,
+--mask-set and --irn-weights) are added to a command by
 `@run_option_params(...)`, which hands the command one `options: RunOptions`; the others
 are written `set_: opt.Sets = None`. New run options belong here (tests/test_options.py
 checks every command that starts runs accepts them, with the same help).
@@ -80,6 +81,9 @@ _FIELDS: dict[str, tuple[str, Any, Any]] = {
     "runs_dir": ("runs_dir", RunsDir, None),
     "cache_dir": ("cache_dir", CacheDir, None),
     "wandb_mode": ("wandb", WandbMode, None),
+    "irn_weights": ("irn_weights", IrnWeights, None),
+    "masks": ("masks", Masks, None),
+    "mask_sets": ("mask_set", MaskSets, None),
 }
 ALL = tuple(_FIELDS)
 

@@ -26,16 +26,12 @@ def run_command(
     threshold_split: str = typer.Option(None, help="also pick t on this held-out labelled split "
                                         "(synth: heldout; voc: heldout) and score at it"),
     options: RunOptions = RunOptions(),
-    masks: opt.Masks = None,
-    mask_set: opt.MaskSets = None,
-    irn_weights: opt.IrnWeights = None,
 ) -> None:
     """Train METHOD, write CAMs of the evaluation split, evaluate and record the run."""
     from harness.runner import run_variant
 
     record = run_variant(method, dataset, seed, opt.sets(set_), epochs, device, resume=resume,
-                         threshold_split=threshold_split, **options.run_kwargs(),
-                         masks=masks, mask_sets=opt.sets(mask_set), irn_weights=irn_weights)
+                         threshold_split=threshold_split, **options.run_kwargs())
     if json_out:
         typer.echo(json.dumps(record, default=str))
     else:

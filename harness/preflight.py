@@ -62,4 +62,10 @@ def _check(cfg: RunConfig, cache_dir: Path | None, log: Callable[[str], None]) -
         raise BenchError(f"--vqa-path {cfg.vqa_path} is neither a folder (save_pretrained of "
                          "BlipForQuestionAnswering + BlipProcessor, or QA-CLIMS's released "
                          "answers) nor a released VQA answer .npy file")
+    if cfg.masks:  # the CRF binding, IRN's backbone weights or a trained IRN of the right layout
+        from harness.runner import check_masks
+
+        check_masks(ctx)
+        opened.append(f"masks {cfg.masks['pipeline']}"
+                      + (f" with IRN {cfg.irn_weights}" if cfg.irn_weights else ""))
     return "preflight ok: " + ", ".join(opened)

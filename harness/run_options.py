@@ -1,5 +1,5 @@
 """The options a run takes from outside its config: where the data and the weights are,
-where results and caches go, how W&B mirrors it.
+which pseudo masks it makes (docs/masks.md), where results and caches go, how W&B mirrors it.
 
 One definition for every way a run starts: `bench run`, a sweep trial (in a local worker
 process or a Slurm job), a `bench reproduce` cell. `cli/options.py` declares the matching
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 # the fields a run resolves into its RunConfig (`harness.runner.resolve_config(**inputs)`)
-INPUT_PATHS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights")
+INPUT_PATHS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
+               "irn_weights")
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,20 @@ class RunOptions:
     runs_dir: Path | None = None  # None: harness.store.default_runs_dir(), the one default
     cache_dir: Path | None = None  # None: harness.data.default_cache_dir()
     wandb_mode: str | None = None  # None: $WANDB_MODE, else offline (harness.tracking)
+    irn_weights: Path | None = None  # --masks irn: a trained IRN instead of training one
+    masks: str | None = None  # irn, crf or none; None: the family's pipeline on this dataset
+    mask_sets: tuple[str, ...] = ()  # --mask-set key=value, in order
+
+    def __post_init__(self) -> None:
+        # Typer hands a list (or None): a tuple keeps the options hashable and picklable as is
+        object.__setattr__(self, "mask_sets", tuple(self.mask_sets or ()))
 
     def inputs(self) -> dict[str, Any]:
-        """The data and weights, as `harness.runner.resolve_config(**paths)` takes them."""
+        """The data, weights and pseudo masks, as `harness.runner.resolve_config(**inputs)`
+        takes them."""
         return {**{k: getattr(self, k) for k in INPUT_PATHS},
-                "allow_random_weights": self.allow_random_weights}
+                "allow_random_weights": self.allow_random_weights,
+                "masks": self.masks, "mask_sets": list(self.mask_sets)}
 
     def run_kwargs(self) -> dict[str, Any]:
         """Everything `harness.runner.run_variant` takes from these options, as keywords."""
@@ -66,6 +76,10 @@ class RunOptions:
                 argv += [_flag(f), str(value)]
         if self.allow_random_weights:
             argv.append("--allow-random-weights")
+        if self.masks is not None:
+            argv += ["--masks", self.masks]
+        for value in self.mask_sets:
+            argv += ["--mask-set", value]
         return argv
 
     @staticmethod
@@ -74,6 +88,8 @@ class RunOptions:
             ap.add_argument(_flag(f), dest=f, type=Path, default=None)
         ap.add_argument(_flag("wandb_mode"), dest="wandb_mode", default=None)
         ap.add_argument("--allow-random-weights", dest="allow_random_weights", action="store_true")
+        ap.add_argument("--masks", dest="masks", default=None)
+        ap.add_argument("--mask-set", dest="mask_sets", action="append", default=[])
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> RunOptions:

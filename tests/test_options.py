@@ -1,9 +1,11 @@
 """One definition of each run option (cli/options.py): every command that starts runs accepts
 every option its runs need, with the same name, help and environment variable; and a sweep
-trial and a `bench reproduce` cell hand them all to `harness.runner.run_variant`."""
+trial (a local worker's or a Slurm job's) and a `bench reproduce` cell hand them all to
+`harness.runner.run_variant`, the pseudo masks resolved as `bench run` resolves them."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -16,16 +18,22 @@ from harness.run_options import RunOptions
 RUN_INPUTS = ["--data-root", "--clip-weights", "--backbone-weights", "--vqa-path",
               "--cam-weights", "--allow-random-weights"]
 RUN_DIRS = ["--runs-dir", "--cache-dir", "--wandb", "--set", "--epochs"]
+MASKS = ["--masks", "--mask-set", "--irn-weights"]  # the pseudo masks (docs/masks.md)
 NEEDS = {
-    "run": [*RUN_INPUTS, *RUN_DIRS, "--device"],
-    "sweep": [*RUN_INPUTS, *RUN_DIRS, "--device", "--devices"],
-    "reproduce": [*RUN_INPUTS, *RUN_DIRS, "--device", "--devices"],
+    "run": [*RUN_INPUTS, *RUN_DIRS, *MASKS, "--device"],
+    "sweep": [*RUN_INPUTS, *RUN_DIRS, *MASKS, "--device", "--devices"],
+    "reproduce": [*RUN_INPUTS, *RUN_DIRS, *MASKS, "--device", "--devices"],
+    # pseudo masks from a CAM folder: its pipeline is --pipeline (irn or crf, never none)
+    "masks": ["--data-root", "--backbone-weights", "--allow-random-weights", "--cache-dir",
+              "--set", "--mask-set", "--irn-weights", "--device"],
     # the QAPE corpus: the train split and the answerer, cached under the cache dir
     "qape": ["--data-root", "--vqa-path", "--allow-random-weights", "--device", "--cache-dir",
              "--set"],
     # scoring CAM files: the eval split only
     "eval": ["--data-root", "--cache-dir", "--set"],
 }
+# the same name, another option: `bench eval --masks DIR` scores a folder of mask PNGs
+OTHER_MEANING = {("eval", "--masks")}
 
 
 def _commands() -> dict[str, dict[str, object]]:
@@ -45,7 +53,7 @@ def test_every_command_accepts_every_run_option_it_needs_with_one_definition():
     for name, params in ((n, commands[n]) for n in NEEDS):
         for opt in {o for needed in NEEDS.values() for o in needed}:
             p = params.get(opt)
-            if p is None:
+            if p is None or (name, opt) in OTHER_MEANING:
                 continue
             key = (p.help, p.envvar, p.default, p.multiple)
             assert seen.setdefault(opt, key) == key, f"bench {name} {opt} differs: {key} vs {seen[opt]}"
@@ -58,7 +66,7 @@ def inputs(tmp_path) -> dict[str, Path]:
     root = tmp_path / "voc"
     root.mkdir()
     files = {"clip_weights": tmp_path / "clip.pt", "backbone_weights": tmp_path / "r50.pth",
-             "cam_weights": tmp_path / "cam.pth"}
+             "cam_weights": tmp_path / "cam.pth", "irn_weights": tmp_path / "irn.pt"}
     for f in files.values():
         f.write_bytes(b"x")
     vqa = tmp_path / "blip"
@@ -66,10 +74,16 @@ def inputs(tmp_path) -> dict[str, Path]:
     return {"data_root": root, **files, "vqa_path": vqa}
 
 
-def _argv(inputs: dict[str, Path], runs: Path, cache: Path) -> list[str]:
+# the pseudo masks a run is asked for: IRN with two settings of its own (beta's default is
+# 10, exp_times' 8), or none (a voc cam run makes IRN masks by default)
+MASK_ARGV = {"irn": ["--masks", "irn", "--mask-set", "beta=7", "--mask-set", "exp_times=4"],
+             "none": ["--masks", "none"]}
+
+
+def _argv(inputs: dict[str, Path], runs: Path, cache: Path, masks: str = "irn") -> list[str]:
     argv = [a for k, v in inputs.items() for a in ("--" + k.replace("_", "-"), str(v))]
     return [*argv, "--allow-random-weights", "--runs-dir", str(runs), "--cache-dir", str(cache),
-            "--wandb", "disabled", "--epochs", "2"]
+            "--wandb", "disabled", "--epochs", "2", *MASK_ARGV[masks]]
 
 
 class RunSpy:
@@ -90,11 +104,37 @@ class RunSpy:
 
 
 RUN_INPUTS_FIELDS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
-                     "allow_random_weights")
+                     "irn_weights", "allow_random_weights", "masks", "mask_sets")
+
+
+def _bench_run_masks(inputs, runs, cache, masks: str, monkeypatch) -> dict | None:
+    """The pseudo masks `bench run cam --dataset voc` resolves from the same options."""
+    import harness.runner
+
+    spy = RunSpy()
+    monkeypatch.setattr(harness.runner, "run_variant", spy)
+    res = CliRunner().invoke(app, ["run", "cam", "--dataset", "voc", "--device", "cpu", "--json",
+                                   *_argv(inputs, runs, cache, masks)])
+    assert res.exit_code == 0, res.output
+    ((cfg, _),) = spy.calls
+    return cfg.masks
+
+
+def _check_masks(cfg, expected: dict | None, masks: str) -> None:
+    assert cfg.masks == expected
+    if masks == "none":
+        assert expected is None  # off: no pseudo-mask stage, no IRN trained
+        return
+    # by hand: --masks irn, the two --mask-set values, --epochs 2 sets IRN's epochs too,
+    # the rest IRN's defaults (run_sample.py conf_fg_thres 0.30, sem_seg_bg_thres 0.25)
+    assert (expected["pipeline"], expected["beta"], expected["exp_times"]) == ("irn", 7.0, 4)
+    assert (expected["irn_epochs"], expected["conf_fg_thres"], expected["sem_seg_bg_thres"]) \
+        == (2, 0.30, 0.25)
 
 
 def _check_received(cfg, kw, inputs, runs, cache) -> None:
-    for field in ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights"):
+    for field in ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
+                  "irn_weights"):
         assert getattr(cfg, field) == str(inputs[field].resolve()), field
     assert cfg.allow_random_weights is True
     from harness.registry import get_method
@@ -106,57 +146,82 @@ def _check_received(cfg, kw, inputs, runs, cache) -> None:
     assert kw["wandb_mode"] == "disabled"
 
 
-def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch):
+@pytest.mark.parametrize("masks", ["irn", "none"])
+def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, masks):
     """The CLI builds the request; its worker command line parses back to the same options;
-    the worker's trial hands them to run_variant."""
+    the worker's trial hands them to run_variant. A Slurm job's worker gets them pickled
+    (sweeps.slurm.launch_sweep → sweep_job): its trial receives the same."""
     import harness.runner
     import sweeps.launcher
+    from sweeps import slurm as sj
     from sweeps import storage as st
     from sweeps.launcher import worker_command
     from sweeps.worker import parser, run_worker
 
     runs, cache = tmp_path / "runs", tmp_path / "cache"
+    expected = _bench_run_masks(inputs, runs, cache, masks, monkeypatch)
     got = {}
     monkeypatch.setattr(sweeps.launcher, "launch", lambda req, console: got.setdefault("req", req)
                         and {"exit_codes": [0], "failures": [], "complete": 1})
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["sweep", "custom", "--method", "cam", "--param",
                                    "cam_lr=grid:0.05", "--dataset", "voc",
-                                   *_argv(inputs, Path("runs"), Path("cache"))])
+                                   *_argv(inputs, Path("runs"), Path("cache"), masks)])
     assert res.exit_code == 0, res.output
     req = got["req"]
     assert req.epochs == 2 and req.definition()["epochs"] == 2
     argv = worker_command(req, "s", "cpu", "w0")[3:]
     parsed = RunOptions.from_namespace(parser().parse_args(argv))
     assert parsed == req.options.absolute() and parsed.runs_dir == runs.resolve()
+    assert parsed.irn_weights == inputs["irn_weights"].resolve()
 
     spy = RunSpy()
     monkeypatch.setattr(harness.runner, "run_variant", spy)
-    ref = st.resolve(None, runs, "s")
-    st.create_study(st.open_storage(ref), "s", req.definition(), "maximize")
-    state = run_worker(ref, "s", "cpu", parsed, log=lambda m: None)
-    assert state.complete == 1
-    ((cfg, kw),) = spy.calls
-    assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("cam", "voc", 0.05)
-    assert kw["group"] == "s"
-    _check_received(cfg, kw, inputs, runs, cache)
+    for study, run in (("s", lambda ref: run_worker(ref, "s", "cpu", parsed, log=lambda m: None)),
+                       ("slurm", lambda ref: sj.sweep_job(
+                           0, "slurm", ref.url, "cpu", pickle.loads(pickle.dumps(req.options.absolute())),
+                           None, None, "none", 60))):
+        ref = st.resolve(None, runs, study)
+        st.create_study(st.open_storage(ref), study, req.definition(), "maximize")
+        complete = run(ref)
+        assert (complete if isinstance(complete, int) else complete.complete) == 1
+    assert len(spy.calls) == 2
+    for (cfg, kw), group in zip(spy.calls, ("s", "slurm"), strict=True):
+        assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("cam", "voc", 0.05)
+        assert kw["group"] == group
+        _check_received(cfg, kw, inputs, runs, cache)
+        _check_masks(cfg, expected, masks)
 
 
-def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatch):
+@pytest.mark.parametrize("masks", ["irn", "none"])
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatch, masks, launcher):
+    """Every cell's run, here or in a Slurm job: a job receives (job, device, CellOptions)
+    pickled (reports.reproduce._run_slurm → run_cell), as the stand-in below hands them."""
     import harness.runner
+    import reports.reproduce
     from methods.papers import Published
     from reports import tables
     from reports.tables import Row, Table
 
+    def slurm_array(jobs, cell, slurm, devices, folder, out, log):  # what each array task runs
+        for job in jobs:
+            args = pickle.loads(pickle.dumps((job, "cpu", cell)))
+            reports.reproduce._tally(out, job, reports.reproduce.run_cell(*args), log)
+
+    monkeypatch.setattr(reports.reproduce, "_run_slurm", slurm_array)
     monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
         "tiny-cam", "tiny", (Row("CAM", "cam", Published(48.3, "QA-CLIMS Table 1")),)))
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    expected = _bench_run_masks(inputs, runs, cache, masks, monkeypatch)
     spy = RunSpy()
     monkeypatch.setattr(harness.runner, "run_variant", spy)
-    runs, cache = tmp_path / "runs", tmp_path / "cache"
     res = CliRunner().invoke(app, ["reproduce", "tiny-cam", "--dataset", "voc", "--seeds", "2",
-                                   "--device", "cpu", *_argv(inputs, runs, cache)])
+                                   "--device", "cpu", "--launcher", launcher,
+                                   *_argv(inputs, runs, cache, masks)])
     assert res.exit_code == 0, res.output
     assert [c.seed for c, _ in spy.calls] == [0, 1]
     for cfg, kw in spy.calls:
         assert (cfg.variant, cfg.dataset) == ("cam", "voc") and kw["group"] == "reproduce-tiny-cam"
         _check_received(cfg, kw, inputs, runs, cache)
+        _check_masks(cfg, expected, masks)

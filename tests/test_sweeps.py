@@ -456,15 +456,22 @@ def test_sweep_on_a_voc_tree_carries_the_run_options_and_preflight_fails_first(t
     assert missing.returncode == 2 and missing.stderr.startswith(
         "error: preflight (before any worker started): "), missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
-    ok = _sweep_cli(*args, "--allow-random-weights", runs=runs, cache=cache)
+    # the pseudo masks' settings are the run's: a bad one is refused before any study too
+    bad_mask = _sweep_cli(*args, "--allow-random-weights", "--mask-set", "beta=0", runs=runs,
+                          cache=cache)
+    assert bad_mask.returncode == 2 and len(bad_mask.stderr.strip().splitlines()) == 1
+    assert "beta" in bad_mask.stderr and not (runs / "sweeps").exists(), bad_mask.stderr
+    # cam's pseudo masks on voc are IRN's (bench run --masks): --masks none turns them off
+    ok = _sweep_cli(*args, "--allow-random-weights", "--masks", "none", runs=runs, cache=cache)
     assert ok.returncode == 0, ok.stderr + ok.stdout
     assert "preflight ok: voc train 2 / eval 2 images, backbone resnet50" in ok.stdout
+    assert "masks irn" not in ok.stdout
     records = ResultsStore(runs).records()
     assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.05, 0.1]
     for r in records:
         assert r["config"]["data_root"] == str(root.resolve()) and r["allow_random_weights"]
-        # cam's pseudo-mask pipeline on voc is IRN (bench run --masks), one epoch as well
-        assert r["stage_epochs"] == {"cam": 1, "irn": 1} and r["dataset"] == "voc"
+        assert r["stage_epochs"] == {"cam": 1} and r["dataset"] == "voc"
+        assert r["config"]["masks"] is None and r.get("mask_miou") is None
 
 
 # ---------------------------------------------------------------- optuna-dashboard
