@@ -23,9 +23,18 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.errors import BenchError
 from harness.progress import progress_bar
 from harness.wording import photo_prompt
-from methods.vqa import BG_SETS, FG_SETS, TEMPLATES, templates_hash
+from methods.vqa import (
+    BG_SETS,
+    FG_SETS,
+    TEMPLATES,
+    BlipAnswerer,
+    RandomBlipAnswerer,
+    SynthAnswerer,
+    templates_hash,
+)
 
 QAPE_VERSION = 1
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
@@ -213,8 +222,6 @@ def _append_rows(fh, done: dict, image: int, classes: list[int], answers: list[s
 
 def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
     """The QAPE corpus of this run's training data: (stage folder, stage key), built once."""
-    from methods.vqa import make_answerer
-
     answerer = answerer or make_answerer(ctx)
     from harness.stages import StageSpec
 
@@ -243,3 +250,33 @@ def qape_corpus(ctx, answerer=None) -> tuple[Path, str]:
 def load_corpus(folder: Path) -> list[dict]:
     with open(Path(folder) / "corpus.jsonl") as fh:
         return [json.loads(line) for line in fh]
+
+
+def make_answerer(ctx):
+    """The answerer a run's config asks for (`vqa`: auto = synth on synth, BLIP elsewhere;
+    --vqa-path naming QA-CLIMS's released answer files: those, methods/vqa_released.py).
+    It lives here, beside its one caller, so that methods/vqa_released.py can read vqa's
+    TEMPLATES without an import circle (lint-imports)."""
+    p = ctx.params
+    kind = p.vqa if p.vqa != "auto" else ("synth" if ctx.cfg.dataset == "synth" else "blip")
+    if kind == "synth":
+        ctx.teacher_info["vqa"] = {"kind": "synth", "random": False}
+        return SynthAnswerer(ctx.dataset("train"), p.vqa_error_rate)
+    from methods.vqa_released import ReleasedAnswers, is_released, released_files
+
+    if ctx.cfg.vqa_path and is_released(ctx.cfg.vqa_path):  # QA-CLIMS's answer files, no model
+        answerer = ReleasedAnswers(released_files(ctx.cfg.vqa_path, ctx.cfg.dataset),
+                                   ctx.dataset("train"), ctx.cfg.dataset, ctx.prompt_names())
+        ctx.teacher_info["vqa"] = answerer.provenance()
+        return answerer
+    if ctx.cfg.vqa_path:
+        ctx.teacher_info["vqa"] = {"kind": "blip", "path": str(ctx.cfg.vqa_path), "random": False}
+        return BlipAnswerer(ctx.cfg.vqa_path, ctx.device)
+    if ctx.cfg.allow_random_weights:
+        ctx.teacher_info["vqa"] = {"kind": "blip", "path": None, "random": True}
+        ctx.log("qape: no --vqa-path, --allow-random-weights: a random-init BLIP VQA "
+                "(capfilt-large shape); its answers are noise")
+        words = (*(t for _, t in TEMPLATES), *ctx.dataset("train").class_names)
+        return RandomBlipAnswerer(words, ctx.device)  # one per dataset, not per run seed
+    raise BenchError("the BLIP answerer needs a local BLIP VQA folder: pass --vqa-path DIR "
+                     "(or --allow-random-weights for smoke tests, or --vqa synth on synth)")

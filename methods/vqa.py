@@ -338,30 +338,3 @@ class SynthAnswerer:
         best = int(vals[np.argmax(counts)])
         return "clutter" if best < 0 else self.contexts[best]
 
-
-def make_answerer(ctx):
-    """The answerer a run's config asks for (`vqa`: auto = synth on synth, BLIP elsewhere;
-    --vqa-path naming QA-CLIMS's released answer files: those, methods/vqa_released.py)."""
-    p = ctx.params
-    kind = p.vqa if p.vqa != "auto" else ("synth" if ctx.cfg.dataset == "synth" else "blip")
-    if kind == "synth":
-        ctx.teacher_info["vqa"] = {"kind": "synth", "random": False}
-        return SynthAnswerer(ctx.dataset("train"), p.vqa_error_rate)
-    from methods.vqa_released import ReleasedAnswers, is_released, released_files
-
-    if ctx.cfg.vqa_path and is_released(ctx.cfg.vqa_path):  # QA-CLIMS's answer files, no model
-        answerer = ReleasedAnswers(released_files(ctx.cfg.vqa_path, ctx.cfg.dataset),
-                                   ctx.dataset("train"), ctx.cfg.dataset, ctx.prompt_names())
-        ctx.teacher_info["vqa"] = answerer.provenance()
-        return answerer
-    if ctx.cfg.vqa_path:
-        ctx.teacher_info["vqa"] = {"kind": "blip", "path": str(ctx.cfg.vqa_path), "random": False}
-        return BlipAnswerer(ctx.cfg.vqa_path, ctx.device)
-    if ctx.cfg.allow_random_weights:
-        ctx.teacher_info["vqa"] = {"kind": "blip", "path": None, "random": True}
-        ctx.log("qape: no --vqa-path, --allow-random-weights: a random-init BLIP VQA "
-                "(capfilt-large shape); its answers are noise")
-        words = (*(t for _, t in TEMPLATES), *ctx.dataset("train").class_names)
-        return RandomBlipAnswerer(words, ctx.device)  # one per dataset, not per run seed
-    raise BenchError("the BLIP answerer needs a local BLIP VQA folder: pass --vqa-path DIR "
-                     "(or --allow-random-weights for smoke tests, or --vqa synth on synth)")
