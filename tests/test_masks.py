@@ -62,7 +62,8 @@ def test_crf_mask_maps_planes_back_to_class_indices():
     assert (out[:, :16] == 0).all() and (out[:, 16:] == 7).all()
 
 
-def test_crf_without_the_binding_is_one_line(monkeypatch):
+def hide_densecrf(monkeypatch) -> None:
+    """Make `import pydensecrf…` fail for the rest of the test, as on a machine without the extra."""
     import builtins
 
     real = builtins.__import__
@@ -73,6 +74,10 @@ def test_crf_without_the_binding_is_one_line(monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_crf)
+
+
+def test_crf_without_the_binding_is_one_line(monkeypatch):
+    hide_densecrf(monkeypatch)
     with pytest.raises(BenchError, match=r"pydensecrf2.*\[masks\].*--masks none"):
         crf.require_densecrf()
 
@@ -324,16 +329,7 @@ def test_bad_mask_input_is_one_line(monkeypatch, capsys, tmp_path, odd_voc):
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code != 0 and len(errors) == 1 and "is 12×10 but its image is" in errors[0]
     # --masks crf without the binding: refused before any training
-    import builtins
-
-    real = builtins.__import__
-
-    def no_crf(name, *a, **k):
-        if name.startswith("pydensecrf"):
-            raise ImportError(name)
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_crf)
+    hide_densecrf(monkeypatch)
     code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root", odd_voc,
                          "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache", *SMALL,
                          "--masks", "crf")
