@@ -21,7 +21,12 @@ SAME = ("seed_miou", "seed_miou_fixed", "best_threshold", "per_class_iou", "cont
 
 
 def fresh_cache(tmp_path: Path, cache_dir: Path) -> Path:
-    """A stage cache of this test's own, sharing the session's synth data and teacher."""
+    """A stage cache of this test's own, sharing the session's synth data and teacher.
+
+    Its callers take the `synth_teacher` fixture: without BENCH_TEST_CACHE the session's
+    synth/ and teachers/ exist only once the teacher is trained, and a link to a folder not
+    yet there left the run (`bench run cam` in the Ctrl-C test) failing before its first
+    epoch when the test ran alone or first."""
     path = tmp_path / "cache"
     path.mkdir()
     for sub in ("synth", "teachers"):
@@ -43,7 +48,8 @@ DAMAGES = {
 }
 
 
-def test_a_damaged_stage_checkpoint_is_named_and_rebuilt_to_the_intact_number(cache_dir, tmp_path):
+def test_a_damaged_stage_checkpoint_is_named_and_rebuilt_to_the_intact_number(cache_dir, synth_teacher,
+                                                                               tmp_path):
     cache_dir = fresh_cache(tmp_path, cache_dir)
     args = ["run", "cam", "--json", "--seed", "71", *SETS]
     intact = json.loads(bench(*args, cache_dir=cache_dir, runs_dir=tmp_path / "runs",
@@ -169,7 +175,7 @@ def test_a_run_killed_while_writing_cams_leaves_nothing_counted_and_its_rerun_is
     assert "1 finished runs (1 ok)" in listing and "0 unfinished run folders" in listing
 
 
-def test_ctrl_c_names_the_stages_kept_and_what_was_dropped(cache_dir, tmp_path):
+def test_ctrl_c_names_the_stages_kept_and_what_was_dropped(cache_dir, synth_teacher, tmp_path):
     cache_dir = fresh_cache(tmp_path, cache_dir)
     runs = tmp_path / "runs"
     proc = _start(["run", "cam", "--seed", "74", *SETS, "--set", "cam_epochs=200"], cache_dir, runs)
