@@ -55,6 +55,20 @@ def _emit_per_class(run_ids: list[str], variant: str | None, dataset: str,
         typer.echo(f"wrote {plot_path}", err=True)
 
 
+def _emit_comparison(table: str, rows: tuple[str, str], dataset: str, runs_dir: Path | None,
+                     fmt: str | None, out: Path | None, **select) -> None:
+    from reports.compare import compare_from_store, render_lines
+    from reports.compile import check_threshold
+
+    check_threshold(select["threshold"])
+    fmt = _format(fmt, out)
+    if fmt not in (None, "markdown"):
+        raise BenchError(f"--compare prints text or markdown (got --format {fmt})")
+    lines = render_lines(compare_from_store(table, *rows, runs_dir, dataset=dataset, **select))
+    text = "\n".join(lines) + "\n"
+    _write("\n\n".join(lines) + "\n" if fmt == "markdown" else text, out)
+
+
 def _format(fmt: str | None, out: Path | None) -> str | None:
     if fmt is None and out is not None:
         fmt = {".md": "markdown", ".csv": "csv", ".tex": "latex"}.get(out.suffix.lower())
@@ -124,6 +138,9 @@ def report_command(
     run: list[str] = typer.Option([], "--run", help="per-class: a run id (or unique prefix; "
                                   "repeatable)"),
     variant: str = typer.Option(None, help="per-class: the mean over this variant's runs"),
+    compare: tuple[str, str] = typer.Option((None, None), "--compare", metavar="A B",
+                                            help="paired Δ B − A between two rows of --table "
+                                            "(a label, a variant or a unique part of a label)"),
 ) -> None:
     """A paper table from the results store: measured mean ± std, n, paired Δ to the
     table's reference row with a 95 % CI, published, Δ; or a run's per-class table."""
@@ -140,11 +157,19 @@ def report_command(
         if table is None and not list_:
             raise typer.Exit(1)
         return
+    if table == NAME and compare[0] is not None:
+        raise BenchError("--compare takes two rows of a paper table, not of per-class")
     if table == NAME:
         _emit_per_class(run, variant, dataset, runs_dir, set_, epochs, fmt, out, plot_path)
         return
     if run or variant:
         raise BenchError("--run/--variant go with --table per-class")
+    if compare[0] is not None:
+        _emit_comparison(table, compare, dataset, runs_dir, fmt, out, seeds=parse_seeds(seeds),
+                         teacher_seeds=parse_seeds(teacher_seeds, "--teacher-seeds"),
+                         sets=set_, epochs=epochs, threshold=threshold,
+                         mixed_provenance=mixed_provenance)
+        return
     _emit(table, dataset, runs_dir, fmt, out, plot_path, wandb_log, seeds=parse_seeds(seeds),
           teacher_seeds=parse_seeds(teacher_seeds, "--teacher-seeds"), sets=set_, epochs=epochs,
           threshold=threshold, mixed_provenance=mixed_provenance)

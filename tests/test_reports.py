@@ -678,3 +678,68 @@ def test_seeds_table_mask_column_paired_to_cam(tmp_path):
     assert "| Mask n | Mask mIoU | Mask Δ vs ref [95% CI] | Mask published | Mask Δ |" in md
     assert f"| 2 | 56.0 ± 2.8 | +5.0 [{5 - t_975_df1:+.1f}, {5 + t_975_df1:+.1f}] n=2 | 77.4 | -21.4 |" in md
     assert "mask_n" not in compile_table("fat", [], strict=False).columns  # no Mask column there
+
+
+def test_compare_two_rows_equals_hand_paired_delta(tmp_path, monkeypatch):
+    """`--compare A B` is B − A over the pairs both rows have: L_FRC + L_BRC − L_FRC with
+    diffs [1, 2, 3] (seed 3 of one row only is unpaired) → mean 2, CI 2 ± t(0.975, 2)/√3;
+    context FP diffs [-2, -2, -2] → sd 0, a CI of zero width off zero, larger than the noise."""
+    from reports import protocol
+    from reports.compare import compare_rows, render_lines
+
+    monkeypatch.setattr(protocol, "NOOP_NOISE_MIOU", 0.43)
+    monkeypatch.setattr(protocol, "NOOP_NOISE_CONTEXT_FP", 0.09)
+    root = tmp_path / "runs"
+    for seed, (frc, both) in enumerate([(60.0, 61.0), (64.0, 66.0), (58.0, 61.0)]):
+        fat_record(root, "qa-clims/frc", seed, frc, context_fp=10.0)
+        fat_record(root, "qa-clims/frc-brc", seed, both, context_fp=8.0)
+    fat_record(root, "qa-clims/frc-brc", 3, 90.0, context_fp=1.0)
+    c = compare_rows("ablation", "L_FRC", "L_FRC + L_BRC", ResultsStore(root).records(),
+                     seeds=4)
+    half = T_975_DF2 / 3 ** 0.5
+    assert c.first.variant == "qa-clims/frc" and c.second.variant == "qa-clims/frc-brc"
+    assert c.seed_miou.pairs == ((0, 0), (1, 0), (2, 0)) and c.seed_miou.mean == pytest.approx(2)
+    assert (c.seed_miou.low, c.seed_miou.high) == pytest.approx((2 - half, 2 + half))
+    assert c.context_fp.mean == pytest.approx(-2) and c.context_fp.half_width == 0
+    lines = render_lines(c)
+    assert lines[1] == f"seed mIoU (best t): Δ +2.00 [{2 - half:+.2f}, {2 + half:+.2f}] n=3"
+    assert lines[2] == "context FP %: Δ -2.00 [-2.00, -2.00] n=3 *"
+    assert lines[3].startswith("gains in 3 of 3 pairs") and lines[3].endswith("2/0 +3.0")
+    assert "no-op noise (0.43 mIoU, 0.09 context-FP points)" in lines[4]
+    swapped = compare_rows("ablation", "qa-clims/frc-brc", "QA-CLIMS: L_FRC",
+                           ResultsStore(root).records(), seeds=4)
+    assert swapped.seed_miou.mean == pytest.approx(-2)
+
+
+def test_compare_names_rows_by_label_variant_or_unique_part(tmp_path):
+    from harness.errors import BenchError
+    from reports.compare import find_row
+
+    table = get_table("ablation")
+    assert find_row(table, "SemPLeS: L_match only").variant == "semples/match-only"
+    assert find_row(table, "L_BRC").label == "QA-CLIMS: L_BRC"
+    assert find_row(table, "qa-clims/frc-brc").label == "QA-CLIMS: L_FRC + L_BRC"
+    with pytest.raises(BenchError, match="names 3 rows"):
+        find_row(table, "frc")
+    with pytest.raises(BenchError, match="no row of ablation"):
+        find_row(table, "nosuch")
+
+
+def test_report_cli_compare(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "runs"
+    for seed, d in enumerate([1.0, 2.0]):
+        fat_record(root, "semples/joint", seed, 50.0, context_fp=3.0)
+        fat_record(root, "semples/alternate-r2", seed, 50.0 + d, context_fp=2.5)
+    cmd = [sys.executable, "-m", "cli", "report", "-t", "scheme", "--runs-dir", str(root),
+           "--seeds", "2", "--compare", "joint training", "semples/alternate-r2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "'alternate, 2 rounds' − 'joint training'" in proc.stdout
+    assert f"Δ +1.50 [{1.5 - 12.706204736174698 * 0.5:+.2f}, " in proc.stdout
+    proc = subprocess.run([*cmd[:-1], "joint"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "same row" in lines[0], proc.stderr

@@ -1,0 +1,118 @@
+"""Paired Δ between any two rows of one table (`bench report --table T --compare A B`):
+the report pairs every row with its table's reference only, but the questions a reader
+asks are often within a family (L_FRC + L_BRC against L_FRC, alternate against joint).
+The same arithmetic as the report's Δ columns: B − A over the (seed, teacher_seed) pairs
+both rows measured, mean with a Student-t 95 % CI, marked against the no-op noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError
+from reports import get_table, protocol
+from reports.compile import PairKey, Seeds, cell_records, fp_field, metric_field, only_listed
+from reports.protocol import THRESHOLD_RULES
+from reports.provenance import column_mismatch
+from reports.stats import PairedDelta, paired_delta
+from reports.tables import Row, Table
+
+
+@dataclass(frozen=True)
+class Comparison:
+    table: str
+    dataset: str
+    first: Row
+    second: Row
+    seed_miou: PairedDelta | None  # second − first
+    context_fp: PairedDelta | None
+    diffs: dict[PairKey, float]  # second − first seed mIoU, per pair
+    threshold: str
+
+
+def find_row(table: Table, name: str) -> Row:
+    """A row by its label, its label without the family ("L_FRC" for "QA-CLIMS: L_FRC"), its
+    variant (when one row has it) or a unique part of its label."""
+    for key in (lambda r: r.label == name, lambda r: r.label.split(": ", 1)[-1] == name,
+                lambda r: r.variant == name,
+                lambda r: name.casefold() in r.label.casefold()):
+        hits = [r for r in table.rows if not r.control and key(r)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise BenchError(f"--compare {name!r} names {len(hits)} rows of {table.name}: "
+                             + "; ".join(repr(r.label) for r in hits) + " — give a label")
+    raise BenchError(f"--compare {name!r}: no row of {table.name} has that label or variant "
+                     "(bench report --table " + table.name + " lists them)")
+
+
+def compare_rows(table: Table | str, first: str, second: str, records: list[dict[str, Any]],
+                 dataset: str = "synth", seeds: Seeds = 1, teacher_seeds: Seeds = 1,
+                 sets: list[str] = (), epochs: int | None = None, threshold: str = "best",
+                 mixed_provenance: bool = False) -> Comparison:
+    """Δ = row `second` − row `first` of `table`, paired as the report pairs."""
+    table = get_table(table) if isinstance(table, str) else table
+    a, b = find_row(table, first), find_row(table, second)
+    if a is b:
+        raise BenchError(f"--compare: {first!r} and {second!r} are the same row ({a.label!r})")
+    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs,
+                                      metric=metric_field(row, threshold)), seeds, teacher_seeds)
+             for row in (a, b)]
+    mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip((a, b), cells, strict=True)
+                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
+    if mismatch and not mixed_provenance:
+        raise BenchError(f"{mismatch}; pass --mixed-provenance to compare them anyway")
+    miou = [_values(cell, metric_field(row, threshold)) for row, cell in zip((a, b), cells, strict=True)]
+    fp = [_values(cell, fp_field(row)) for row, cell in zip((a, b), cells, strict=True)]
+    return Comparison(table.name, dataset, a, b, paired_delta(miou[1], miou[0]),
+                      paired_delta(fp[1], fp[0]),
+                      {k: miou[1][k] - miou[0][k] for k in sorted(set(miou[0]) & set(miou[1]))},
+                      threshold)
+
+
+def _values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
+    return {k: float(r[name]) for k, r in cell.items() if r.get(name) is not None}
+
+
+def _mark(delta: PairedDelta, noise: float | None) -> str:
+    if delta.is_claim(noise):
+        return " *"
+    return " †" if delta.excludes_zero() else ""
+
+
+def _line(name: str, delta: PairedDelta | None, noise: float | None) -> str:
+    if delta is None:
+        return f"{name}: no pair measured by both rows"
+    if delta.n < 2:
+        return f"{name}: Δ {delta.mean:+.2f} n=1 (no interval from one pair)"
+    return (f"{name}: Δ {delta.mean:+.2f} [{delta.low:+.2f}, {delta.high:+.2f}] "
+            f"n={delta.n}{_mark(delta, noise)}")
+
+
+def render_lines(c: Comparison) -> list[str]:
+    """The comparison in words: one heading, one line per metric, the pairs, the legend."""
+    gains = sum(d > 0 for d in c.diffs.values())
+    out = [f"{c.table} ({c.dataset}): {c.second.label!r} − {c.first.label!r}",
+           _line(f"seed mIoU ({c.threshold} t)", c.seed_miou, protocol.NOOP_NOISE_MIOU),
+           _line("context FP %", c.context_fp, protocol.NOOP_NOISE_CONTEXT_FP)]
+    if c.diffs:
+        out.append(f"gains in {gains} of {len(c.diffs)} pairs; per pair (seed/teacher_seed): "
+                   + " ".join(f"{s}/{t} {d:+.1f}" for (s, t), d in c.diffs.items()))
+    out.append("95 % CI, Student t over the paired differences. " + _noise_text())
+    return out
+
+
+def _noise_text() -> str:
+    miou, fp = protocol.NOOP_NOISE_MIOU, protocol.NOOP_NOISE_CONTEXT_FP
+    if miou is None or fp is None:
+        return "No-op noise not measured, so no Δ is marked a claim; † = CI excludes 0."
+    return (f"* = CI excludes 0 and |Δ| exceeds the no-op noise ({miou:g} mIoU, {fp:g} "
+            "context-FP points); † = CI excludes 0 only.")
+
+
+def compare_from_store(table: str, first: str, second: str, runs_dir: Path | None,
+                       **select: Any) -> Comparison:
+    from harness.store import ResultsStore
+
+    return compare_rows(table, first, second, ResultsStore(runs_dir).records(), **select)
