@@ -138,7 +138,7 @@ def report_command(
     run: list[str] = typer.Option([], "--run", help="per-class: a run id (or unique prefix; "
                                   "repeatable)"),
     variant: str = typer.Option(None, help="per-class: the mean over this variant's runs"),
-    compare: tuple[str, str] = typer.Option((None, None), "--compare", metavar="A B",
+    compare: tuple[str, str] = typer.Option(None, "--compare", metavar="A B",
                                             help="paired Δ B − A between two rows of --table "
                                             "(a label, a variant or a unique part of a label)"),
 ) -> None:
@@ -157,14 +157,14 @@ def report_command(
         if table is None and not list_:
             raise typer.Exit(1)
         return
-    if table == NAME and compare[0] is not None:
+    if table == NAME and compare:
         raise BenchError("--compare takes two rows of a paper table, not of per-class")
     if table == NAME:
         _emit_per_class(run, variant, dataset, runs_dir, set_, epochs, fmt, out, plot_path)
         return
     if run or variant:
         raise BenchError("--run/--variant go with --table per-class")
-    if compare[0] is not None:
+    if compare:
         _emit_comparison(table, compare, dataset, runs_dir, fmt, out, seeds=parse_seeds(seeds),
                          teacher_seeds=parse_seeds(teacher_seeds, "--teacher-seeds"),
                          sets=set_, epochs=epochs, threshold=threshold,
