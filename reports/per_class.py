@@ -115,15 +115,16 @@ def render(df: pd.DataFrame, fmt: str) -> str:
 
 
 def print_table(df: pd.DataFrame, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from reports.render import table_console
+
     t = Table(title=heading(df))
     for col in ("class", *FIELDS):
         t.add_column(col, justify="left" if col == "class" else "right")
     for cells in _cells(df):
         t.add_row(*cells)
+    console = table_console(t, console)
     console.print(t)
     console.print(_leak_line(df), highlight=False, soft_wrap=True)
     console.print(f"runs: {', '.join(df.attrs['runs'])}", highlight=False, soft_wrap=True)

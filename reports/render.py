@@ -175,12 +175,26 @@ def render(df: pd.DataFrame, fmt: str) -> str:
     return {"markdown": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](df)
 
 
-def print_table(df: pd.DataFrame, console=None) -> None:
-    """The table on the terminal; missing cells' commands and notes follow it."""
+def table_console(table, console=None):
+    """A console for `table`: the terminal's width on a terminal; in a pipe or a file (where
+    rich assumes 80 columns and folds every cell into a narrow column) the table's own
+    natural width, so `bench report … | less -S` or `> table.txt` keeps its rows on one line.
+    COLUMNS set in the environment wins, as rich's own rule."""
+    import os
+
     from rich.console import Console
-    from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        natural = Console(width=10_000, file=console.file).measure(table).maximum
+        console.width = max(80, min(natural, 1_000))
+    return console
+
+
+def print_table(df: pd.DataFrame, console=None) -> None:
+    """The table on the terminal; missing cells' commands and notes follow it."""
+    from rich.table import Table
+
     d = display_frame(df).drop(columns=["missing: run", "source"], errors="ignore")
     if (d["settings"] == "").all():
         d = d.drop(columns=["settings"])
@@ -194,6 +208,7 @@ def print_table(df: pd.DataFrame, console=None) -> None:
                                                   "Δ vs ref [95% CI]") else "left")
     for rec in d.itertuples(index=False):
         t.add_row(*[str(v) for v in rec])
+    console = table_console(t, console)
     console.print(t)
     commands = list(dict.fromkeys(c for c in df["command"] if c))
     if commands:

@@ -743,3 +743,28 @@ def test_report_cli_compare(tmp_path):
                           cwd=REPO)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "same row" in lines[0], proc.stderr
+
+
+def test_terminal_table_keeps_rows_whole_in_a_pipe(tmp_path, monkeypatch):
+    """In a pipe rich assumes 80 columns and folds each cell; the report widens to the
+    table's natural width, so each row is one line (and COLUMNS, when set, still wins)."""
+    import io
+
+    from rich.console import Console
+
+    from reports.render import print_table
+
+    root = tmp_path / "runs"
+    for seed in range(3):
+        fat_record(root, "qa-clims/no-fat", seed, 60.0 + seed, context_fp=10.0)
+        fat_record(root, "qa-clims", seed, 61.5 + seed, context_fp=8.0)
+    df = compile_table("fat", ResultsStore(root).records(), seeds=3, strict=False)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    print_table(df, Console(file=out))
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert len(rows) == len(df) and "+1.5 [+1.5, +1.5] n=3" in rows[1]
+    monkeypatch.setenv("COLUMNS", "80")
+    out = io.StringIO()
+    print_table(df, Console(file=out))
+    assert max(len(line) for line in out.getvalue().splitlines()[:8]) <= 80
