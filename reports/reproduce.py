@@ -21,7 +21,7 @@ from harness.process import configure_process
 from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
+from reports.compile import MASK_METRIC, Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
 from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
 from sweeps.slurm import SlurmOptions
@@ -49,18 +49,24 @@ class Job:
 
 def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[dict[str, Any]],
                  sets: list[str] = (), epochs: int | None = None,
-                 teacher_seeds: Seeds = 1, threshold: str = "best") -> list[Job]:
+                 teacher_seeds: Seeds = 1, threshold: str = "best",
+                 masks: str | None = None) -> list[Job]:
     """One job per (cell, seed, teacher seed) not in the store; cells that are the same run
     (e.g. the default `semples` row and `λ = 0.05`) are run once. Control rows (the oracle)
     are read from their variant's runs and never add a job. `threshold="heldout"`: a run
-    without a held-out seed mIoU is missing, and runs pick t on the held-out split."""
+    without a held-out seed mIoU is missing, and runs pick t on the held-out split.
+    `masks="irn"|"crf"` (`--masks`): a run without masks of that pipeline is missing too, so
+    asking a measured table for its Mask column runs its cells again with masks."""
     if isinstance(table, str):
         table = get_table(table)
     split = HELDOUT_SPLIT if threshold == "heldout" else None
+    if masks in MASK_PIPELINES:
+        records = [r for r in records if _mask_pipeline(r) == masks]
     jobs, seen = [], set()
     for row in (r for r in table.rows if not r.control):
         have = cell_records(records, row, dataset, list(sets), epochs,
-                            metric=metric_field(row, threshold))
+                            metric=MASK_METRIC if masks in MASK_PIPELINES
+                            else metric_field(row, threshold))
         for seed, teacher in wanted_pairs(seeds, teacher_seeds):
             key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
             if (seed, teacher) in have or key in seen:
@@ -70,6 +76,14 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
             jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
                             teacher, split))
     return jobs
+
+
+MASK_PIPELINES = ("irn", "crf")
+
+
+def _mask_pipeline(rec: dict[str, Any]) -> str | None:
+    masks = (rec.get("config") or {}).get("masks")
+    return masks.get("pipeline") if isinstance(masks, dict) else None
 
 
 def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[str] = (),
@@ -120,7 +134,7 @@ def plan(table: str, dataset: str, seeds: Seeds, sets: list[str], epochs: int | 
 
     records = ResultsStore(options.runs_dir).records()
     jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds,
-                        threshold)
+                        threshold, options.masks)
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
     log(f"{table}: {len(jobs)} missing run(s) on {dataset}")
     todo = []

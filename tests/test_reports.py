@@ -768,3 +768,29 @@ def test_terminal_table_keeps_rows_whole_in_a_pipe(tmp_path, monkeypatch):
     out = io.StringIO()
     print_table(df, Console(file=out))
     assert max(len(line) for line in out.getvalue().splitlines()[:8]) <= 80
+
+
+def test_reproduce_with_masks_reruns_cells_measured_without_them(tmp_path):
+    """A table measured without masks, asked again with --masks crf: every cell is missing
+    until a run of that pipeline has a mask mIoU; an IRN run does not count for crf."""
+    root = tmp_path / "runs"
+
+    def masked(pipeline: str) -> dict:
+        return {"config": {"params": {"teacher_seed": 0}, "masks": {"pipeline": pipeline}},
+                "mask_miou": 50.0}
+
+    for seed in range(2):
+        fat_record(root, "qa-clims/no-fat", seed, 60.0)
+        fat_record(root, "qa-clims", seed, 61.0)
+    recs = ResultsStore(root).records()
+    assert missing_jobs("fat", "synth", 2, recs) == []
+    assert len(missing_jobs("fat", "synth", 2, recs, masks="crf")) == 4
+    write_record(root, "crf0", variant="qa-clims", seed=0, seed_miou=61.0, **masked("crf"))
+    write_record(root, "irn1", variant="qa-clims", seed=1, seed_miou=61.0, **masked("irn"))
+    recs = ResultsStore(root).records()
+    left = missing_jobs("fat", "synth", 2, recs, masks="crf")
+    assert [(j.row.variant, j.seed) for j in left] == [
+        ("qa-clims/no-fat", 0), ("qa-clims/no-fat", 1), ("qa-clims", 1)]
+    assert [(j.row.variant, j.seed) for j in missing_jobs("fat", "synth", 2, recs, masks="irn")
+            ] == [("qa-clims/no-fat", 0), ("qa-clims/no-fat", 1), ("qa-clims", 0)]
+    assert missing_jobs("fat", "synth", 2, recs, masks="none") == []
