@@ -103,6 +103,8 @@ def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[s
     out, todo = plan(table, dataset, seeds, sets, epochs, options, log, dry_run, teacher_seeds,
                      threshold)
     cell = CellOptions(epochs, options, f"reproduce-{table}")
+    if todo and slurm is None:  # (the Slurm path checks its cluster first, then this)
+        log(preflight(todo[0], cell))
     if slurm is not None:
         if todo:
             _run_slurm(todo, cell, slurm, devices, slurm_folder(options, table, dataset), out, log)
@@ -160,6 +162,19 @@ def slurm_folder(options: RunOptions, table: str, dataset: str) -> Path:
     return folder_for(options, f"reproduce-{table}-{dataset}")
 
 
+def preflight(first: Job, cell: CellOptions) -> str:
+    """Open the first missing cell's data, weights and mask inputs before any cell runs: a
+    bad --data-root, weights file or --mask-set is one line and exit 2, not one failure per
+    cell. Returns what it opened, in one line."""
+    from harness.preflight import check_inputs
+    from harness.runner import resolve_config
+
+    cfg = resolve_config(first.row.variant, first.dataset, first.seed, list(first.sets),
+                         cell.epochs, "cpu", **cell.options.inputs(),
+                         threshold_split=first.threshold_split)
+    return check_inputs(cfg, cell.options.cache_dir)
+
+
 def run_cell(job: Job, device: str, cell: CellOptions) -> str | None:
     """Runs in a Slurm job: one cell's run, its log lines in the job's log."""
     from sweeps.slurm import job_process
@@ -173,16 +188,11 @@ def _run_slurm(jobs: list[Job], cell: CellOptions, slurm: SlurmOptions, devices:
     """One array task per missing cell; waits for the array, then tallies each cell. A cell
     whose job was cancelled or timed out is failed here and missing from the store, so the
     same command submits it again."""
-    from harness.preflight import check_inputs
-    from harness.runner import resolve_config
     from sweeps import slurm as sj
 
     sj.check_cluster(slurm)
     device = sj.check_devices(devices, slurm)
-    first = jobs[0]
-    cfg = resolve_config(first.row.variant, first.dataset, first.seed, list(first.sets), cell.epochs,
-                         "cpu", **cell.options.inputs(), threshold_split=first.threshold_split)
-    log(check_inputs(cfg, cell.options.cache_dir))
+    log(preflight(jobs[0], cell))
     ex = sj.executor(folder, slurm, f"bench-{cell.group}")
     submitted = sj.submit(ex, run_cell, [(job, device, cell) for job in jobs], folder,
                           [job.command for job in jobs])

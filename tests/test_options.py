@@ -210,6 +210,9 @@ def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatc
             reports.reproduce._tally(out, job, reports.reproduce.run_cell(*args), log)
 
     monkeypatch.setattr(reports.reproduce, "_run_slurm", slurm_array)
+    checked = []  # the inputs here are names, not data: the preflight sees the cells' options
+    monkeypatch.setattr(reports.reproduce, "preflight",
+                        lambda job, cell: checked.append(cell.options) or "preflight (stand-in)")
     monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
         "tiny-cam", "tiny", (Row("CAM", "cam", Published(48.3, "QA-CLIMS Table 1")),)))
     runs, cache = tmp_path / "runs", tmp_path / "cache"
@@ -221,6 +224,7 @@ def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatc
                                    *_argv(inputs, runs, cache, masks)])
     assert res.exit_code == 0, res.output
     assert [c.seed for c, _ in spy.calls] == [0, 1]
+    assert len(checked) == (1 if launcher == "local" else 0)  # slurm's runs in _run_slurm
     for cfg, kw in spy.calls:
         assert (cfg.variant, cfg.dataset) == ("cam", "voc") and kw["group"] == "reproduce-tiny-cam"
         _check_received(cfg, kw, inputs, runs, cache)

@@ -794,3 +794,25 @@ def test_reproduce_with_masks_reruns_cells_measured_without_them(tmp_path):
     assert [(j.row.variant, j.seed) for j in missing_jobs("fat", "synth", 2, recs, masks="irn")
             ] == [("qa-clims/no-fat", 0), ("qa-clims/no-fat", 1), ("qa-clims", 0)]
     assert missing_jobs("fat", "synth", 2, recs, masks="none") == []
+
+
+def test_local_reproduce_preflight_stops_bad_inputs_before_any_cell(tmp_path, monkeypatch):
+    """A bad --mask-set or a missing VOC root: one BenchError before the first cell runs
+    (before this, every cell ran and failed on its own)."""
+    import harness.runner as runner
+    from harness.errors import BenchError
+    from reports import tables
+    from reports.reproduce import reproduce
+    from reports.tables import Row, Table
+
+    cam = Published(48.3, "QA-CLIMS Table 1")
+    monkeypatch.setitem(tables.TABLES, "tiny", Table("tiny", "tiny", (Row("CAM", "cam", cam),)))
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda cfg, **kw: calls.append(cfg) or {})
+    bad_masks = RunOptions(runs_dir=tmp_path / "runs", masks="crf", mask_sets=("no_such=1",))
+    with pytest.raises(BenchError, match="no_such"):
+        reproduce("tiny", "synth", seeds=2, options=bad_masks, log=lambda m: None)
+    no_root = RunOptions(runs_dir=tmp_path / "runs", data_root=tmp_path / "missing")
+    with pytest.raises(BenchError, match="preflight.*missing"):
+        reproduce("tiny", "voc", seeds=2, options=no_root, log=lambda m: None)
+    assert calls == []
