@@ -58,15 +58,12 @@ def _emit_per_class(run_ids: list[str], variant: str | None, dataset: str,
 def _emit_comparison(table: str, rows: tuple[str, str], dataset: str, runs_dir: Path | None,
                      fmt: str | None, out: Path | None, **select) -> None:
     from reports.compare import compare_from_store, render_lines
-    from reports.compile import check_threshold
 
-    check_threshold(select["threshold"])
     fmt = _format(fmt, out)
     if fmt not in (None, "markdown"):
         raise BenchError(f"--compare prints text or markdown (got --format {fmt})")
     lines = render_lines(compare_from_store(table, *rows, runs_dir, dataset=dataset, **select))
-    text = "\n".join(lines) + "\n"
-    _write("\n\n".join(lines) + "\n" if fmt == "markdown" else text, out)
+    _write(("\n\n" if fmt == "markdown" else "\n").join(lines) + "\n", out)
 
 
 def _format(fmt: str | None, out: Path | None) -> str | None:

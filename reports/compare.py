@@ -12,9 +12,8 @@ from typing import Any
 
 from harness.errors import BenchError
 from reports import get_table, protocol
-from reports.compile import PairKey, Seeds, cell_records, fp_field, metric_field, only_listed
-from reports.protocol import THRESHOLD_RULES
-from reports.provenance import column_mismatch
+from reports.compile import PairKey, Seeds, cell_values, delta_mark, fp_field, metric_field, row_cells
+from reports.render import MARKS, noise_line
 from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
 
@@ -56,29 +55,14 @@ def compare_rows(table: Table | str, first: str, second: str, records: list[dict
     a, b = find_row(table, first), find_row(table, second)
     if a is b:
         raise BenchError(f"--compare: {first!r} and {second!r} are the same row ({a.label!r})")
-    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs,
-                                      metric=metric_field(row, threshold)), seeds, teacher_seeds)
-             for row in (a, b)]
-    mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip((a, b), cells, strict=True)
-                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
-    if mismatch and not mixed_provenance:
-        raise BenchError(f"{mismatch}; pass --mixed-provenance to compare them anyway")
-    miou = [_values(cell, metric_field(row, threshold)) for row, cell in zip((a, b), cells, strict=True)]
-    fp = [_values(cell, fp_field(row)) for row, cell in zip((a, b), cells, strict=True)]
+    cells, _ = row_cells((a, b), records, dataset, seeds, teacher_seeds, sets, epochs,
+                         threshold=threshold, mixed_provenance=mixed_provenance)
+    miou = [cell_values(cell, metric_field(row, threshold)) for row, cell in zip((a, b), cells, strict=True)]
+    fp = [cell_values(cell, fp_field(row)) for row, cell in zip((a, b), cells, strict=True)]
     return Comparison(table.name, dataset, a, b, paired_delta(miou[1], miou[0]),
                       paired_delta(fp[1], fp[0]),
                       {k: miou[1][k] - miou[0][k] for k in sorted(set(miou[0]) & set(miou[1]))},
                       threshold)
-
-
-def _values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
-    return {k: float(r[name]) for k, r in cell.items() if r.get(name) is not None}
-
-
-def _mark(delta: PairedDelta, noise: float | None) -> str:
-    if delta.is_claim(noise):
-        return " *"
-    return " †" if delta.excludes_zero() else ""
 
 
 def _line(name: str, delta: PairedDelta | None, noise: float | None) -> str:
@@ -87,7 +71,7 @@ def _line(name: str, delta: PairedDelta | None, noise: float | None) -> str:
     if delta.n < 2:
         return f"{name}: Δ {delta.mean:+.2f} n=1 (no interval from one pair)"
     return (f"{name}: Δ {delta.mean:+.2f} [{delta.low:+.2f}, {delta.high:+.2f}] "
-            f"n={delta.n}{_mark(delta, noise)}")
+            f"n={delta.n}{MARKS.get(delta_mark(delta, noise), '')}")
 
 
 def render_lines(c: Comparison) -> list[str]:
@@ -99,16 +83,9 @@ def render_lines(c: Comparison) -> list[str]:
     if c.diffs:
         out.append(f"gains in {gains} of {len(c.diffs)} pairs; per pair (seed/teacher_seed): "
                    + " ".join(f"{s}/{t} {d:+.1f}" for (s, t), d in c.diffs.items()))
-    out.append("95 % CI, Student t over the paired differences. " + _noise_text())
+    out.append("95 % CI, Student t over the paired differences. "
+               + noise_line(protocol.NOOP_NOISE_MIOU, protocol.NOOP_NOISE_CONTEXT_FP))
     return out
-
-
-def _noise_text() -> str:
-    miou, fp = protocol.NOOP_NOISE_MIOU, protocol.NOOP_NOISE_CONTEXT_FP
-    if miou is None or fp is None:
-        return "No-op noise not measured, so no Δ is marked a claim; † = CI excludes 0."
-    return (f"* = CI excludes 0 and |Δ| exceeds the no-op noise ({miou:g} mIoU, {fp:g} "
-            "context-FP points); † = CI excludes 0 only.")
 
 
 def compare_from_store(table: str, first: str, second: str, runs_dir: Path | None,

@@ -234,14 +234,8 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
         skipped = len(store.skipped)
     else:
         skipped = 0
-    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
-                                      metric_field(row, threshold)), seeds, teacher_seeds)
-             for row in table.rows]
-    mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(table.rows, cells,
-                                                                               strict=True)
-                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
-    if mismatch and not mixed_provenance:
-        raise BenchError(f"{mismatch}; pass --mixed-provenance to show them anyway, flagged")
+    cells, mismatch = row_cells(table.rows, records, dataset, seeds, teacher_seeds, sets, epochs,
+                                strict, threshold, mixed_provenance)
     want = wanted_pairs(seeds, teacher_seeds)
     out = []
     for row, cell in zip(table.rows, cells, strict=True):
@@ -270,6 +264,22 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
                     skipped_records=skipped, noise_miou=protocol.NOOP_NOISE_MIOU,
                     noise_context_fp=protocol.NOOP_NOISE_CONTEXT_FP)
     return df
+
+
+def row_cells(rows: Sequence[Row], records: list[dict[str, Any]], dataset: str, seeds: Seeds,
+              teacher_seeds: Seeds, sets: Sequence[str] = (), epochs: int | None = None,
+              strict: bool = True, threshold: str = "best", mixed_provenance: bool = False
+              ) -> tuple[list[dict[PairKey, dict[str, Any]]], str]:
+    """Each row's cell (pair → record, only the listed seeds) and the provenance mismatch
+    line across them; a mismatch is refused unless `mixed_provenance` (then returned)."""
+    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
+                                      metric_field(row, threshold)), seeds, teacher_seeds)
+             for row in rows]
+    mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(rows, cells, strict=True)
+                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
+    if mismatch and not mixed_provenance:
+        raise BenchError(f"{mismatch}; pass --mixed-provenance to show them anyway, flagged")
+    return cells, mismatch
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -314,9 +324,9 @@ def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any
         return blank
     # the oracle is scored at its own best t, so it is compared with the reference's best t
     ref_rule = "best" if row.control == "oracle" else threshold
-    mine = _values(cell, metric_field(row, threshold))
-    delta = paired_delta(mine, _values(ref_cell, metric_field(ref, ref_rule)))
-    fp = paired_delta(_values(cell, fp_field(row)), _values(ref_cell, fp_field(ref)))
+    mine = cell_values(cell, metric_field(row, threshold))
+    delta = paired_delta(mine, cell_values(ref_cell, metric_field(ref, ref_rule)))
+    fp = paired_delta(cell_values(cell, fp_field(row)), cell_values(ref_cell, fp_field(ref)))
     out = {**blank, **_delta_columns("ref", delta, protocol.NOOP_NOISE_MIOU),
            **_delta_columns("fp_ref", fp, protocol.NOOP_NOISE_CONTEXT_FP)}
     if delta is not None:
@@ -328,7 +338,7 @@ def _mask_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]]
                   ref_cell: dict[PairKey, dict[str, Any]]) -> dict[str, Any]:
     """The Mask column: the cell's runs that made pseudo masks (`--masks`), mean ± std of their
     mask mIoU, Δ to the published Mask value, paired Δ to the reference row's masks."""
-    mine = _values(cell, MASK_METRIC)
+    mine = cell_values(cell, MASK_METRIC)
     mean, std = _mean_std(list(mine.values()))
     pub = row.mask.value if row.mask is not None else None
     out: dict[str, Any] = {
@@ -339,19 +349,24 @@ def _mask_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]]
         "mask_ref_n": 0, "mask_ref_delta": math.nan, "mask_ref_low": math.nan,
         "mask_ref_high": math.nan, "mask_ref_mark": ""}
     if ref is not None and ref is not row and not row.control:
-        delta = paired_delta(mine, _values(ref_cell, MASK_METRIC))
+        delta = paired_delta(mine, cell_values(ref_cell, MASK_METRIC))
         out.update(_delta_columns("mask_ref", delta, protocol.NOOP_NOISE_MIOU))
     return out
 
 
-def _values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
+def cell_values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
     return {k: float(r[name]) for k, r in cell.items() if r.get(name) is not None}
+
+
+def delta_mark(delta: PairedDelta, noise: float | None) -> str:
+    """"claim" (CI off 0 and |Δ| over the no-op noise), "ci" (CI off 0 only) or ""."""
+    return "claim" if delta.is_claim(noise) else ("ci" if delta.excludes_zero() else "")
 
 
 def _delta_columns(prefix: str, delta: PairedDelta | None, noise: float | None) -> dict[str, Any]:
     if delta is None:
         return {}
-    mark = "claim" if delta.is_claim(noise) else ("ci" if delta.excludes_zero() else "")
+    mark = delta_mark(delta, noise)
     return {f"{prefix}_n": delta.n, f"{prefix}_delta": delta.mean, f"{prefix}_low": delta.low,
             f"{prefix}_high": delta.high, f"{prefix}_mark": mark}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 FORMATS = ("markdown", "csv", "latex")
+MARKS = {"claim": " *", "ci": " †"}  # compile.delta_mark's verdicts as printed
 DASH = "—"
 
 
@@ -29,7 +30,7 @@ def _paired(df: pd.DataFrame, prefix: str) -> list[str]:
         else:
             ci = "" if r[f"{prefix}_n"] < 2 else \
                 f" [{r[f'{prefix}_low']:+.1f}, {r[f'{prefix}_high']:+.1f}]"
-            mark = {"claim": " *", "ci": " †"}.get(r[f"{prefix}_mark"], "")
+            mark = MARKS.get(r[f"{prefix}_mark"], "")
             out.append(f"{r[f'{prefix}_delta']:+.1f}{ci} n={int(r[f'{prefix}_n'])}{mark}")
     return out
 
@@ -87,7 +88,7 @@ def legend(df: pd.DataFrame) -> list[str]:
         lines.append(f"Δ vs ref = this row − reference row ({refs}), paired by (seed, "
                      "teacher_seed) over the pairs both rows measured: mean [95 % CI, "
                      "Student t over the paired differences] n=pairs.")
-        lines.append(_noise_line(df.attrs.get("noise_miou"), df.attrs.get("noise_context_fp")))
+        lines.append(noise_line(df.attrs.get("noise_miou"), df.attrs.get("noise_context_fp")))
         lines += _pairs_lines(df)
     rule = df.attrs.get("threshold", "best")
     recorded = "; ".join(df.attrs.get("threshold_recorded") or [])
@@ -106,7 +107,7 @@ def legend(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _noise_line(noise_miou: float | None, noise_fp: float | None) -> str:
+def noise_line(noise_miou: float | None, noise_fp: float | None) -> str:
     if noise_miou is None or noise_fp is None:
         return ("Smallest effect worth claiming: no-op noise not measured yet "
                 "(reports/protocol.py), so no Δ is marked a claim; † = CI excludes 0.")

@@ -60,13 +60,13 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
     if isinstance(table, str):
         table = get_table(table)
     split = HELDOUT_SPLIT if threshold == "heldout" else None
-    if masks in MASK_PIPELINES:
+    with_masks = masks not in (None, "none")
+    if with_masks:
         records = [r for r in records if _mask_pipeline(r) == masks]
     jobs, seen = [], set()
     for row in (r for r in table.rows if not r.control):
         have = cell_records(records, row, dataset, list(sets), epochs,
-                            metric=MASK_METRIC if masks in MASK_PIPELINES
-                            else metric_field(row, threshold))
+                            metric=MASK_METRIC if with_masks else metric_field(row, threshold))
         for seed, teacher in wanted_pairs(seeds, teacher_seeds):
             key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
             if (seed, teacher) in have or key in seen:
@@ -76,9 +76,6 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
             jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
                             teacher, split))
     return jobs
-
-
-MASK_PIPELINES = ("irn", "crf")
 
 
 def _mask_pipeline(rec: dict[str, Any]) -> str | None:

@@ -705,7 +705,7 @@ def test_compare_two_rows_equals_hand_paired_delta(tmp_path, monkeypatch):
     assert lines[1] == f"seed mIoU (best t): Δ +2.00 [{2 - half:+.2f}, {2 + half:+.2f}] n=3"
     assert lines[2] == "context FP %: Δ -2.00 [-2.00, -2.00] n=3 *"
     assert lines[3].startswith("gains in 3 of 3 pairs") and lines[3].endswith("2/0 +3.0")
-    assert "no-op noise (0.43 mIoU, 0.09 context-FP points)" in lines[4]
+    assert "(measured no-op noise): 0.43 mIoU points, 0.09 context-FP points" in lines[4]
     swapped = compare_rows("ablation", "qa-clims/frc-brc", "QA-CLIMS: L_FRC",
                            ResultsStore(root).records(), seeds=4)
     assert swapped.seed_miou.mean == pytest.approx(-2)
