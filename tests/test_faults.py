@@ -137,8 +137,12 @@ def _wait_for(predicate, proc, timeout=120.0, step=0.005):
 def _start(args, cache_dir, runs_dir):
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "WANDB_MODE": "disabled",
            "BENCH_RUNS_DIR": str(runs_dir)}
+    # SIGINT back to its default in the child: a shell that starts pytest in the background
+    # (`nohup pytest &`) leaves SIGINT ignored, the child inherits that, Python then installs no
+    # KeyboardInterrupt handler, and the Ctrl-C test's run trains to its end instead
     return subprocess.Popen([*BENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_a_run_killed_while_writing_cams_leaves_nothing_counted_and_its_rerun_is_identical(
