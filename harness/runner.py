@@ -16,6 +16,7 @@ import torch
 
 from harness.config import RunConfig, check_seed, parse_sets
 from harness.data import default_cache_dir
+from harness.environment import fingerprint
 from harness.errors import BenchError, NonFiniteLoss
 from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split, split_scores
 from harness.infer import REAL_SCALES, infer_cams
@@ -241,6 +242,7 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         # float reductions on CPU depend on the thread count (a parallel worker gets fewer
         # threads), so bit-identical reruns need the same count: record it
         "torch_threads": torch.get_num_threads(),
+        "environment": fingerprint(),  # what can move a number between machines
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.config import split_sets
+from harness.environment import mixed_line
 from harness.errors import BenchError
 from reports import get_table, protocol
 from reports.protocol import HELDOUT_SPLIT, THRESHOLD_FIELDS, THRESHOLD_RULES
@@ -261,7 +262,9 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
                         [rec for row, cell in zip(table.rows, cells, strict=True)
                          if not row.control for rec in cell.values()],
                         THRESHOLD_RULES[threshold][0]),
-                    skipped_records=skipped, noise_miou=protocol.NOOP_NOISE_MIOU,
+                    skipped_records=skipped,
+                    environment_warning=mixed_line([rec for cell in cells for rec in cell.values()]),
+                    noise_miou=protocol.NOOP_NOISE_MIOU,
                     noise_context_fp=protocol.NOOP_NOISE_CONTEXT_FP)
     return df
 

@@ -62,8 +62,19 @@ def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     df.attrs.update(runs=[r.get("run_id", "?") for r in runs],
                     best_threshold=runs[0].get("best_threshold") if len(runs) == 1 else None,
                     variants=sorted({str(r.get("variant")) for r in runs}),
-                    background_leak=_mean([r.get("background_leak") for r in runs]))
+                    background_leak=_mean([r.get("background_leak") for r in runs]),
+                    environments=_environment_lines(runs))
     return df
+
+
+def _environment_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Each run's environment fingerprint, then the warning when they differ."""
+    from harness.environment import mixed_line, summary_line
+
+    lines = [f"environment of {r.get('run_id', '?')}: {summary_line(r.get('environment'))}"
+             for r in runs]
+    mixed = mixed_line(runs) if len(runs) > 1 else ""
+    return lines + ([f"WARNING: {mixed}"] if mixed else [])
 
 
 def as_record(df: pd.DataFrame) -> dict[str, Any]:
@@ -103,6 +114,7 @@ def to_markdown(df: pd.DataFrame) -> str:
              "|" + "---|" * (len(FIELDS) + 1)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _cells(df)]
     lines += ["", f"- {_leak_line(df)}", f"- runs: {', '.join(df.attrs['runs'])}"]
+    lines += [f"- {line}" for line in df.attrs.get("environments", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -128,3 +140,5 @@ def print_table(df: pd.DataFrame, console=None) -> None:
     console.print(t)
     console.print(_leak_line(df), highlight=False, soft_wrap=True)
     console.print(f"runs: {', '.join(df.attrs['runs'])}", highlight=False, soft_wrap=True)
+    for line in df.attrs.get("environments", []):
+        console.print(line, highlight=False, soft_wrap=True)

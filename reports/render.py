@@ -81,6 +81,8 @@ def legend(df: pd.DataFrame) -> list[str]:
         n = df.attrs["skipped_records"]
         lines.append(f"SKIPPED: {n} result file{'s' if n > 1 else ''} of the store could not be "
                      "read as a record (each named in a warning line) and count nowhere here.")
+    if df.attrs.get("environment_warning"):
+        lines.append(f"WARNING: {df.attrs['environment_warning']}")
     if df.attrs.get("provenance_warning"):
         lines.append(f"FLAGGED: {df.attrs['provenance_warning']}")
     refs = df.attrs.get("reference_rows")
