@@ -1,14 +1,19 @@
-"""CAM inference on the evaluation split, written as reference-format CAM files and scored.
+"""CAM inference, written as reference-format CAM files and scored.
 
 Maps are averaged over scales and horizontal flips (real data: 1.0, 0.5, 1.5, 2.0 as the
 reference code; synth: 1.0 + flip), upsampled to the image, kept for the present classes
-and max-normalised per class, exactly what the reference `make_cam` step stores.
+and normalised per class, exactly what the reference `make_cam` step stores. How, is one
+`InferenceSpec` a family declares (`Method.inference`) and every consumer of CAMs reads
+through `spec.on(dataset)`: the run's evaluation split, its held-out threshold split, the
+pseudo masks (made from those files) and the segmentation stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +26,34 @@ from harness.generator import CamNet
 from harness.progress import progress_bar
 
 REAL_SCALES = (1.0, 0.5, 1.5, 2.0)
+SYNTH_SCALES = (1.0,)  # 64-px images: a second scale would only blur the 8×8 grid
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How a family's CAMs are made at inference: scales (real data; synth runs at
+    SYNTH_SCALES), horizontal flips, ReLU before summing, and the per-class normalisation:
+    "max" (ReLU, then / max: the CLIMS reference's make_cam) or "minmax" (raw maps,
+    (x − min) / (max − min): the SemPLeS release's inference)."""
+
+    scales: tuple[float, ...] = REAL_SCALES
+    flips: bool = True
+    relu: bool = True
+    normalisation: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in ("max", "minmax"):
+            raise ValueError(f"normalisation is max or minmax (got {self.normalisation!r})")
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be positive (got {self.scales!r})")
+
+    def on(self, dataset: str) -> InferenceSpec:
+        """This spec on `dataset`: synth's small images at SYNTH_SCALES."""
+        return replace(self, scales=SYNTH_SCALES) if dataset == "synth" else self
+
+    def as_record(self) -> dict[str, Any]:
+        return {"scales": list(self.scales), "flips": self.flips, "relu": self.relu,
+                "normalisation": self.normalisation}
 
 
 def normalise(high: np.ndarray, how: str) -> np.ndarray:
@@ -32,17 +65,20 @@ def normalise(high: np.ndarray, how: str) -> np.ndarray:
 
 @torch.no_grad()
 def image_cams(model: CamNet, images: torch.Tensor, scales: Sequence[float],
-               relu: bool = True) -> torch.Tensor:
-    """(B, K, H, W) maps summed over scales and flips, for any H, W (non-negative unless
+               relu: bool = True, flips: bool = True) -> torch.Tensor:
+    """(B, K, H, W) maps summed over scales (and flips), for any H, W (non-negative unless
     relu=False)."""
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], model.classifier.out_channels, h, w, device=images.device)
     for s in scales:
         x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
                                                    align_corners=False)
-        both = torch.cat([x, x.flip(-1)])
+        both = torch.cat([x, x.flip(-1)]) if flips else x
         cams = (model.cam(both) if relu else model.maps(both)).float()
-        total += _unflip_and_sum(model, cams, tuple(x.shape[-2:]), (h, w))
+        if flips:
+            total += _unflip_and_sum(model, cams, tuple(x.shape[-2:]), (h, w))
+        else:
+            total += model.pixel_maps(cams, tuple(x.shape[-2:]), (h, w))
     return total
 
 
@@ -62,24 +98,21 @@ def _unflip_and_sum(model: CamNet, cams: torch.Tensor, size: tuple[int, int],
 
 
 def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.device,
-               scales: Sequence[float] = (1.0,), batch_size: int = 32,
-               show_progress: bool = True, normalisation: str = "max") -> Iterator[tuple]:
-    """Write one CAM file per image; yield (keys, high_res, gt, context_map) for scoring.
-
-    normalisation: "max" (ReLU, then / max, the CLIMS reference's make_cam) or "minmax"
-    (raw maps, (x − min) / (max − min), the SemPLeS release's inference)."""
+               spec: InferenceSpec, batch_size: int = 32,
+               show_progress: bool = True) -> Iterator[tuple]:
+    """Write one CAM file per image, made as `spec` says (already `on` the dataset); yield
+    (keys, high_res, gt, context_map) for scoring."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    loader = torch.utils.data.DataLoader(ds, batch_size=1 if len(scales) > 1 else batch_size)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1 if len(spec.scales) > 1 else batch_size)
     with in_stage("CAM inference"), \
             progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:
-            cams = image_cams(model, batch["image"].to(device), scales,
-                              relu=normalisation == "max").cpu().numpy()
+            cams = image_cams(model, batch["image"].to(device), spec.scales, relu=spec.relu,
+                              flips=spec.flips).cpu().numpy()
             for j, i in enumerate(batch["index"].tolist()):
                 keys = np.nonzero(ds.labels(i))[0]
-                high = cams[j, keys]
-                high = normalise(high, normalisation)
+                high = normalise(cams[j, keys], spec.normalisation)
                 write_cam(out_dir, ds.image_names[i], keys, high)
                 yield keys, high, ds.mask(i), ds.context_map(i)
             advance()

@@ -21,6 +21,8 @@ from harness.config import MethodConfig, RunConfig
 from harness.data import SegDataset, load_dataset
 from harness.errors import BenchError
 from harness.generator import CamNet
+from harness.infer import InferenceSpec
+from harness.registry import get_method
 from harness.stages import DeclaredSettings, StageSpec
 
 
@@ -32,7 +34,8 @@ class Method:
     needs_teacher: ClassVar[bool] = True
     # stage name → the setting holding its epochs; `--epochs N` sets every one of them
     epoch_fields: ClassVar[dict[str, str]] = {}
-    cam_normalisation: ClassVar[str] = "max"  # how inference scales its maps (harness.infer)
+    # how its CAMs are made at inference, read by every consumer of CAMs (RunContext.inference)
+    inference: ClassVar[InferenceSpec] = InferenceSpec()
 
     # the family's paper (methods/<family>/paper.py), whose settings per dataset are this
     # family's defaults; duck-typed: anything with `settings(dataset) -> dict`
@@ -104,6 +107,11 @@ class RunContext:
     def params(self) -> MethodConfig:
         """The run's settings; inside a stage's build, only those the stage declares."""
         return self._reading if self._reading is not None else self.cfg.params
+
+    @property
+    def inference(self) -> InferenceSpec:
+        """How this run's CAMs are made, on its dataset: the family's one spec."""
+        return get_method(self.cfg.method).inference.on(self.cfg.dataset)
 
     @cached_property
     def stages(self):

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.evaluate import DEFAULT_THRESHOLDS, FIXED_THRESHOLD
+
+if TYPE_CHECKING:  # harness.infer imports torch; a record needs only the spec's fields
+    from harness.infer import InferenceSpec
 
 # Which file of which split the masks come from, per dataset and evaluated split.
 GT_SOURCES = {
@@ -57,26 +60,28 @@ def threshold_rule(thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 
 
 def provenance(dataset: str, split: str, n_images: int, *, class_names: str = "voc",
-               heldout_split: str | None = None, scales: Sequence[float] | None = None,
-               flips: bool | None = None, crf: bool | None = False, clip_arch: str | None = None,
+               heldout_split: str | None = None, inference: InferenceSpec | None = None,
+               crf: bool | None = False, clip_arch: str | None = None,
                clip_weights: str | Path | None = None, cam_checkpoint: str | Path | None = None,
                random_weights: bool | None = None,
                thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                fixed: float = FIXED_THRESHOLD) -> dict[str, Any]:
     """The `provenance` record; None marks what the caller cannot know (e.g. `bench eval` of
-    CAM files made elsewhere does not know their scales or checkpoint)."""
+    CAM files made elsewhere does not know their inference spec or checkpoint)."""
+    how = inference.as_record() if inference is not None else {
+        "scales": None, "flips": None, "relu": None, "normalisation": None}
     return {
         "split": f"{dataset}/{split}", "n_images": n_images,
         "gt_source": GT_SOURCES.get((dataset, split), f"{dataset} {split} masks"),
         "threshold_rule": threshold_rule(thresholds, fixed, heldout_split),
-        "scales": list(scales) if scales is not None else None, "flips": flips, "crf": crf,
+        **how, "crf": crf,
         "class_names": class_names, "clip_arch": clip_arch,
         "clip_weights_sha256": file_sha256(clip_weights),
         "cam_checkpoint_sha256": file_sha256(cam_checkpoint), "random_weights": random_weights,
     }
 
 
-def run_provenance(ctx: Any, n_images: int, scales: Sequence[float],
+def run_provenance(ctx: Any, n_images: int, inference: InferenceSpec,
                    heldout_split: str | None = None) -> dict[str, Any]:
     """Provenance of a `bench run` (ctx: its `harness.method.RunContext`)."""
     cfg, info = ctx.cfg, ctx.teacher_info
@@ -90,7 +95,7 @@ def run_provenance(ctx: Any, n_images: int, scales: Sequence[float],
         info.get("weights") == "random" or not cfg.backbone_weights)
     return provenance(cfg.dataset, "eval", n_images,
                       class_names=getattr(ctx.params, "class_names", "voc"),
-                      heldout_split=heldout_split, scales=scales, flips=True, crf=False,
+                      heldout_split=heldout_split, inference=inference, crf=False,
                       clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
                       clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
                       random_weights=bool(random_weights))

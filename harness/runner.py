@@ -19,7 +19,7 @@ from harness.data import default_cache_dir
 from harness.environment import fingerprint
 from harness.errors import BenchError, NonFiniteLoss
 from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split, split_scores
-from harness.infer import REAL_SCALES, infer_cams
+from harness.infer import infer_cams
 from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
 from harness.progress import log as default_log
@@ -272,26 +272,28 @@ def _check_threshold_split(ctx: RunContext) -> None:
 
 
 def _evaluate(ctx: RunContext, model, cam_dir: Path):
-    ds = ctx.dataset("eval")
-    scales = (1.0,) if ctx.cfg.dataset == "synth" else REAL_SCALES
+    """Score the eval split's CAMs (t picked on the held-out split's when asked): both made
+    by the family's one inference spec, so t is picked on maps normalised as it is applied to."""
+    ds, spec = ctx.dataset("eval"), ctx.inference
     split = getattr(ctx.cfg, "threshold_split", None)
     overlays = []
 
+    def cams(split_ds, folder: Path):
+        return infer_cams(model, split_ds, folder, ctx.device, spec,
+                          show_progress=ctx.show_progress)
+
     def feed_eval(ev: SeedEvaluator, ds) -> None:
-        for i, (keys, high, gt, context) in enumerate(
-                infer_cams(model, ds, cam_dir, ctx.device, scales, show_progress=ctx.show_progress,
-                           normalisation=get_method(ctx.cfg.method).cam_normalisation)):
+        for i, (keys, high, gt, context) in enumerate(cams(ds, cam_dir)):
             ev.add(keys, high, gt, context)
             if i < 4:
                 overlays.append((ds.image(i), _argmax_label(keys, high), gt))
 
     def feed_held(ev: SeedEvaluator, held) -> None:
-        for keys, high, gt, _ in infer_cams(model, held, cam_dir.parent / f"cams-{split}",
-                                             ctx.device, scales, show_progress=ctx.show_progress):
+        for keys, high, gt, _ in cams(held, cam_dir.parent / f"cams-{split}"):
             ev.add(keys, high, gt)
 
     scores = split_scores(ds, feed_eval, ctx.dataset(split) if split else None, feed_held)
-    scores.provenance = run_provenance(ctx, len(ds), scales, split)
+    scores.provenance = run_provenance(ctx, len(ds), spec, split)
     return scores, overlays
 
 

@@ -74,7 +74,7 @@ def test_run_record_carries_provenance_and_heldout_threshold(tiny_cam_run):
     record, _ = tiny_cam_run
     prov = record["provenance"]
     assert set(prov) == {"split", "n_images", "gt_source", "threshold_rule", "scales", "flips",
-                         "crf", "class_names", "clip_arch", "clip_weights_sha256",
+                         "relu", "normalisation", "crf", "class_names", "clip_arch", "clip_weights_sha256",
                          "cam_checkpoint_sha256", "random_weights"}
     assert prov["split"] == "synth/eval" and prov["n_images"] == 16 and prov["scales"] == [1.0]
     assert len(prov["cam_checkpoint_sha256"]) == 64 and prov["class_names"] == "voc"

@@ -116,7 +116,7 @@ def test_inference_min_max_normalises_raw_maps():
     from methods.semples.method import Semples
 
     high = np.array([[[-2.0, 0.0], [1.0, 2.0]]])
-    assert Semples.cam_normalisation == "minmax"
+    assert Semples.inference.normalisation == "minmax" and not Semples.inference.relu
     assert np.allclose(normalise(high, "minmax"), [[[0, 0.5], [0.75, 1]]], atol=1e-5)
     assert np.allclose(normalise(np.maximum(high, 0), "max"), [[[0, 0], [0.5, 1]]], atol=1e-5)
 

@@ -12,7 +12,7 @@ Three stages, each a stage-cache entry keyed by exactly its dependencies:
     L_refine = −log(1 − sim(v^f_k, u^b_k))
 
 Masks are min-max normalised CAM maps of S in training (release engine1.py, engine3.py)
-and when scored (`cam_normalisation`: the release's inference min-max normalises the raw
+and when scored (`inference`: the release's inference min-max normalises the raw
 summed maps, no ReLU). Schemes (Table 6): `sequential` (a → b → c), `alternate` (a, then
 b and c alternated `rounds` times), `joint` (all losses from the start). λ = 0 needs no
 prompts: (a) and (b) are skipped and (c) is L_match only from the same start, so Table 5's
@@ -41,6 +41,7 @@ from harness.config import MethodConfig, hp
 from harness.data.augment import flipped
 from harness.errors import BenchError
 from harness.generator import CamNet
+from harness.infer import InferenceSpec
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
@@ -212,7 +213,8 @@ class Semples(Method):
     config_cls = SemplesConfig
     epoch_fields = {"cam": "cam_epochs", "semples-a": "epochs", "semples-b": "prompt_epochs",
                     "semples-c": "refine_epochs"}
-    cam_normalisation = "minmax"
+    # the release scores raw summed maps, min-max normalised (no ReLU); scales and flips as CLIMS
+    inference = InferenceSpec(relu=False, normalisation="minmax")
 
     @classmethod
     def context_losses(cls) -> dict:
