@@ -4,10 +4,11 @@ default everywhere.
 
 The options that become a `harness.run_options.RunOptions` (data root, weights,
 --allow-random-weights, runs and cache dirs, W&B mode, the pseudo masks' --masks,
---mask-set and --irn-weights) are added to a command by
-`@run_option_params(...)`, which hands the command one `options: RunOptions`; the others
-are written `set_: opt.Sets = None`. New run options belong here (tests/test_options.py
-checks every command that starts runs accepts them, with the same help).
+--mask-set and --irn-weights) are made from its fields (help, flag and environment variable
+are declared there) and added to a command by `@run_option_params(...)`, which hands the
+command one `options: RunOptions`; the others are written `set_: opt.Sets = None`. A new run
+option is a RunOptions field (tests/test_options.py checks every command that starts runs
+accepts them, with the same help).
 """
 
 from __future__ import annotations
@@ -21,71 +22,34 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.run_options import RunOptions
+from harness.run_options import RunOptions, flag_of, kind_of
 
 DEFAULT_DEVICE = "auto"  # cuda when this machine has one, else cpu (harness.runner.resolve_device)
 
-DataRoot = Annotated[Path | None, typer.Option(
-    "--data-root", help="dataset root: voc, the folder holding VOCdevkit/ (else $BENCH_VOC_ROOT); "
-    "coco, the one holding train2014/ val2014/ annotations/ (else $BENCH_COCO_ROOT)")]
-ClipWeights = Annotated[Path | None, typer.Option(
-    "--clip-weights", help="local open_clip weights file of the teacher (clip_arch)")]
-BackboneWeights = Annotated[Path | None, typer.Option(
-    "--backbone-weights", help="local timm/torchvision ImageNet weights of the backbone")]
-VqaPath = Annotated[Path | None, typer.Option(
-    "--vqa-path", help="local BLIP VQA folder (save_pretrained of BlipForQuestionAnswering + "
-    "BlipProcessor), or QA-CLIMS's released answers (voc_vqa_fg_blip.npy, or the folder holding "
-    "the fg and bg files), for the qa-clims corpus")]
-CamWeights = Annotated[Path | None, typer.Option(
-    "--cam-weights", help="start from this CAM baseline checkpoint instead of training one "
-    "(this harness's, IRN/CLIMS res50_cam.pth, or WeakTr's DeiT-S checkpoint with "
-    "--set backbone=deit_small_weaktr)")]
-AllowRandomWeights = Annotated[bool, typer.Option(
-    "--allow-random-weights", help="smoke tests only: random CLIP/backbone/BLIP where no file "
-    "is given")]
 Device = Annotated[str, typer.Option(
     "--device", help="cpu, cuda or cuda:N (auto: cuda when there is one)")]
 Devices = Annotated[str | None, typer.Option(
     "--devices", help="with --workers: cpu or cuda:0,cuda:1,… (one per worker, cycled; "
     "default: --device)")]
-RunsDir = Annotated[Path | None, typer.Option(
-    "--runs-dir", envvar="BENCH_RUNS_DIR", help="results store (default ./runs)")]
-CacheDir = Annotated[Path | None, typer.Option(
-    "--cache-dir", envvar="BENCH_CACHE_DIR",
-    help="teacher, data and stage cache (default ~/.cache/wsss-bench)")]
-WandbMode = Annotated[str | None, typer.Option(
-    "--wandb", help="offline (default), online or disabled; WANDB_MODE respected")]
 Sets = Annotated[list[str] | None, typer.Option(
     "--set", help="a setting for every run: key=value (repeatable; see `bench list --settings`)")]
 Epochs = Annotated[int | None, typer.Option(
     "--epochs", help="override the epochs of every training stage")]
-# the pseudo masks (harness/masks, docs/masks.md)
-Masks = Annotated[str | None, typer.Option(
-    "--masks", help="pseudo masks from the CAMs: irn, crf or none (default: the family's reference "
-    "pipeline on voc/coco, none on synth; docs/masks.md)")]
-MaskSets = Annotated[list[str] | None, typer.Option(
-    "--mask-set", help="a pseudo-mask setting: key=value (repeatable; see `bench list --settings`)")]
-IrnWeights = Annotated[Path | None, typer.Option(
-    "--irn-weights", help="--masks irn: a trained IRN checkpoint (this harness's irn.pt or IRN's "
-    "res50_irn.pth) instead of training one")]
+
+
+def _typer_option(f: dataclasses.Field) -> tuple[str, Any, Any]:
+    """A RunOptions field as a Typer option: (parameter name, Annotated type, default)."""
+    flag, kind = flag_of(f), kind_of(f)
+    hint = {bool: bool, tuple: list[str] | None, Path: Path | None}.get(kind, str | None)
+    option = typer.Option(flag, help=f.metadata["help"], envvar=f.metadata["envvar"])
+    return flag.lstrip("-").replace("-", "_"), Annotated[hint, option], (False if kind is bool else None)
 
 
 # RunOptions field -> (command-line parameter name, its Annotated type, its default)
-_FIELDS: dict[str, tuple[str, Any, Any]] = {
-    "data_root": ("data_root", DataRoot, None),
-    "clip_weights": ("clip_weights", ClipWeights, None),
-    "backbone_weights": ("backbone_weights", BackboneWeights, None),
-    "vqa_path": ("vqa_path", VqaPath, None),
-    "cam_weights": ("cam_weights", CamWeights, None),
-    "allow_random_weights": ("allow_random_weights", AllowRandomWeights, False),
-    "runs_dir": ("runs_dir", RunsDir, None),
-    "cache_dir": ("cache_dir", CacheDir, None),
-    "wandb_mode": ("wandb", WandbMode, None),
-    "irn_weights": ("irn_weights", IrnWeights, None),
-    "masks": ("masks", Masks, None),
-    "mask_sets": ("mask_set", MaskSets, None),
-}
+_FIELDS: dict[str, tuple[str, Any, Any]] = {f.name: _typer_option(f)
+                                            for f in dataclasses.fields(RunOptions)}
 ALL = tuple(_FIELDS)
+RunsDir = _FIELDS["runs_dir"][1]  # `bench report` reads the store without starting runs
 
 
 def run_option_params(*fields: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -120,9 +84,6 @@ def _option_group(fields: dict[str, tuple[str, Any, Any]], build: Callable[[dict
         return wrapper
 
     return decorate
-
-
-assert set(ALL) == {f.name for f in dataclasses.fields(RunOptions)}  # every field has its option
 
 
 def sets(values: list[str] | None) -> list[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
+from harness.run_options import config_fields, kind_of
 from harness.synth.data import SynthSpec
 from harness.wording import WORDINGS
 
@@ -162,9 +163,21 @@ def _coerce(key: str, raw: str, typ: Any) -> Any:
     return value
 
 
+def _inputs_type(f: dataclasses.Field) -> Any:
+    return bool if kind_of(f) is bool else str | None  # paths kept as str: JSON as is
+
+
+# The run's inputs (data root, weights files, --allow-random-weights, ...) are the RunOptions
+# fields marked `config`, made here from their one declaration (paths held as str)
+RunInputs = dataclasses.make_dataclass(
+    "RunInputs", [(f.name, _inputs_type(f), field(default=f.default)) for f in config_fields()],
+    frozen=True, kw_only=True, namespace={"__module__": __name__})
+
+
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one run; `params` holds the method family's settings."""
+class RunConfig(RunInputs):
+    """Everything that defines one run; `params` holds the method family's settings, the
+    inherited RunInputs fields the run's inputs (`harness.run_options.RunOptions`)."""
 
     method: str
     variant: str
@@ -172,14 +185,7 @@ class RunConfig:
     seed: int
     device: str
     params: MethodConfig
-    data_root: str | None = None
-    clip_weights: str | None = None
-    backbone_weights: str | None = None
-    vqa_path: str | None = None
-    cam_weights: str | None = None
-    allow_random_weights: bool = False
     threshold_split: str | None = None  # held-out labelled split that picks t (--threshold-split)
-    irn_weights: str | None = None  # a trained IRN checkpoint for --masks irn (--irn-weights)
     # the pseudo-mask pipeline and its settings (harness.masks.settings.MaskSettings as a dict;
     # None: no masks); apart from `params`, so no upstream stage's key sees them
     masks: dict[str, Any] | None = None
@@ -188,6 +194,10 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["params"] = self.params.to_dict()
         return d
+
+    def inputs(self) -> dict[str, Any]:
+        """The run's inputs, as RunOptions names them."""
+        return {f.name: getattr(self, f.name) for f in config_fields()}
 
     def hparams(self) -> dict[str, Any]:
         """The method's own hyperparameters (fields beyond the shared MethodConfig)."""

@@ -2,8 +2,10 @@
 which pseudo masks it makes (docs/masks.md), where results and caches go, how W&B mirrors it.
 
 One definition for every way a run starts: `bench run`, a sweep trial (in a local worker
-process or a Slurm job), a `bench reproduce` cell. `cli/options.py` declares the matching
-command-line options once; `to_argv`/`add_arguments` carry them to a worker process.
+process or a Slurm job), a `bench reproduce` cell. Each option is one field of `RunOptions`
+(its help, flag and environment variable in its metadata): `cli/options.py` makes the
+command-line options from them, `to_argv`/`add_arguments` carry them to a worker process and
+`harness.config.RunConfig` holds the ones marked `config`.
 Torch-free: launchers build it before any worker imports torch.
 """
 
@@ -11,29 +13,59 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# the fields a run resolves into its RunConfig (`harness.runner.resolve_config(**inputs)`)
-INPUT_PATHS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
-               "irn_weights")
+
+def option(default: Any = None, help: str = "", *, flag: str | None = None,
+           envvar: str | None = None, config: bool = False) -> Any:
+    """A run option: its default, help line, command-line flag (default --field-name),
+    environment variable, and whether the run's `RunConfig` holds it (`config`: an input
+    of the run, recorded in config.json, rather than where its results go)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "flag": flag, "envvar": envvar, "config": config})
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    data_root: Path | None = None
-    clip_weights: Path | None = None
-    backbone_weights: Path | None = None
-    vqa_path: Path | None = None
-    cam_weights: Path | None = None
-    allow_random_weights: bool = False
-    runs_dir: Path | None = None  # None: harness.store.default_runs_dir(), the one default
-    cache_dir: Path | None = None  # None: harness.data.default_cache_dir()
-    wandb_mode: str | None = None  # None: $WANDB_MODE, else offline (harness.tracking)
-    irn_weights: Path | None = None  # --masks irn: a trained IRN instead of training one
-    masks: str | None = None  # irn, crf or none; None: the family's pipeline on this dataset
-    mask_sets: tuple[str, ...] = ()  # --mask-set key=value, in order
+    """Every run option, declared once: the Typer options (cli/options.py), a worker's argv
+    (`to_argv` / `add_arguments`) and RunConfig's inputs (`config_fields`) are made from
+    these fields, so a new option is one field here."""
+
+    data_root: Path | None = option(
+        help="dataset root: voc, the folder holding VOCdevkit/ (else $BENCH_VOC_ROOT); coco, the "
+        "one holding train2014/ val2014/ annotations/ (else $BENCH_COCO_ROOT)", config=True)
+    clip_weights: Path | None = option(
+        help="local open_clip weights file of the teacher (clip_arch)", config=True)
+    backbone_weights: Path | None = option(
+        help="local timm/torchvision ImageNet weights of the backbone", config=True)
+    vqa_path: Path | None = option(
+        help="local BLIP VQA folder (save_pretrained of BlipForQuestionAnswering + "
+        "BlipProcessor), or QA-CLIMS's released answers (voc_vqa_fg_blip.npy, or the folder "
+        "holding the fg and bg files), for the qa-clims corpus", config=True)
+    cam_weights: Path | None = option(
+        help="start from this CAM baseline checkpoint instead of training one (this harness's, "
+        "IRN/CLIMS res50_cam.pth, or WeakTr's DeiT-S checkpoint with --set "
+        "backbone=deit_small_weaktr)", config=True)
+    allow_random_weights: bool = option(
+        False, "smoke tests only: random CLIP/backbone/BLIP where no file is given", config=True)
+    runs_dir: Path | None = option(  # None: harness.store.default_runs_dir(), the one default
+        help="results store (default ./runs)", envvar="BENCH_RUNS_DIR")
+    cache_dir: Path | None = option(  # None: harness.data.default_cache_dir()
+        help="teacher, data and stage cache (default ~/.cache/wsss-bench)", envvar="BENCH_CACHE_DIR")
+    wandb_mode: str | None = option(  # None: $WANDB_MODE, else offline (harness.tracking)
+        help="offline (default), online or disabled; WANDB_MODE respected", flag="--wandb")
+    irn_weights: Path | None = option(
+        help="--masks irn: a trained IRN checkpoint (this harness's irn.pt or IRN's "
+        "res50_irn.pth) instead of training one", config=True)
+    masks: str | None = option(  # resolved into RunConfig.masks by harness.runner.resolve_config
+        help="pseudo masks from the CAMs: irn, crf or none (default: the family's reference "
+        "pipeline on voc/coco, none on synth; docs/masks.md)")
+    mask_sets: tuple[str, ...] = option(
+        (), "a pseudo-mask setting: key=value (repeatable; see `bench list --settings`)",
+        flag="--mask-set")
 
     def __post_init__(self) -> None:
         # Typer hands a list (or None): a tuple keeps the options hashable and picklable as is
@@ -42,8 +74,7 @@ class RunOptions:
     def inputs(self) -> dict[str, Any]:
         """The data, weights and pseudo masks, as `harness.runner.resolve_config(**inputs)`
         takes them."""
-        return {**{k: getattr(self, k) for k in INPUT_PATHS},
-                "allow_random_weights": self.allow_random_weights,
+        return {**{f.name: getattr(self, f.name) for f in config_fields()},
                 "masks": self.masks, "mask_sets": list(self.mask_sets)}
 
     def run_kwargs(self) -> dict[str, Any]:
@@ -56,8 +87,9 @@ class RunOptions:
         elsewhere. The runs dir is made explicit (its default read once, here)."""
         from harness.store import default_runs_dir
 
-        paths = {k: (Path(v).expanduser().resolve() if v is not None else None)
-                 for k, v in ((f, getattr(self, f)) for f in (*INPUT_PATHS, "cache_dir"))}
+        paths = {f.name: Path(v).expanduser().resolve() for f in dataclasses.fields(self)
+                 if f.name != "runs_dir" and kind_of(f) is Path
+                 and (v := getattr(self, f.name)) is not None}
         return dataclasses.replace(self, **paths,
                                    runs_dir=Path(self.runs_dir or default_runs_dir()).resolve())
 
@@ -70,31 +102,49 @@ class RunOptions:
     def to_argv(self) -> list[str]:
         """These options as `add_arguments` parses them (a worker's command line)."""
         argv: list[str] = []
-        for f in (*INPUT_PATHS, "runs_dir", "cache_dir", "wandb_mode"):
-            value = getattr(self, f)
-            if value is not None:
-                argv += [_flag(f), str(value)]
-        if self.allow_random_weights:
-            argv.append("--allow-random-weights")
-        if self.masks is not None:
-            argv += ["--masks", self.masks]
-        for value in self.mask_sets:
-            argv += ["--mask-set", value]
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), flag_of(f)
+            if isinstance(value, bool):
+                argv += [flag] if value else []
+            elif isinstance(value, tuple):
+                argv += [a for item in value for a in (flag, item)]
+            elif value is not None:
+                argv += [flag, str(value)]
         return argv
 
     @staticmethod
     def add_arguments(ap: argparse.ArgumentParser) -> None:
-        for f in (*INPUT_PATHS, "runs_dir", "cache_dir"):
-            ap.add_argument(_flag(f), dest=f, type=Path, default=None)
-        ap.add_argument(_flag("wandb_mode"), dest="wandb_mode", default=None)
-        ap.add_argument("--allow-random-weights", dest="allow_random_weights", action="store_true")
-        ap.add_argument("--masks", dest="masks", default=None)
-        ap.add_argument("--mask-set", dest="mask_sets", action="append", default=[])
+        for f in dataclasses.fields(RunOptions):
+            kind = kind_of(f)
+            if kind is bool:
+                ap.add_argument(flag_of(f), dest=f.name, action="store_true")
+            elif kind is tuple:
+                ap.add_argument(flag_of(f), dest=f.name, action="append", default=[])
+            else:
+                ap.add_argument(flag_of(f), dest=f.name, type=kind, default=None)
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> RunOptions:
         return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
 
 
-def _flag(field: str) -> str:
-    return "--wandb" if field == "wandb_mode" else "--" + field.replace("_", "-")
+def flag_of(f: dataclasses.Field) -> str:
+    """A field's command-line flag: its own, or --field-name."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def kind_of(f: dataclasses.Field) -> type:
+    """bool, tuple (a repeatable option), Path or str: how the field is read from argv."""
+    hint = typing.get_type_hints(RunOptions)[f.name]
+    if hint is bool or typing.get_origin(hint) is tuple:
+        return bool if hint is bool else tuple
+    return Path if Path in typing.get_args(hint) else str
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The options that are inputs of the run: `RunConfig` holds each (paths as str)."""
+    return [f for f in dataclasses.fields(RunOptions) if f.metadata["config"]]
+
+
+# the inputs that are files or folders (resolved against the cwd, checked, hashed)
+INPUT_PATHS = tuple(f.name for f in config_fields() if kind_of(f) is Path)

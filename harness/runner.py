@@ -25,6 +25,7 @@ from harness.method import RunContext
 from harness.progress import log as default_log
 from harness.provenance import run_provenance
 from harness.registry import get_method, get_variant
+from harness.run_options import config_fields, kind_of
 from harness.seeding import isolated_rng, seed_all
 from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
 from harness.tracking import Tracker, resolve_mode, slurm_job
@@ -59,16 +60,19 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     mask_defaults = {**method.mask_defaults(dataset), **({"irn_epochs": epochs} if epochs else {})}
     mask_settings = resolve_masks(mask_defaults, masks, list(mask_sets))
     return RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
-                     device=resolve_device(device), params=params,
-                     **{k: (str(p) if p is not None else None) for k, p in paths.items()
-                        if k in _PATH_OPTIONS},
-                     allow_random_weights=bool(paths.get("allow_random_weights", False)),
+                     device=resolve_device(device), params=params, **_config_inputs(paths),
                      threshold_split=paths.get("threshold_split") or None,
                      masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None)
 
 
-_PATH_OPTIONS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
-                 "irn_weights")
+def _config_inputs(given: dict[str, Any]) -> dict[str, Any]:
+    """The RunOptions inputs among `given`, as RunConfig holds them (paths as str)."""
+    out = {}
+    for f in config_fields():
+        value = given.get(f.name, f.default)
+        out[f.name] = bool(value) if kind_of(f) is bool else (str(value) if value is not None
+                                                              else None)
+    return out
 
 
 def stage_epochs(cfg: RunConfig) -> dict[str, int]:
