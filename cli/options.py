@@ -18,7 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -92,7 +92,8 @@ def sets(values: list[str] | None) -> list[str]:
 
 # ---- where runs execute: local processes (default) or Slurm jobs through submitit
 
-Launcher = Annotated[str, typer.Option(
+# Typer refuses any other value in one usage line, for every command that takes it
+Launcher = Annotated[Literal["local", "slurm"], typer.Option(
     "--launcher", help="local (worker processes here) or slurm (one Slurm job per worker, or "
     "a job array over the missing cells, through submitit)")]
 _SLURM: dict[str, tuple[str, Any, Any]] = {

@@ -210,8 +210,6 @@ def reproduce_command(
     get_table(table)
     check_threshold(threshold)  # a bad --threshold or seed list fails before any run
     seeds, teacher_seeds = parse_seeds(seeds), parse_seeds(teacher_seeds, "--teacher-seeds")
-    if launcher not in ("local", "slurm"):
-        raise BenchError(f"--launcher must be local or slurm (got {launcher!r})")
     if status:
         from reports.reproduce import plan, slurm_folder
         from sweeps.slurm import job_lines

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.text import shown
+
 
 def print_summary(record: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
@@ -33,13 +35,13 @@ def print_mask_eval(record: dict[str, Any], title: str, console: Console | None 
 
 def _mask_table(record: dict[str, Any], title: str) -> Table:
     head = Table(title=title, show_header=False)
-    head.add_row("mask mIoU", _fmt(record.get("mask_miou")))
-    head.add_row("background leak", _fmt(record.get("mask_background_leak"), " %") +
+    head.add_row("mask mIoU", shown(record.get("mask_miou")))
+    head.add_row("background leak", shown(record.get("mask_background_leak"), " %") +
                  "  (foreground labels on background)")
     if record.get("mask_context_fp") is not None:
-        head.add_row("context_fp of the masks", _fmt(record.get("mask_context_fp"), " %") +
+        head.add_row("context_fp of the masks", shown(record.get("mask_context_fp"), " %") +
                      "  (co-occurring context labelled as the class)")
-        head.add_row("  negative control", _fmt(record.get("mask_context_fp_negative"), " %"))
+        head.add_row("  negative control", shown(record.get("mask_context_fp_negative"), " %"))
     return head
 
 
@@ -47,10 +49,6 @@ def print_eval(record: dict[str, Any], title: str, console: Console | None = Non
     console = console or Console()
     console.print(_scores_table(record, title))
     console.print(per_class_table(record))
-
-
-def _fmt(v: float | None, unit: str = "") -> str:
-    return "–" if v is None or v != v else f"{v:.2f}{unit}"
 
 
 def _scores_table(record: dict[str, Any], title: str) -> Table:
@@ -63,19 +61,19 @@ def _scores_table(record: dict[str, Any], title: str) -> Table:
         split = (record.get("provenance") or {}).get("threshold_rule", {}).get("seed_miou_heldout", "")
         head.add_row("seed mIoU (t from held-out split)",
                      f"{record['seed_miou_heldout']:.2f}  (t = {record['threshold_heldout']:.2f}; {split})")
-    head.add_row("background leak", _fmt(record.get("background_leak"), " %") +
+    head.add_row("background leak", shown(record.get("background_leak"), " %") +
                  "  (foreground predictions on background, at best t)")
     if record.get("context_fp") is not None or record.get("dead_classes"):
-        head.add_row("context_fp (60 % recall)", _fmt(record.get("context_fp"), " %") +
+        head.add_row("context_fp (60 % recall)", shown(record.get("context_fp"), " %") +
                      "  (co-occurring context labelled as the class)")
-        head.add_row("  negative control", _fmt(record.get("context_fp_negative"), " %") +
+        head.add_row("  negative control", shown(record.get("context_fp_negative"), " %") +
                      "  (other context, same thresholds)")
-        head.add_row("  at best t (old figure)", _fmt(record.get("context_fp_best_t"), " %"))
+        head.add_row("  at best t (old figure)", shown(record.get("context_fp_best_t"), " %"))
         head.add_row("  dead classes (< 60 % recall)", ", ".join(record.get("dead_classes") or [])
                      or "none")
         head.add_row("oracle (co-occurring ctx zeroed)",
-                     f"mIoU {_fmt(record.get('oracle_seed_miou'))}, context_fp "
-                     f"{_fmt(record.get('oracle_context_fp'), ' %')}")
+                     f"mIoU {shown(record.get('oracle_seed_miou'))}, context_fp "
+                     f"{shown(record.get('oracle_context_fp'), ' %')}")
     return head
 
 
@@ -86,7 +84,7 @@ def per_class_table(record: dict[str, Any], title: str | None = None) -> Table:
     per_class = record.get("per_class") or {
         k: {"iou": v} for k, v in record["per_class_iou"].items()}
     for name, row in per_class.items():
-        table.add_row(name, *(_fmt(row.get(k)) for k in ("iou", "precision", "recall", "fp", "fn")))
+        table.add_row(name, *(shown(row.get(k)) for k in ("iou", "precision", "recall", "fp", "fn")))
     return table
 
 

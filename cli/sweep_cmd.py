@@ -88,12 +88,7 @@ def sweep_command(
         for line in slurm_jobs.job_lines(slurm_jobs.folder_for(options, study_name)):
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         return
-    if launcher == "slurm":
-        out = slurm_jobs.launch_sweep(req, slurm, console)
-    elif launcher == "local":
-        out = launch(req, console)
-    else:
-        raise BenchError(f"--launcher must be local or slurm (got {launcher!r})")
+    out = slurm_jobs.launch_sweep(req, slurm, console) if launcher == "slurm" else launch(req, console)
     check_outcome(out, console)
     if out["exit_codes"] and any(c not in (0, None) for c in out["exit_codes"]):
         raise typer.Exit(1)

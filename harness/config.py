@@ -133,6 +133,17 @@ def split_sets(sets: list[str]) -> dict[str, str]:
     return out
 
 
+def set_text(value: Any) -> str:
+    """A value as `--set` writes it, which `parse_sets` reads back to the same value: a float
+    exactly (the repr of a Python float: numpy's would name its type)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def set_item(key: str, value: Any) -> str:
+    """`key=value` as `--set` takes it (`set_text`)."""
+    return f"{key}={set_text(value)}"
+
+
 def parse_sets(cls: type[MethodConfig], sets: list[str]) -> dict[str, Any]:
     """`["lambda_refine=0.1", ...]` → typed overrides; unknown keys and bad values are errors."""
     hints = typing.get_type_hints(cls)

@@ -8,11 +8,11 @@ fixed 0.15 vs a threshold picked on the masks being scored), so a record carries
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.artefacts import file_sha256
 from harness.evaluate import DEFAULT_THRESHOLDS, FIXED_THRESHOLD
 
 if TYPE_CHECKING:  # harness.infer imports torch; a record needs only the spec's fields
@@ -30,8 +30,9 @@ GT_SOURCES = {
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def file_sha256(path: str | Path | None) -> str | None:
-    """SHA-256 of a file, cached per (path, size, mtime) for this process; None if no file."""
+def recorded_sha256(path: str | Path | None) -> str | None:
+    """The SHA-256 a record carries for a file (harness.artefacts.file_sha256), cached per
+    (path, size, mtime) for this process; None if no file."""
     if path is None:
         return None
     p = Path(path)
@@ -40,11 +41,7 @@ def file_sha256(path: str | Path | None) -> str | None:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = file_sha256(p)
     return _HASHES[key]
 
 
@@ -76,8 +73,8 @@ def provenance(dataset: str, split: str, n_images: int, *, class_names: str = "v
         "threshold_rule": threshold_rule(thresholds, fixed, heldout_split),
         **how, "crf": crf,
         "class_names": class_names, "clip_arch": clip_arch,
-        "clip_weights_sha256": file_sha256(clip_weights),
-        "cam_checkpoint_sha256": file_sha256(cam_checkpoint), "random_weights": random_weights,
+        "clip_weights_sha256": recorded_sha256(clip_weights),
+        "cam_checkpoint_sha256": recorded_sha256(cam_checkpoint), "random_weights": random_weights,
     }
 
 

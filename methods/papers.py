@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.config import set_item
 from harness.errors import BenchError
 from harness.registry import register_variant
 
@@ -43,15 +44,25 @@ class Published:
 @dataclass(frozen=True)
 class PaperRow:
     """One row of `bench report` tables (the same row may sit in several): its label,
-    published value and, on top of the variant, the hyperparameters that make it (`--set`)."""
+    published value and, on top of the variant, the hyperparameters that make it (`--set`).
+    A paper declares it (`row`); reports' tables hold it as it is (reports.tables.Row)."""
 
-    tables: tuple[str, ...]
     label: str
+    variant: str  # "" in a paper's declaration: filled in by `FamilyPaper.variant`
     published: Published
     hparams: dict[str, Any] = field(default_factory=dict)
     reference: str | None = None  # label of this row's reference row (default: the table's)
-    variant: str = ""  # filled in by `FamilyPaper.variant`
+    control: str = ""  # "oracle": read cam records' oracle_* fields instead of the method's
     mask: Published | None = None  # the pseudo-mask mIoU the same table row publishes
+    tables: tuple[str, ...] = ()  # the tables it sits in
+
+    def sets(self) -> list[str]:
+        """The `--set key=value` strings that, on top of the variant, make this row."""
+        return [set_item(k, v) for k, v in self.hparams.items()]
+
+    @property
+    def settings(self) -> str:
+        return " ".join(self.sets())
 
 
 def row(tables: str | tuple[str, ...], label: str, value: float | None, source: str, note: str = "",
@@ -60,8 +71,8 @@ def row(tables: str | tuple[str, ...], label: str, value: float | None, source: 
     """A row of table(s) `tables` whose published value is `value` (`source`: where); `mask`:
     the pseudo-mask mIoU the same row of the same source publishes (Table 1's Mask column)."""
     tables = (tables,) if isinstance(tables, str) else tuple(tables)
-    return PaperRow(tables, label, Published(value, source, note), dict(hparams or {}), reference,
-                    mask=Published(mask, source) if mask is not None else None)
+    return PaperRow(label, "", Published(value, source, note), dict(hparams or {}), reference,
+                    mask=Published(mask, source) if mask is not None else None, tables=tables)
 
 
 class FamilyPaper:

@@ -91,7 +91,7 @@ def bg_texts(class_name: str, answers: Iterable[str]) -> list[str]:
     return list(out)
 
 
-def parse_sets(questions: str) -> tuple[str, ...]:
+def question_sets(questions: str) -> tuple[str, ...]:
     """"fine,alias,object,scene" → the sets; "category" (or "") = none (no QAPE)."""
     sets = tuple(s.strip() for s in questions.split(",") if s.strip() and s.strip() != "category")
     return sets

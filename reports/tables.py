@@ -5,30 +5,12 @@ own `reference`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from methods import papers
-from methods.papers import Published
+from methods.papers import PaperRow, Published
 
-
-@dataclass(frozen=True)
-class Row:
-    label: str
-    variant: str
-    published: Published
-    hparams: dict[str, Any] = field(default_factory=dict)
-    reference: str | None = None  # label of this row's reference row (default: the table's)
-    control: str = ""  # "oracle": read cam records' oracle_* fields instead of the method's
-    mask: Published | None = None  # the pseudo-mask mIoU the same paper row publishes
-
-    def sets(self) -> list[str]:
-        """The `--set key=value` strings that, on top of the variant, make this row."""
-        return [f"{k}={_fmt(v)}" for k, v in self.hparams.items()]
-
-    @property
-    def settings(self) -> str:
-        return " ".join(self.sets())
+Row = PaperRow  # a table's row is the paper's row as declared (methods/papers.py)
 
 
 @dataclass(frozen=True)
@@ -60,12 +42,6 @@ class Table:
         return "; ".join(parts)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
 ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", Published(
     None, "positive control", "cam's maps with the co-occurring context zeroed: the headroom "
     "a method that removes co-occurring context can reach; no paper number; scored "
@@ -75,8 +51,7 @@ ORACLE = Row("oracle (cam, co-occurring context zeroed)", "cam", Published(
 
 def paper_rows(table: str) -> tuple[Row, ...]:
     """The rows the families' papers declare for `table` (methods/*/paper.py)."""
-    return tuple(Row(r.label, r.variant, r.published, dict(r.hparams), r.reference, mask=r.mask)
-                 for r in papers.rows(table))
+    return tuple(papers.rows(table))
 
 
 def _with_oracle(rows: tuple[Row, ...], after: str | None = None) -> tuple[Row, ...]:

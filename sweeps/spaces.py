@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.config import set_text
 from harness.errors import BenchError
 from methods.papers import grid
 
@@ -45,8 +46,8 @@ class Param:
 
     def describe(self) -> str:
         if self.kind in ("float", "int"):
-            return f"{self.kind}:{_fmt(self.low)}:{_fmt(self.high)}" + (":log" if self.log else "")
-        return f"{self.kind}:" + ",".join(_fmt(c) for c in self.choices)
+            return f"{self.kind}:{set_text(self.low)}:{set_text(self.high)}" + (":log" if self.log else "")
+        return f"{self.kind}:" + ",".join(set_text(c) for c in self.choices)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "low": self.low, "high": self.high,
@@ -115,12 +116,6 @@ class SweepSpec:
         body = json.dumps({"method": self.method, "params": [p.to_dict() for p in self.params]},
                           sort_keys=True)
         return hashlib.sha1(body.encode()).hexdigest()[:8]
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-        return repr(v)
-    return str(v)
 
 
 def _num(text: str) -> float | int | str:

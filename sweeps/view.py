@@ -16,14 +16,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from harness.config import set_item
+from harness.text import shown
 from sweeps.spaces import SweepSpec
 from sweeps.worker import Tally, requeue_reasons, retried_numbers, tally, trial_params
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def _best(study):
@@ -36,7 +32,7 @@ def _best(study):
 def summary_line(study, spec: SweepSpec, t: Tally) -> str:
     best = _best(study)
     best_txt = (f"best {spec.metric}={best.value:.3f} (trial {best.number}: "
-                + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()) + ")"
+                + ", ".join(f"{k}={shown(v, '.4g')}" for k, v in best.params.items()) + ")"
                 if best is not None else "best: none yet")
     left = (f", {len(t.remaining)} grid points not started" if spec.sampler_kind == "grid"
             else f", budget {t.budget}")
@@ -84,7 +80,7 @@ def trials_table(study, spec: SweepSpec, title: str | None = None) -> Table:
         if t.system_attrs.get("failed_trial") is not None:
             note = (f"retry of #{t.system_attrs['failed_trial']}" + (f"; {note}" if note else ""))
         table.add_row(str(t.number), Text(state, style=style),
-                      *[_fmt(params.get(p.name, "")) for p in spec.params],
+                      *[shown(params.get(p.name, ""), ".4g") for p in spec.params],
                       f"{t.value:.3f}" if t.value is not None and state == "complete" else "",
                       " ".join(f"{v:.2f}" for v in per_seed),
                       f"{secs:.0f}s" if secs is not None else "",
@@ -105,8 +101,8 @@ def failures(study) -> list[tuple[int, dict[str, Any], str]]:
 def print_failures(study, console: Console) -> None:
     """Each failure on one line, whole and unwrapped (the table's note column is cut)."""
     for n, params, reason in failures(study):
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-        console.print(f"trial {n} failed ({shown}): {reason}", soft_wrap=True, markup=False,
+        values = ", ".join(f"{k}={shown(v, '.4g')}" for k, v in params.items())
+        console.print(f"trial {n} failed ({values}): {reason}", soft_wrap=True, markup=False,
                       style="red", highlight=False)
 
 
@@ -124,7 +120,7 @@ def final_report(study, spec: SweepSpec, console: Console | None = None,
     console.print(summary_line(study, spec, t))
     best = _best(study)
     if best is not None:
-        console.print("best params: " + " ".join(f"--set {k}={_fmt(v)}" for k, v in best.params.items())
+        console.print("best params: " + " ".join(f"--set {set_item(k, v)}" for k, v in best.params.items())
                       + f"  ({spec.metric} {best.value:.3f}, trial {best.number})")
     if spec.sampler_kind == "grid" and t.remaining:
         console.print(f"[yellow]{len(t.remaining)} grid points not run yet: rerun the same "

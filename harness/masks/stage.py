@@ -25,7 +25,7 @@ from harness.masks import crf
 from harness.masks.pngio import write_mask
 from harness.masks.settings import MaskSettings
 from harness.progress import progress_bar
-from harness.provenance import file_sha256
+from harness.provenance import recorded_sha256
 
 MASKS = "masks"  # the folder of PNGs inside a mask stage
 
@@ -164,10 +164,10 @@ def _trained_irn(ctx, ds, label_dir: Path, label_key: str, s: MaskSettings):
         from harness.generator import read_state_dict
 
         load_irn_state(net, read_state_dict(Path(given), "IRN"), given)
-        sha = file_sha256(given)
+        sha = recorded_sha256(given)
         return net.to(ctx.device), f"file:{sha}", {"weights": given, "weights_sha256": sha}
     backbone = _irn_backbone_weights(ctx)
-    deps = {"labels": label_key, "seed": ctx.cfg.seed, "backbone_weights_sha256": file_sha256(backbone),
+    deps = {"labels": label_key, "seed": ctx.cfg.seed, "backbone_weights_sha256": recorded_sha256(backbone),
             **s.stage_params("irn_backbone", "irn_crop_size", "irn_batch_size", "irn_epochs", "irn_lr",
                              "irn_weight_decay", "irn_momentum", "irn_radius", "irn_limit")}
 

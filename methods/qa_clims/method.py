@@ -180,9 +180,9 @@ class CorpusTexts:
 
     def __init__(self, corpus: list[dict], questions: str, teacher, n_images: int, n_classes: int,
                  device: torch.device, class_names: tuple[str, ...], bg_less_pairs: str = "skip"):
-        from methods.qape import entry_texts, parse_sets
+        from methods.qape import entry_texts, question_sets
 
-        sets = parse_sets(questions)
+        sets = question_sets(questions)
         rows = [entry_texts(class_names[e["class"]], e["answers"], sets,
                             empty_bg="none" if bg_less_pairs == "skip" else "no-class")
                 for e in corpus]
