@@ -31,16 +31,18 @@ def _options(debug: bool = typer.Option(False, DEBUG_FLAG, help="on failure, pri
     """Train, sweep and report CLIP-guided WSSS methods (CAM, CLIMS, SemPLeS, QA-CLIMS)."""
 
 
+# every command module, enumerated; each registers its commands on `app` when imported
+COMMAND_MODULES = ("run_cmd", "eval_cmd", "masks_cmd", "list_cmd", "data_cmd", "qape_cmd",
+                   "sweep_cmd", "report_cmd", "runs_cmd")
+
+
 def _register() -> None:
+    """Import every command module. One that fails to import (a missing file included) fails
+    `bench` loudly with its own error: a command never silently disappears."""
     import importlib
 
-    for name in ("run_cmd", "eval_cmd", "masks_cmd", "list_cmd", "data_cmd", "qape_cmd", "sweep_cmd",
-                 "report_cmd", "runs_cmd"):
-        try:
-            importlib.import_module(f"cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cli.{name}":
-                raise
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"cli.{name}")
 
 
 def main() -> None:

@@ -229,3 +229,13 @@ def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatc
         assert (cfg.variant, cfg.dataset) == ("cam", "voc") and kw["group"] == "reproduce-tiny-cam"
         _check_received(cfg, kw, inputs, runs, cache)
         _check_masks(cfg, expected, masks)
+
+
+def test_a_command_module_that_fails_to_import_fails_bench(monkeypatch):
+    """cli._register imports every listed command module; a missing or broken one raises
+    instead of silently leaving its commands out."""
+    import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "no_such_cmd"))
+    with pytest.raises(ModuleNotFoundError, match="cli.no_such_cmd"):
+        cli._register()

@@ -26,15 +26,22 @@ def _python(code: str, **env: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_importing_the_library_leaves_the_environment_and_torch_alone():
+def test_importing_the_library_leaves_the_environment_and_random_states_alone():
+    """No environment variable, no torch seed, and Python's and numpy's random states as they
+    were (rich.style draws from `random` when it is first imported: harness/__init__.py)."""
     changed = json.loads(_python(
-        "import json, os, sys; before = dict(os.environ)\n"
+        "import json, os, sys, random; import numpy as np; before = dict(os.environ)\n"
+        "py, npy = random.getstate(), np.random.get_state()[1].tolist()\n"
         "import harness, methods, reports, sweeps, cli\n"
         "import harness.runner, harness.loop, harness.cache, harness.compat, sweeps.worker\n"
+        "import cli.summary, sweeps.view, reports.render, harness.progress\n"
         "after = dict(os.environ)\n"
         "print(json.dumps({'env': {k: v for k, v in after.items() if before.get(k) != v},"
-        " 'torch_seeded': 'torch' in sys.modules and sys.modules['torch'].initial_seed() < 2**20}))"))
-    assert changed == {"env": {}, "torch_seeded": False}
+        " 'torch_seeded': 'torch' in sys.modules and sys.modules['torch'].initial_seed() < 2**20,"
+        " 'random_moved': random.getstate() != py,"
+        " 'numpy_moved': np.random.get_state()[1].tolist() != npy}))"))
+    assert changed == {"env": {}, "torch_seeded": False, "random_moved": False,
+                       "numpy_moved": False}
 
 
 def test_configure_process_sets_what_a_run_needs_and_keeps_what_the_user_set():
