@@ -83,26 +83,15 @@ def runs_dir(tmp_path) -> Path:
 
 # `pytest -m "not slow"` is the fast command: what it leaves out trains a model (the synth
 # teacher, a stage), runs `bench` end to end in-process or in a subprocess, or starts worker
-# processes or a server. By fixture and by module here, in one place, plus the tests marked
-# @pytest.mark.slow where they are (teacher training, BLIP at full size).
+# processes or a server. A test marks itself (`@pytest.mark.slow`, or a module's
+# `pytestmark`); a test using one of these fixtures is slow by what the fixture does.
 SLOW_FIXTURES = {"synth_teacher", "tiny_cam_run", "warm_cache", "postgres_url", "tiny_blip",
                  "odd_voc", "odd_coco"}
-# every test runs `bench` as a user would; test_stage_keys builds every family's stages
-# (untrained) twice per setting
-SLOW_MODULES = {"test_cli", "test_real_e2e", "test_faults", "test_stage_keys"}
-SLOW_TESTS = {"test_family_runs_on_real_layout", "test_qape_with_a_random_blip_needs_no_files",
-              "test_reproduce_with_two_workers_runs_each_cell_once",
-              "test_reproduce_cli_dry_run_with_held_out_seeds",
-              "test_report_cli_refuses_mixed_provenance_in_one_line",
-              "test_per_class_table_and_precision_recall_plot",
-              "test_a_damaged_cached_teacher_is_named_and_trained_again"}
 
 
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
-                or item.originalname in SLOW_TESTS):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

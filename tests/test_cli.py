@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import TEST_THREADS, TINY, assert_pinned
 
+pytestmark = pytest.mark.slow  # every test here runs `bench` in a subprocess as a user would
+
 BENCH = [sys.executable, "-m", "cli"]
 
 

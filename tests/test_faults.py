@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import TINY
 from tests.test_cli import BENCH, assert_one_line_error, bench
 
+pytestmark = pytest.mark.slow  # every test here runs `bench` in a subprocess and breaks it
+
 SETS = [a for s in TINY for a in ("--set", s)]
 SAME = ("seed_miou", "seed_miou_fixed", "best_threshold", "per_class_iou", "context_fp")
 

@@ -312,6 +312,7 @@ def _registered() -> set[str]:
 
 
 @pytest.mark.parametrize("dataset", ["voc", "coco"])
+@pytest.mark.slow  # a run per family on the real layouts
 @pytest.mark.parametrize("family", [f if f == "cam" else pytest.param(f, marks=pytest.mark.slow)
                                     for f in FAMILIES])  # CLIP families: ViT-B-32 on CPU
 def test_family_runs_on_real_layout(family, dataset, monkeypatch, capsys, voc_root, coco_root,

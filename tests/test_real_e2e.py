@@ -23,6 +23,8 @@ from tests.conftest import assert_pinned
 from tests.fixtures_real import ODD_SIZES, VOC_IDS, VOC_TRAIN, fixed_tree, make_coco, make_voc
 from tests.test_real_data import _no_env_roots, bench, tiny_blip  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.slow  # every test here runs a family end to end on real-size images
+
 BACKBONES = ("resnet50", "deit_small_patch16_224")
 
 

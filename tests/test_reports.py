@@ -199,6 +199,7 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     assert list(df["n"]) == [4, 4, 0] and df.loc[1, "ref_n"] == 4
 
 
+@pytest.mark.slow  # two worker processes train the cells
 def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, cache_dir):
     """--workers 2: real tiny cam runs in two spawned processes, every seed recorded once,
     and a second call finds nothing missing."""
@@ -352,6 +353,7 @@ def test_seed_lists_count_only_their_seeds(tmp_path):
         ("qa-clims/no-fat", 11, 2), ("qa-clims", 11, 2)]
 
 
+@pytest.mark.slow  # `bench reproduce` in a subprocess
 def test_reproduce_cli_dry_run_with_held_out_seeds(tmp_path):
     import subprocess
     import sys
@@ -477,6 +479,7 @@ def test_provenance_mismatch_is_refused_or_flagged(tmp_path):
         compile_table("fat", ResultsStore(root).records(), strict=False, seeds=2)
 
 
+@pytest.mark.slow  # `bench report` in a subprocess
 def test_report_cli_refuses_mixed_provenance_in_one_line(tmp_path):
     import subprocess
     import sys
@@ -493,6 +496,7 @@ def test_report_cli_refuses_mixed_provenance_in_one_line(tmp_path):
     assert proc.returncode == 0 and proc.stdout.startswith("row,variant"), proc.stderr
 
 
+@pytest.mark.slow  # `bench` in subprocesses
 def test_per_class_table_and_precision_recall_plot(tmp_path):
     import os
     import subprocess

@@ -17,6 +17,8 @@ import pytest
 from harness.config import MethodConfig
 from harness.errors import BenchError
 
+pytestmark = pytest.mark.slow  # every test here builds every family's stages (untrained) twice per setting
+
 # small and fast: the keys do not depend on the sizes, only on what changes
 BASE = ["n_train=16", "n_eval=4", "batch_size=8", "cam_epochs=1", "epochs=1", "limit=0"]
 

@@ -208,6 +208,7 @@ def test_encode_image_is_differentiable_wrt_input_only(synth_teacher):
     assert images.grad is not None and all(p.grad is None for p in teacher.clip.parameters())
 
 
+@pytest.mark.slow  # trains the synth teacher again
 def test_a_damaged_cached_teacher_is_named_and_trained_again(cache_dir, tmp_path):
     """Flipped bytes in the cached teacher: one warning naming the file, then the same
     teacher trained again (a few steps: the check, not the teacher, is under test)."""
