@@ -25,9 +25,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 DEBUG_FLAG = "--debug"
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from harness import package_version
+
+        typer.echo(f"wsss-bench {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(debug: bool = typer.Option(False, DEBUG_FLAG, help="on failure, print the traceback "
-                                         "before the one-line error (also BENCH_DEBUG=1)")) -> None:
+                                         "before the one-line error (also BENCH_DEBUG=1)"),
+             version: bool = typer.Option(False, "--version", callback=_print_version,
+                                          is_eager=True, help="print the version and exit")) -> None:
     """Train, sweep and report CLIP-guided WSSS methods (CAM, CLIMS, SemPLeS, QA-CLIMS)."""
 
 
@@ -58,14 +68,16 @@ def main() -> None:
     sys.exit(code)
 
 
-def _invoke(debug: bool, caught: list[warnings.WarningMessage]) -> int:
-    """Run the command line through Click without its standalone mode (which swallows an
-    EOFError into `Aborted!`); every failure becomes one line and an exit code."""
+def _invoke(debug: bool, caught: list[warnings.WarningMessage], argv: list[str] | None = None
+            ) -> int:
+    """Run the command line (`argv`, default sys.argv's) through Click without its standalone
+    mode (which swallows an EOFError into `Aborted!`); every failure becomes one line on
+    stderr and an exit code. Tests call it in-process."""
     click = _click()
 
     command = typer.main.get_command(app)
     try:
-        with command.make_context("bench", sys.argv[1:]) as ctx:
+        with command.make_context("bench", sys.argv[1:] if argv is None else list(argv)) as ctx:
             command.invoke(ctx)
         return 0
     except typer.Exit as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import package_version
 from harness.config import RunConfig, check_seed, parse_sets
 from harness.data import default_cache_dir
 from harness.environment import fingerprint
@@ -238,7 +239,8 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         "hparams": cfg.hparams(), "config": cfg.to_dict(), "device": cfg.device,
         "device_name": (torch.cuda.get_device_name() if cfg.device.startswith("cuda")
                         else platform.processor() or platform.machine()),
-        "git_rev": git_revision(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "package_version": package_version(), "git_rev": git_revision(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
         "stage_epochs": stage_epochs(cfg),
         "optimisation": optimisation_record(cfg),

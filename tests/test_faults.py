@@ -87,24 +87,6 @@ def test_a_bad_cam_weights_file_is_one_line_naming_it(content, says, cache_dir, 
     assert "Aborted" not in proc.stderr
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--set", "lambda_refine=inf"], "lambda_refine must be a finite number"),
-    (["--set", "lambda_b=-inf"], "lambda_b must be a finite number"),
-    (["--seed", "-1"], "--seed must be an integer in 0 … 4294967295"),
-    (["--seed", str(2**32)], "--seed must be an integer in 0 … 4294967295"),
-    (["--set", f"teacher_seed={2**32}"], "teacher_seed must be ≤ 4294967295"),
-])
-def test_bad_values_are_refused_before_anything_is_made(args, says, cache_dir, tmp_path):
-    proc = bench("run", "semples", *args, cache_dir=cache_dir, runs_dir=tmp_path / "runs")
-    assert_one_line_error(proc, says)
-    assert not (tmp_path / "runs").exists()
-
-
-def test_report_of_an_unknown_run_is_one_line(cache_dir, tmp_path):
-    assert_one_line_error(bench("report", "--run", "nosuchid", cache_dir=cache_dir,
-                                runs_dir=tmp_path), "--run nosuchid: no ok run")
-
-
 def test_unreadable_records_are_skipped_named_and_counted_in_the_legend(cache_dir, tmp_path):
     good = {"method": "qa-clims", "variant": "qa-clims", "dataset": "synth", "seed": 0,
             "hparams": {}, "status": "ok", "seed_miou": 50.0, "per_class_iou": {}}
