@@ -57,17 +57,18 @@ def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
     """Train (first use) or load the embedded synth teacher; print its gates (exit 1 if one fails)."""
     from harness.data import default_cache_dir
     from harness.progress import log, progress_bar
+    from harness.registry import context_gates
     from harness.synth.data import SynthSpec
     from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
 
-    spec = TinyClipSpec(seed=teacher_seed)
+    spec, pairs = TinyClipSpec(seed=teacher_seed), context_gates()
     with progress_bar("synth teacher", spec.steps) as advance:
-        _, info = load_or_train(SynthSpec(), cache_dir or default_cache_dir(), spec, log=log,
+        _, info = load_or_train(SynthSpec(), cache_dir or default_cache_dir(), spec, log=log, pairs=pairs,
                                 progress=lambda s, n, loss: advance(loss=loss))
     typer.echo(f"synth teacher (seed {teacher_seed}) at {info['path']}")
-    for gate, measured, required, passed in gate_rows(info):
+    for gate, measured, required, passed in gate_rows(info, pairs):
         verdict = "pass" if passed else ("warn" if "not enforced" in required else "FAIL")
         typer.echo(f"  {verdict}  {gate:<48} {measured:>8}  ({required})")
     typer.echo(f"  info  zero-shot sub-types {info['zero_shot_subtypes']:.1f}% (not gated); "
                f"CBS gate on this teacher's scale {info['cbs_gate']:.3f} (real CLIP: 0.26)")
-    check_gate(info)
+    check_gate(info, pairs)

@@ -66,6 +66,10 @@ class Method:
         held-out pairs (harness/synth/gates.py); {} = none."""
         return {}
 
+    # the names among `context_losses()` the synth teacher must pass (the others are measured
+    # and printed "not enforced yet")
+    enforced_context_losses: ClassVar[tuple[str, ...]] = ()
+
     def train(self, ctx: RunContext) -> CamNet:
         raise NotImplementedError
 
@@ -212,11 +216,13 @@ class RunContext:
             if self.cfg.params.teacher_mask_prompts():
                 raise BenchError("the synth teacher has no mask prompts: on synth the masked "
                                  "regions go through the plain encoder (--set clip_encoder=plain)")
+            from harness.registry import context_gates
             from harness.synth.teacher import load_synth_teacher
 
             teacher, info = load_synth_teacher(
                 self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir,
-                log=self.log, show_progress=self.show_progress)
+                log=self.log, show_progress=self.show_progress,
+                pairs=context_gates())
         else:
             from harness.teacher import load_real_teacher
 

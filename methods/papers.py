@@ -12,24 +12,24 @@ paper.py:
         \"\"\"One line for `bench list`.\"\"\"
         return {"lambda_refine": 0.0}
 
-Variants register in `harness.registry` (which refuses a name registered twice); the rows
-of a table come in family order (FAMILIES), then in the order the paper declares them.
+Variants register in `harness.registry` (which refuses a name registered twice). The papers
+are found through the entry-point group `wsss_bench.methods` (harness.registry.families:
+each entry is a family's PAPER), so a family installed by another package adds its
+variants, rows to any table, whole tables (`FamilyPaper.table`) and sweeps
+(`FamilyPaper.sweep`) exactly as a built-in one does. The rows of a table come in the
+papers' `order`, then family name, then in the order each paper declares them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config import set_item
 from harness.errors import BenchError
-from harness.registry import register_variant
-
-# the families whose papers are built in, in the order their rows appear in a table
-FAMILIES = ("cam", "clims", "semples", "qa_clims")
+from harness.registry import families, register_variant
 
 
 @dataclass(frozen=True)
@@ -75,17 +75,64 @@ def row(tables: str | tuple[str, ...], label: str, value: float | None, source: 
                     mask=Published(mask, source) if mask is not None else None, tables=tables)
 
 
+@dataclass(frozen=True)
+class PaperTable:
+    """A table a family's paper adds to `bench report` (reports.tables.Table's fields; its
+    rows are every paper's rows naming it)."""
+
+    name: str
+    title: str
+    description: str = ""
+    reference: str | None = None  # label of the row paired Δs are taken against
+    x: str | None = None  # the hyperparameter a curve plot runs along
+    x_label: str = ""
+    masks: bool = False  # has a Mask column
+
+
+@dataclass(frozen=True)
+class PaperSweep:
+    """A named grid sweep a family's paper adds to `bench sweep`: its grid `grid` over the
+    hyperparameter of that name, run on `variant` (default: the family)."""
+
+    name: str
+    grid: str
+    description: str
+    variant: str = ""
+    source: str = ""  # the paper table / figure it reproduces
+
+
 class FamilyPaper:
-    """One family's paper: settings per dataset, variants with their rows, sweep grids."""
+    """One family's paper: settings per dataset, variants with their rows, sweep grids, and
+    the family's `Method` class as "module:Class" (imported only when a run needs it).
+
+    `order` places the family's rows in every table (lower first; the built-in families
+    10, 20, 30, 40 keep the papers' order: cam, clims, semples, qa-clims)."""
 
     def __init__(self, family: str, settings: dict[str, dict[str, Any]],
                  grids: dict[str, tuple[float, ...]] | None = None,
-                 masks: dict[str, dict[str, Any]] | None = None):
+                 masks: dict[str, dict[str, Any]] | None = None, *, method: str = "",
+                 order: int = 100):
         self.family = family
+        self.method = method
+        self.order = order
         self._settings = settings
         self.grids = dict(grids or {})
         self._masks = dict(masks or {})
         self.rows: list[PaperRow] = []
+        self.tables: list[PaperTable] = []
+        self.sweeps: list[PaperSweep] = []
+
+    def table(self, name: str, title: str, **fields: Any) -> PaperTable:
+        """Add table `name` to `bench report` (PaperTable's fields); rows name it."""
+        self.tables.append(PaperTable(name, title, **fields))
+        return self.tables[-1]
+
+    def sweep(self, name: str, grid: str, description: str, **fields: Any) -> PaperSweep:
+        """Add grid sweep `name` over this paper's grid `grid` to `bench sweep`."""
+        if grid not in self.grids:
+            raise BenchError(f"sweep {name!r}: {self.family}'s paper has no grid {grid!r}")
+        self.sweeps.append(PaperSweep(name, grid, description, **fields))
+        return self.sweeps[-1]
 
     def settings(self, dataset: str) -> dict[str, Any]:
         """The family's settings on `dataset` ({} where it has none)."""
@@ -109,22 +156,34 @@ class FamilyPaper:
         return deco
 
 
-def _papers() -> list[FamilyPaper]:
-    return [importlib.import_module(f"methods.{f}.paper").PAPER for f in FAMILIES]
+def papers() -> list[FamilyPaper]:
+    """Every installed family's paper, in table order (`order`, then family name)."""
+    found = [p for p in families().values() if isinstance(p, FamilyPaper)]
+    return sorted(found, key=lambda p: (p.order, p.family))
 
 
 def paper(family: str) -> FamilyPaper:
-    """The paper of `family` ("cam", "clims", "semples", "qa-clims")."""
-    for p in _papers():
+    """The paper of installed family `family` ("cam", "clims", "semples", "qa-clims", ...)."""
+    for p in papers():
         if p.family == family:
             return p
     raise BenchError(f"no paper for method {family!r}; known: "
-                     f"{', '.join(p.family for p in _papers())}")
+                     f"{', '.join(p.family for p in papers())}")
 
 
 def rows(table: str) -> list[PaperRow]:
-    """Every family's rows of `table`, in family order, then in declaration order."""
-    return [r for p in _papers() for r in p.rows if table in r.tables]
+    """Every family's rows of `table`, in table order, then in declaration order."""
+    return [r for p in papers() for r in p.rows if table in r.tables]
+
+
+def tables() -> list[PaperTable]:
+    """The tables the papers add, in table order."""
+    return [t for p in papers() for t in p.tables]
+
+
+def sweeps() -> list[tuple[FamilyPaper, PaperSweep]]:
+    """The sweeps the papers add, each with its paper, in table order."""
+    return [(p, s) for p in papers() for s in p.sweeps]
 
 
 def grid(family: str, name: str) -> tuple[float, ...]:

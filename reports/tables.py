@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.errors import BenchError
 from methods import papers
 from methods.papers import PaperRow, Published
 
@@ -90,4 +91,22 @@ _TABLES = (
                   reference="CAM", masks=True),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (build() for build in _TABLES)}
+
+
+def _paper_table(t: papers.PaperTable) -> Table:
+    """A table a family's paper adds (a third-party one too), its rows every paper's."""
+    return Table(t.name, t.title, paper_rows(t.name), t.description, x=t.x, x_label=t.x_label,
+                 reference=t.reference, masks=t.masks)
+
+
+def _tables() -> dict[str, Table]:
+    built = [build() for build in _TABLES]
+    added = [_paper_table(t) for t in papers.tables()]
+    names = [t.name for t in built + added]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BenchError(f"table {twice[0]!r} is declared twice (a family's paper.table)")
+    return {t.name: t for t in built + added}
+
+
+TABLES: dict[str, Table] = _tables()

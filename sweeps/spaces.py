@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.config import set_text
 from harness.errors import BenchError
-from methods.papers import grid
+from methods.papers import grid, sweeps
 
 KINDS = ("float", "int", "grid", "cat")
 
@@ -216,3 +216,16 @@ SWEEPS: dict[str, SweepSpec] = {s.name: s for s in [
     SweepSpec("cam_lr", "cam", (_paper_grid("cam", "cam_lr"),),
               "CAM baseline classifier learning rate (a fast demo of the sweep machinery)"),
 ]}
+
+
+def _add_paper_sweeps() -> None:
+    """The sweeps the families' papers add (FamilyPaper.sweep; a third-party family's too)."""
+    for paper, s in sweeps():
+        if s.name in SWEEPS:
+            raise BenchError(f"sweep {s.name!r} of {paper.family}'s paper is already a sweep")
+        SWEEPS[s.name] = SweepSpec(s.name, s.variant or paper.family,
+                                   (_paper_grid(paper.family, s.grid),), s.description,
+                                   paper=s.source)
+
+
+_add_paper_sweeps()

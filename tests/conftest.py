@@ -70,10 +70,11 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synth_teacher(cache_dir):
     """The real embedded teacher (trained on first use in this session) and its info."""
+    from harness.registry import context_gates
     from harness.synth.data import SynthSpec
     from harness.synth.teacher import load_or_train
 
-    return load_or_train(SynthSpec(), cache_dir, log=lambda m: None)
+    return load_or_train(SynthSpec(), cache_dir, log=lambda m: None, pairs=context_gates())
 
 
 @pytest.fixture

@@ -15,15 +15,21 @@ from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_t
 PASSING = {"zero_shot_objects": 97.0, "zero_shot_contexts": 100.0, "zero_shot_objects_dim": 95.0,
            "zero_shot_objects_partial": 93.0, "blank_min_margin": 0.2, "gt_wins_match": 96.0,
            "gt_wins_refine": 99.0, "gt_wins_clims": 95.0, "cbs_gate": 0.5}
+# what a run with the built-in families hands the teacher: three losses, L_refine enforced
+# (the losses themselves are not called by the record checks)
+PAIRS = gates.PairGates(dict.fromkeys(("clims", "match", "refine")), ("refine",))
 
 
 @pytest.mark.slow
 def test_synth_teacher_passes_its_gates(synth_teacher):
+    from harness.registry import context_gates
+
     teacher, info = synth_teacher
-    check_gate(info)
-    enforced = [row for row in gate_rows(info) if "not enforced" not in row[2]]
+    pairs = context_gates()
+    check_gate(info, pairs)
+    enforced = [row for row in gate_rows(info, pairs) if "not enforced" not in row[2]]
     assert all(row[3] for row in enforced) and len(enforced) == 6
-    assert [g["passed"] for g in info["gates"]] == [row[3] for row in gate_rows(info)]  # stored
+    assert [g["passed"] for g in info["gates"]] == [row[3] for row in gate_rows(info, pairs)]
     # QA-CLIMS's FG answers name sub-types: the teacher tells them apart far above chance (1/12)
     assert info["zero_shot_subtypes"] >= 60.0
     assert teacher.cbs_gate == info["cbs_gate"] and -1 < teacher.cbs_gate < 1
@@ -51,19 +57,19 @@ def test_a_blank_image_is_nothing_to_the_teacher(synth_teacher):
     ("gt_wins_refine", 85.0, "L_refine on 85.0% of pairs < 90%"),
 ])
 def test_each_gate_refuses_a_weak_teacher(key, value, fragment):
-    check_gate(PASSING)  # the passing record passes
+    check_gate(PASSING, PAIRS)  # the passing record passes
     info = {**PASSING, key: value}
     with pytest.raises(BenchError, match="fails its gates") as exc:
-        check_gate(info)
+        check_gate(info, PAIRS)
     assert fragment in str(exc.value) and "\n" not in str(exc.value)
-    assert [row[0] for row in gate_rows(info) if not row[3]] != []
+    assert [row[0] for row in gate_rows(info, PAIRS) if not row[3]] != []
 
 
 def test_a_teacher_without_a_gate_record_is_refused():
     info = {k: v for k, v in PASSING.items() if k != "gt_wins_match"}
     with pytest.raises(BenchError, match="has no gate record"):
-        check_gate(info)
-    assert not all(row[3] for row in gate_rows(info))
+        check_gate(info, PAIRS)
+    assert not all(row[3] for row in gate_rows(info, PAIRS))
 
 
 def test_margins_on_known_features():
@@ -93,10 +99,11 @@ def _known_pair(cbs_gate: float) -> gates.ContextPair:
 
 
 def test_the_pair_gates_losses_equal_the_papers_formulas_at_their_voc_weights():
-    from harness.registry import context_losses
+    from harness.registry import context_gates
 
-    losses = context_losses()
-    assert sorted(losses) == ["clims", "match", "refine"]
+    pairs = context_gates()
+    losses = pairs.losses
+    assert sorted(losses) == ["clims", "match", "refine"] and pairs.enforced == ("refine",)
     got = {name: float(loss(_known_pair(0.3))) for name, loss in losses.items()}
     assert got["match"] == pytest.approx(-math.log(0.8) - 2.4 * math.log(0.4), rel=1e-5)  # λ_b 2.4
     assert got["refine"] == pytest.approx(-math.log(0.4), rel=1e-5)
@@ -111,11 +118,11 @@ def test_the_pair_gates_measure_the_methods_own_loss_functions(monkeypatch):
     """One formula: change a method's loss and the gate measures the change."""
     import methods.clims.method as clims
     import methods.semples.method as semples
-    from harness.registry import context_losses
+    from harness.registry import context_gates
 
     monkeypatch.setattr(semples, "refine_loss", lambda vf, ub: torch.tensor(7.0))
     monkeypatch.setattr(clims, "clims_objective", lambda parts, p: parts["reg"] * 0 + 3.0)
-    losses = context_losses()
+    losses = context_gates().losses
     assert float(losses["refine"](_known_pair(0.3))) == 7.0
     assert float(losses["clims"](_known_pair(0.3))) == 3.0
 
@@ -219,21 +226,21 @@ def test_a_damaged_cached_teacher_is_named_and_trained_again(cache_dir, tmp_path
     cache.mkdir()
     (cache / "synth").symlink_to((cache_dir / "synth").resolve(), target_is_directory=True)
     said: list[str] = []
-    first, _ = load_or_train(SynthSpec(), cache, spec, log=said.append)
+    first, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
     path = teacher_path(SynthSpec(), spec, cache)
     assert path.with_suffix(".manifest.json").is_file() and not list(path.parent.glob("*.tmp"))
     data = bytearray(path.read_bytes())
     data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
     path.write_bytes(bytes(data))
     said.clear()
-    second, _ = load_or_train(SynthSpec(), cache, spec, log=said.append)
+    second, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
     assert said[0] == (f"warning: synth teacher {path} does not match its sha256 (its bytes "
                        "changed after its build wrote them); training the teacher again")
     for (name, a), b in zip(first.clip.state_dict().items(), second.clip.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
     said.clear()
-    load_or_train(SynthSpec(), cache, spec, log=said.append)
+    load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
     assert said == []  # intact again: loaded, not trained
 
 
@@ -257,9 +264,19 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
 
 def test_pair_gates_not_yet_enforced_are_printed_not_enforced():
     info = {**PASSING, "gt_wins_match": 60.0, "gt_wins_clims": 70.0}
-    check_gate(info)  # L_match and the CLIMS loss: measured and shown, not enforced
-    rows = {row[0]: row for row in gate_rows(info)}
+    check_gate(info, PAIRS)  # L_match and the CLIMS loss: measured and shown, not enforced
+    rows = {row[0]: row for row in gate_rows(info, PAIRS)}
     for name in ("match", "clims"):
         gate, measured, required, passed = rows[f"GT beats GT + co-occurring context, L_{name}"]
         assert not passed and "not enforced" in required
     assert "not enforced" not in rows["GT beats GT + co-occurring context, L_refine"][2]
+
+
+def test_the_run_decides_which_pair_gates_a_teacher_must_pass():
+    """harness/synth names no loss: the same record passes or fails by what the run asks."""
+    info = {**PASSING, "gt_wins_clims": 70.0}
+    check_gate(info, PAIRS)
+    with pytest.raises(BenchError, match="L_clims on 70.0% of pairs < 90%"):
+        check_gate(info, gates.PairGates(PAIRS.losses, ("refine", "clims")))
+    with pytest.raises(BenchError, match="has no gate record .gt_wins_new"):
+        check_gate(info, gates.PairGates({**PAIRS.losses, "new": None}))

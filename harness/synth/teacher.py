@@ -31,7 +31,6 @@ from harness.clip_ops import empty_image, masked
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
 from harness.progress import progress_bar
-from harness.registry import context_losses
 from harness.seeding import isolated_rng
 from harness.synth import gates
 from harness.synth.data import ALIASES, CLASSES, CONTEXTS, GENERATOR_VERSION, SUBTYPES, SynthSpec
@@ -261,13 +260,16 @@ def zero_shot(teacher: Teacher, crops: _Crops) -> dict[str, float]:
     return {k: 100.0 * v[0] / v[1] for k, v in hits.items()}
 
 
-def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progress=None):
-    """Train the tiny CLIP from `spec.seed` (the caller's random state is put back after)."""
+def train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, pairs: gates.PairGates,
+                  progress=None):
+    """Train the tiny CLIP from `spec.seed` (the caller's random state is put back after) and
+    measure its gates, `pairs` those the run asks for."""
     with isolated_rng():
-        return _train_teacher(synth, spec, cache_dir, progress)
+        return _train_teacher(synth, spec, cache_dir, pairs, progress)
 
 
-def _train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progress=None):
+def _train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, pairs: gates.PairGates,
+                   progress=None):
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     model, tokenizer = build_tiny_clip(spec, synth.image_size)
@@ -296,7 +298,7 @@ def _train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, progre
     holdout = _Crops(SynthDataset(SynthSpec(**{**asdict(synth), "n_eval": spec.n_holdout}),
                                   "teacher_holdout", cache_dir))
     with single_threaded():
-        return teacher, measure(teacher, holdout)
+        return teacher, measure(teacher, holdout, pairs)
 
 
 @contextmanager
@@ -311,12 +313,12 @@ def single_threaded():
         torch.set_num_threads(threads)
 
 
-def measure(teacher: Teacher, holdout: _Crops) -> dict[str, float]:
+def measure(teacher: Teacher, holdout: _Crops, pairs: gates.PairGates) -> dict[str, float]:
     """Every figure the gates read (harness/synth/gates.py), on held-out images."""
     acc = {f"zero_shot_{k}": v for k, v in zero_shot(teacher, holdout).items()}
     margins = gates.blank_margins(teacher, NOTHING, [object_prompt(c) for c in CLASSES])
     cbs_gate = gates.cbs_gate_from(teacher, holdout, object_prompt)
-    wins = gates.context_pair_wins(teacher, holdout, object_prompt, cbs_gate, context_losses())
+    wins = gates.context_pair_wins(teacher, holdout, object_prompt, cbs_gate, pairs.losses)
     return {**acc, "blank_min_margin": float(margins.min()), "cbs_gate": cbs_gate,
             **{f"gt_wins_{k}": v for k, v in wins.items()}}
 
@@ -333,8 +335,9 @@ def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
 
 
 def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None = None,
-                  progress=None, log=print) -> tuple[Teacher, dict]:
-    """The cached synth teacher, trained on first use. Returns (teacher, info).
+                  progress=None, log=print, *, pairs: gates.PairGates) -> tuple[Teacher, dict]:
+    """The cached synth teacher, trained on first use (its pair gates: `pairs`, the run's
+    families' context losses; they are not in its key). Returns (teacher, info).
 
     Its weights and info file are checked against the manifest written beside them when
     they were trained; anything that does not match is named in one warning line and the
@@ -364,11 +367,11 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
             stale.unlink(missing_ok=True)
         log(f"training the synth teacher (first use; cached at {path})")
         t0 = time.time()
-        teacher, figures = train_teacher(synth, spec, cache_dir, progress)
+        teacher, figures = train_teacher(synth, spec, cache_dir, pairs, progress)
         info = {"teacher": "synth-tiny-clip", "path": str(path), "train_s": time.time() - t0,
                 **figures}
         info["gates"] = [dict(zip(("gate", "measured", "required", "passed"), row, strict=True))
-                         for row in gate_rows(info)]  # the record beside the weights
+                         for row in gate_rows(info, pairs)]  # the record beside the weights
         teacher.cbs_gate = info["cbs_gate"]
         manifest.unlink(missing_ok=True)  # from here until the new one, it is unfinished
         tmp = path.with_suffix(f".{owner_tag()}.tmp")
@@ -382,14 +385,14 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
 
 
 def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir: Path,
-                       log: Callable[[str], None] = print, show_progress: bool = True
-                       ) -> tuple[Teacher, dict[str, Any]]:
+                       log: Callable[[str], None] = print, show_progress: bool = True, *,
+                       pairs: gates.PairGates) -> tuple[Teacher, dict[str, Any]]:
     """A run's teacher on synth: the embedded tiny CLIP for this spec (trained on first use,
     then cached); fails in one line when any of its gates fails."""
     with progress_bar("synth teacher", clip_spec.steps, enabled=show_progress) as advance:
-        teacher, info = load_or_train(data_spec, cache_dir, clip_spec, log=log,
+        teacher, info = load_or_train(data_spec, cache_dir, clip_spec, log=log, pairs=pairs,
                                       progress=lambda s, n, loss: advance(loss=loss))
-    check_gate(info)  # one line and exit != 0 when any gate fails
+    check_gate(info, pairs)  # one line and exit != 0 when any gate fails
     log(f"synth teacher passes its gates; zero-shot: {accuracy_line(info)}; "
         f"CBS gate {info['cbs_gate']:.3f}")
     return teacher, info
@@ -424,9 +427,9 @@ def accuracy_line(info: dict) -> str:
                      if f"zero_shot_{key}" in info)
 
 
-def gate_rows(info: dict) -> list[tuple[str, str, str, bool]]:
+def gate_rows(info: dict, pairs: gates.PairGates) -> list[tuple[str, str, str, bool]]:
     """(gate, measured, required, passed) for every gate, as `bench data teacher` prints them;
-    a pair gate not yet enforced (gates.ENFORCED_LOSSES) says so in `required`."""
+    a pair gate not enforced (not in `pairs.enforced`) says so in `required`."""
     nan = float("nan")  # a record without a figure fails that gate (nan compares false)
 
     def row(gate: str, key: str, fmt: str, required: str, limit: float, strict: bool = False):
@@ -440,11 +443,11 @@ def gate_rows(info: dict) -> list[tuple[str, str, str, bool]]:
                     "> 0 for every blank", 0.0, strict=True))
     rows += [row(f"GT beats GT + co-occurring context, L_{name}", f"gt_wins_{name}", ".1f",
                  f">= {gates.PAIR_GATE:.0f}% of pairs"
-                 + ("" if name in gates.ENFORCED_LOSSES else "; not enforced yet"), gates.PAIR_GATE)
-             for name in gates.pair_loss_names(info)]
+                 + ("" if name in pairs.enforced else "; not enforced yet"), gates.PAIR_GATE)
+             for name in gates.pair_loss_names(info, pairs)]
     return rows
 
 
-def check_gate(info: dict) -> None:
+def check_gate(info: dict, pairs: gates.PairGates) -> None:
     """Refuse a teacher that fails any gate (harness/synth/gates.py), in one line."""
-    gates.check(info)
+    gates.check(info, pairs)

@@ -79,7 +79,8 @@ _SETTINGS = {"synth": {**synth_settings({"batch_size": 16}), "cam_batch_size": 0
 PAPER = FamilyPaper("cam", {ds: {**s, "cam_batch_size": 0, "cam_crop_size": 0}
                             for ds, s in _SETTINGS.items()},
                     grids={"cam_lr": (0.01, 0.02, 0.05, 0.1)},  # ours: the sweep machinery's demo
-                    masks=mask_settings("irn"))  # IRN's own pipeline and values
+                    masks=mask_settings("irn"),  # IRN's own pipeline and values
+                    method="methods.cam.method:Cam", order=10)
 
 # QA-CLIMS Table 1 "CAM" column (PASCAL VOC 2012 train). The plain CAM baseline is the
 # IRN (Ahn et al., 2019) R50 row, the conventional CAM that CLIMS and QA-CLIMS start from.

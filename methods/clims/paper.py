@@ -33,7 +33,8 @@ PAPER = FamilyPaper("clims", {
     **real_settings(
         {**RESNET_SGD, **STEP, "epochs": 15, "clip_arch": "ViT-B-32", "cbs_threshold": 0.26},
         {"w_otm": 2.0, "w_btm": 14.0, "w_cbs": 1.25, "w_reg": 0.2, "cbs_threshold": 0.285}),
-}, masks=mask_settings("irn", IRN_AS_CLIMS_RUNS_IT))  # CVI-SZU/CLIMS run_sample.py: IRN
+}, masks=mask_settings("irn", IRN_AS_CLIMS_RUNS_IT),  # CVI-SZU/CLIMS run_sample.py: IRN
+    method="methods.clims.method:Clims", order=20)
 
 
 # both papers' Table 1 report CLIMS (seed mIoU, PASCAL VOC 2012 train): one row each

@@ -63,7 +63,8 @@ PAPER = FamilyPaper("qa-clims", {
 }, grids={"omega": OMEGA_GRID, "tau": (0.1, 0.3, 0.5, 0.7, 1.0)},  # τ: ours, around 0.7
     # IRN (paper: "our pseudo masks refined by IRN"); CVI-SZU/QA-CLIMS parser.py, whose
     # --hyper 10,8,0.2 of run_voc12_qa_clims.sh are the loss weights, not the walk's
-    masks=mask_settings("irn", IRN_AS_CLIMS_RUNS_IT))
+    masks=mask_settings("irn", IRN_AS_CLIMS_RUNS_IT),
+                    method="methods.qa_clims.method:QAClims", order=40)
 
 # Rows come in a table in the order they are declared here.
 # Table 4 (loss ablation): check marks lost in the text; mapping from the prose under

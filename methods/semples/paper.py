@@ -43,7 +43,8 @@ PAPER = FamilyPaper("semples", {
     "lambda_refine": tuple(TABLE5),
     "lambda_b": (0.6, 1.2, 2.4, 4.8),  # ours: around the VOC default 2.4
     "lambda_T": (0.005, 0.01, 0.02, 0.05, 0.1),  # ours: around the VOC default 0.02
-})
+},
+                    method="methods.semples.method:Semples", order=30)
 
 # Table 4 (loss ablation): the extracted text lost the check marks; the row -> loss mapping
 # follows the paper's own prose under "Loss Component Analysis". Paired Δ against L_match.
