@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.cam_model import pixel_maps
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
 
@@ -121,8 +122,9 @@ class CamNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw per-class maps (B, K, h, w) from images in [0, 1]."""
+    def maps(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw per-class maps (B, K, h, w) from images in [0, 1] (a classifier's maps do not
+        depend on the labels: harness.cam_model.CamModel)."""
         return self.classifier(self.backbone((images - self.mean) / self.std))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -135,32 +137,18 @@ class CamNet(nn.Module):
     def stride(self) -> int:
         return self.backbone.stride
 
+    @property
+    def n_classes(self) -> int:
+        return self.classifier.out_channels
+
     def pixel_maps(self, maps: torch.Tensor, size: tuple[int, int],
                    out: tuple[int, int] | None = None) -> torch.Tensor:
-        """Grid maps (B, K, h, w) of an image of `size` pixels, resampled to `out` (default:
-        `size`) pixels.
-
-        IRN / CLIMS `make_cam` (CVI-SZU/CLIMS step/make_cam.py, `get_strided_up_size`):
-        upsample to the padded size (cells × stride) and crop the image's own pixels. When the
-        image fills its grid exactly, this is one plain resize to `out`, as it always was.
-        """
-        size = (int(size[0]), int(size[1]))
-        out = size if out is None else (int(out[0]), int(out[1]))
-        padded = tuple(n * self.stride for n in maps.shape[-2:])
-        if padded == size:
-            return _resize(maps, out)
-        cropped = _resize(maps, padded)[..., : size[0], : size[1]]
-        return cropped if out == size else _resize(cropped, out)
+        """harness.cam_model.pixel_maps at this network's stride."""
+        return pixel_maps(maps, self.stride, size, out)
 
     def param_groups(self, lr: float, head_mult: float) -> list[dict]:
         return [{"params": list(self.backbone.parameters()), "lr": lr},
                 {"params": list(self.classifier.parameters()), "lr": lr * head_mult}]
-
-
-def _resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
 def build_generator(backbone: str, n_classes: int, weights: str | Path | None = None,

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.cam_model import CamModel, pixel_maps
 from harness.camio import write_cam
 from harness.data import SegDataset
 from harness.errors import in_stage
-from harness.generator import CamNet
 from harness.progress import progress_bar
 
 REAL_SCALES = (1.0, 0.5, 1.5, 2.0)
@@ -64,25 +64,28 @@ def normalise(high: np.ndarray, how: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def image_cams(model: CamNet, images: torch.Tensor, scales: Sequence[float],
-               relu: bool = True, flips: bool = True) -> torch.Tensor:
+def image_cams(model: CamModel, images: torch.Tensor, scales: Sequence[float],
+               relu: bool = True, flips: bool = True,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
     """(B, K, H, W) maps summed over scales (and flips), for any H, W (non-negative unless
-    relu=False)."""
+    relu=False); `labels` (B, K) for a model whose maps read them (CamModel)."""
     h, w = images.shape[-2:]
-    total = torch.zeros(images.shape[0], model.classifier.out_channels, h, w, device=images.device)
+    total = torch.zeros(images.shape[0], model.n_classes, h, w, device=images.device)
     for s in scales:
         x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
                                                    align_corners=False)
         both = torch.cat([x, x.flip(-1)]) if flips else x
-        cams = (model.cam(both) if relu else model.maps(both)).float()
+        both_labels = torch.cat([labels, labels]) if flips and labels is not None else labels
+        cams = model.maps(both, both_labels)
+        cams = (F.relu(cams) if relu else cams).float()
         if flips:
             total += _unflip_and_sum(model, cams, tuple(x.shape[-2:]), (h, w))
         else:
-            total += model.pixel_maps(cams, tuple(x.shape[-2:]), (h, w))
+            total += pixel_maps(cams, model.stride, tuple(x.shape[-2:]), (h, w))
     return total
 
 
-def _unflip_and_sum(model: CamNet, cams: torch.Tensor, size: tuple[int, int],
+def _unflip_and_sum(model: CamModel, cams: torch.Tensor, size: tuple[int, int],
                     out: tuple[int, int]) -> torch.Tensor:
     """Maps of [images; flipped images] → their sum at `out` pixels, the flipped ones un-flipped.
 
@@ -92,12 +95,12 @@ def _unflip_and_sum(model: CamNet, cams: torch.Tensor, size: tuple[int, int],
     """
     n = len(cams) // 2
     if tuple(c * model.stride for c in cams.shape[-2:]) == size:
-        return model.pixel_maps(cams[:n] + cams[n:].flip(-1), size, out)
-    both = model.pixel_maps(cams, size, out)
+        return pixel_maps(cams[:n] + cams[n:].flip(-1), model.stride, size, out)
+    both = pixel_maps(cams, model.stride, size, out)
     return both[:n] + both[n:].flip(-1)
 
 
-def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.device,
+def infer_cams(model: CamModel, ds: SegDataset, out_dir: Path, device: torch.device,
                spec: InferenceSpec, batch_size: int = 32,
                show_progress: bool = True) -> Iterator[tuple]:
     """Write one CAM file per image, made as `spec` says (already `on` the dataset); yield
@@ -109,7 +112,7 @@ def infer_cams(model: CamNet, ds: SegDataset, out_dir: Path, device: torch.devic
             progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:
             cams = image_cams(model, batch["image"].to(device), spec.scales, relu=spec.relu,
-                              flips=spec.flips).cpu().numpy()
+                              flips=spec.flips, labels=batch["labels"].to(device)).cpu().numpy()
             for j, i in enumerate(batch["index"].tolist()):
                 keys = np.nonzero(ds.labels(i))[0]
                 high = normalise(cams[j, keys], spec.normalisation)

@@ -1,8 +1,9 @@
 """What a method is, and the context the engine hands it.
 
-A method family supplies a config class and `train(ctx) -> CamNet`: its losses and its
-stages. The engine owns everything else: data, teacher, stage cache, the training loop,
-CAM inference, evaluation, the results store and tracking.
+A method family supplies a config class and `train(ctx) -> CamModel` (harness.cam_model: a
+trained CamNet, or any model with per-class maps at a stride): its losses and its stages.
+The engine owns everything else: data, teacher, stage cache, the training loop, CAM inference,
+evaluation, the results store and tracking.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from harness.cam_model import CamModel
 from harness.config import MethodConfig, RunConfig
 from harness.data import SegDataset, load_dataset
 from harness.errors import BenchError
-from harness.generator import CamNet
 from harness.infer import InferenceSpec
 from harness.registry import get_method
 from harness.stages import DeclaredSettings, StageSpec
@@ -70,7 +71,7 @@ class Method:
     # and printed "not enforced yet")
     enforced_context_losses: ClassVar[tuple[str, ...]] = ()
 
-    def train(self, ctx: RunContext) -> CamNet:
+    def train(self, ctx: RunContext) -> CamModel:
         raise NotImplementedError
 
 

@@ -68,3 +68,49 @@ def test_heldout_threshold_is_picked_on_maps_made_like_the_evaluated_ones(cache_
     for mins, maxs in ((eval_min, eval_max), (held_min, held_max)):
         assert max(mins) == 0.0 and min(maxs) == pytest.approx(1.0, abs=1e-3)
     assert scores.provenance["normalisation"] == "minmax" and scores.provenance["relu"] is False
+
+
+class _LabelGrid(torch.nn.Module):
+    """A model with no classifier (CamModel, not CamNet): class k's map is the labels[k]-scaled
+    column index of a stride-2 grid, so what reaches `maps` can be read off the output."""
+
+    n_classes, stride = 2, 2
+
+    def maps(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        b, _, h, w = images.shape
+        cols = torch.arange(w // 2, dtype=torch.float32).expand(b, 2, h // 2, w // 2)
+        return cols * labels[:, :, None, None]
+
+
+def test_a_model_without_a_classifier_gets_its_labels_through_inference():
+    from harness.cam_model import CamModel
+
+    model = _LabelGrid()
+    assert isinstance(model, CamModel) and not hasattr(model, "classifier")
+    labels = torch.tensor([[1.0, 0.0]])
+    one = image_cams(model, torch.zeros(1, 3, 4, 4), (1.0,), flips=False, labels=labels)
+    # grid columns (0, 1) → 4 pixels, bilinear (align_corners False): 0, .25, .75, 1
+    torch.testing.assert_close(one[0, 0, 0], torch.tensor([0.0, 0.25, 0.75, 1.0]))
+    assert float(one[0, 1].abs().max()) == 0.0  # an absent class's map is what the labels made
+    both = image_cams(model, torch.zeros(1, 3, 4, 4), (1.0,), labels=labels)
+    # the flipped copy got the same labels; un-flipped, its ramp runs the other way: sum 1
+    torch.testing.assert_close(both[0, 0], torch.ones(4, 4))
+
+
+def test_camnet_maps_are_bit_identical_through_the_protocol():
+    """What inference computed before the protocol: ReLU(net.cam) summed over the mirror pair
+    and resized by the net's own pixel_maps."""
+    from harness.generator import CamNet, SynthCNN
+
+    torch.manual_seed(0)
+    net = CamNet(SynthCNN(), 3).eval()
+    img = torch.rand(2, 3, 30, 30)
+    with torch.no_grad():
+        x = torch.nn.functional.interpolate(img, scale_factor=0.5, mode="bilinear",
+                                            align_corners=False)
+        before = torch.zeros(2, 3, 30, 30)
+        for y in (img, x):
+            both = net.cam(torch.cat([y, y.flip(-1)])).float()
+            maps = net.pixel_maps(both, tuple(y.shape[-2:]), (30, 30))
+            before += maps[:2] + maps[2:].flip(-1)
+    assert torch.equal(image_cams(net, img, (1.0, 0.5)), before)
