@@ -58,19 +58,36 @@ def require_densecrf() -> None:
 def crf_inference_label(img: np.ndarray, labels: np.ndarray, n_labels: int,
                         params: CrfParams = IRN_CRF) -> np.ndarray:
     """Refine hard labels (H×W ints in [0, n_labels)) over an H×W×3 uint8 image → H×W labels."""
-    dcrf, utils = densecrf()
+    _, utils = densecrf()
     h, w = img.shape[:2]
     if n_labels < 2:  # nothing to choose between (the binding needs two labels)
         return np.zeros((h, w), np.int64)
-    d = dcrf.DenseCRF2D(w, h, n_labels)
     unary = utils.unary_from_labels(np.asarray(labels, np.int64), n_labels, gt_prob=params.gt_prob,
                                     zero_unsure=False)
+    return np.argmax(_mean_field(img, unary, n_labels, params), axis=0)
+
+
+def crf_inference_prob(img: np.ndarray, probs: np.ndarray, params: CrfParams) -> np.ndarray:
+    """Refine K×H×W class probabilities over an H×W×3 uint8 image → K×H×W probabilities, with
+    the unary from the probabilities themselves (kazuto1011/deeplab-pytorch libs/utils/crf.py:
+    23-41 `unary_from_softmax`, as CLIMS's DeepLabV2 stage calls it)."""
+    _, utils = densecrf()
+    probs = np.asarray(probs, np.float32)
+    if len(probs) < 2:
+        return probs
+    return _mean_field(img, utils.unary_from_softmax(probs), len(probs), params)
+
+
+def _mean_field(img: np.ndarray, unary: np.ndarray, n_labels: int, params: CrfParams) -> np.ndarray:
+    """One Gaussian and one bilateral kernel, `params.iterations` steps → n×H×W marginals."""
+    dcrf, _ = densecrf()
+    h, w = img.shape[:2]
+    d = dcrf.DenseCRF2D(w, h, n_labels)
     d.setUnaryEnergy(np.ascontiguousarray(unary))
     d.addPairwiseGaussian(sxy=params.gauss_sxy, compat=params.gauss_compat)
     d.addPairwiseBilateral(sxy=params.bi_sxy, srgb=params.bi_srgb,
                            rgbim=np.ascontiguousarray(img, dtype=np.uint8), compat=params.bi_compat)
-    q = d.inference(params.iterations)
-    return np.argmax(np.array(q).reshape((n_labels, h, w)), axis=0)
+    return np.array(d.inference(params.iterations)).reshape((n_labels, h, w))
 
 
 def threshold_labels(high_res: np.ndarray, bg: float) -> np.ndarray:

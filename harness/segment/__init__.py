@@ -1,0 +1,1 @@
+"""The segmentation stage: models, their recipes, inference and the VOC submission."""
