@@ -26,6 +26,8 @@ from harness.infer import InferenceSpec
 from harness.registry import get_method
 from harness.stages import DeclaredSettings, StageSpec
 
+SETTINGS_FALLBACK = "voc"  # the paper settings a dataset without its own gets (settings_source)
+
 
 class Method:
     """Base of every method family."""
@@ -43,16 +45,26 @@ class Method:
     paper: ClassVar[Any] = None
 
     @classmethod
+    def settings_source(cls, dataset: str) -> str:
+        """The dataset whose paper settings apply on `dataset`: its own, or VOC's where the
+        paper has none (a folder of the user's, a plugin dataset): the papers' main setting
+        is VOC's, so that is what a user without settings of their own would start from.
+        A run says so once and records it (`settings_from`)."""
+        if cls.paper is None or cls.paper.settings(dataset):
+            return dataset
+        return SETTINGS_FALLBACK
+
+    @classmethod
     def dataset_defaults(cls, dataset: str) -> dict[str, Any]:
         """Paper settings per dataset, applied before the variant's and the user's."""
-        return cls.paper.settings(dataset) if cls.paper is not None else {}
+        return cls.paper.settings(cls.settings_source(dataset)) if cls.paper is not None else {}
 
     @classmethod
     def mask_defaults(cls, dataset: str) -> dict[str, Any]:
         """The family's pseudo-mask pipeline and its settings on `dataset` (paper.py's
         `mask_settings`; {}: the engine's defaults, no masks)."""
         fn = getattr(cls.paper, "mask_settings", None)
-        return fn(dataset) if fn is not None else {}
+        return fn(cls.settings_source(dataset)) if fn is not None else {}
 
     @classmethod
     def stage_epochs(cls, params: MethodConfig) -> dict[str, int]:

@@ -149,6 +149,9 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
         if get_method(cfg.method).needs_teacher:
             ctx.teacher  # noqa: B018 - loaded now: a wrong --clip-weights file fails first
         check_masks(ctx)  # a missing CRF binding or IRN weights fail before any training too
+        if record["settings_from"] != cfg.dataset:
+            log(f"{cfg.dataset}: {cfg.method} has no settings of its own for this dataset; "
+                f"its {record['settings_from']} settings apply (recorded as settings_from)")
         log(stage_epochs_line(record["stage_epochs"]))
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
@@ -243,6 +246,7 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "allow_random_weights": cfg.allow_random_weights, "status": "running", "error": None,
         "stage_epochs": stage_epochs(cfg),
+        "settings_from": get_method(cfg.method).settings_source(cfg.dataset),
         "optimisation": optimisation_record(cfg),
         "host": platform.node(), "pid": os.getpid(), "slurm_job": slurm_job(),
         # float reductions on CPU depend on the thread count (a parallel worker gets fewer

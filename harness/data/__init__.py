@@ -1,7 +1,9 @@
-"""Datasets: one name → a loader of a split. Every split yields the same record shape."""
+"""Datasets: one name → a loader of a split (entry points, below). Every split yields the same
+record shape."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ class SegDataset(torch.utils.data.Dataset):
     has_masks: bool = False
     context_names: tuple[str, ...] = ()
     cooccur: dict[str, str] = {}
+    # the words a background prompt set is made of, where the dataset declares them
+    # (background_texts below); () = none declared
+    background_words: tuple[str, ...] = ()
 
     def image(self, i: int) -> np.ndarray:  # HxWx3 uint8
         raise NotImplementedError
@@ -46,29 +51,58 @@ class SegDataset(torch.utils.data.Dataset):
         return {"image": img, "labels": torch.from_numpy(self.labels(i)), "index": i}
 
 
-_LOADERS: dict[str, str] = {
-    "synth": "harness.synth.dataset:load",
-    "voc": "harness.data.voc:load",
-    "coco": "harness.data.coco:load",
-}
+# Where the datasets come from: the entry-point group `wsss_bench.datasets`, one entry per
+# dataset, `name = "module:load"` with `load(split, **options) -> SegDataset`; synth, voc,
+# coco and folder are declared in this project's pyproject.toml exactly as a third-party
+# package declares its own, so this module names none of them. Loaded on first use, by name.
+ENTRY_POINT_GROUP = "wsss_bench.datasets"
+
+
+def _entries() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if not found:
+        raise BenchError(f"no dataset is installed (entry-point group {ENTRY_POINT_GROUP}): "
+                         "install the project with `pip install -e .` in its folder")
+    return found
 
 
 def dataset_names() -> list[str]:
-    return sorted(_LOADERS)
+    return sorted(_entries())
 
 
 def load_dataset(name: str, split: str, **options: Any) -> SegDataset:
     """Load `split` ("train" = image labels, "eval" = masks) of dataset `name`."""
-    if name not in _LOADERS:
-        raise BenchError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
-    module, fn = _LOADERS[name].split(":")
-    import importlib
-
+    entries = _entries()
+    if name not in entries:
+        raise BenchError(f"unknown dataset {name!r}; known: {', '.join(sorted(entries))}")
     try:
-        mod = importlib.import_module(module)
+        load = entries[name].load()
     except ModuleNotFoundError as exc:
         raise BenchError(f"dataset {name!r} is not available in this version ({exc})") from exc
-    return getattr(mod, fn)(split=split, **options)
+    return load(split=split, **options)
+
+
+# A domain-neutral background set for a dataset that declares none (docs/own-data.md): what
+# lies around an object in most photographs and scans, each a word CLIP knows. CLIMS's own
+# VOC list (methods/clims) is about VOC's co-occurring contexts; a folder of the user's
+# data declares its own in DIR/background.txt instead.
+GENERIC_BACKGROUND = ("background", "ground", "floor", "wall", "sky", "water", "grass", "tree",
+                      "road", "building", "texture", "surface")
+
+
+def background_texts(dataset: SegDataset,
+                     published: Mapping[str, Sequence[str]] | None = None) -> tuple[str, ...]:
+    """The background words a method (CLIMS, CLIP-ES) puts in its background prompts on
+    `dataset`: the dataset's own declaration (`SegDataset.background_words`: a folder's
+    background.txt, synth's contexts), else the method's `published` list for this dataset
+    by name (CLIMS's VOC list), else GENERIC_BACKGROUND."""
+    if dataset.background_words:
+        return tuple(dataset.background_words)
+    if published and dataset.name in published:
+        return tuple(published[dataset.name])
+    return GENERIC_BACKGROUND
 
 
 def default_cache_dir() -> Path:

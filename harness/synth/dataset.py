@@ -17,6 +17,9 @@ class SynthDataset(SegDataset):
     class_names = CLASSES
     context_names = CONTEXTS
     cooccur = COOCCUR
+    # background prompts (CLIMS, CLIP-ES): the scenes' context words themselves, the words a
+    # person would write for these scenes and the only ones the synth teacher was taught
+    background_words = CONTEXTS
 
     def __init__(self, spec: SynthSpec, split: str, cache_dir: Path | None = None):
         self.spec, self.split = spec, split

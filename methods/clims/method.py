@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import torch
 
 from harness.config import MethodConfig, hp
+from harness.data import background_texts
 from harness.data.augment import flipped
 from harness.generator import CamNet
 from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
 from harness.stages import StageSpec
-from harness.synth.data import CONTEXTS
 from harness.wording import photo_prompt
 from methods.cam.method import trained_cam
 from methods.clims.paper import PAPER
@@ -36,17 +36,18 @@ from methods.clip_losses import (
     to_image,
 )
 
-# Background prompts, written by hand per dataset as the CLIMS authors wrote theirs.
-# VOC: the reference code's list. synth: the context words a person would write for these
-# scenes. Synonyms (sea, river, clouds, field, track, street) were tried first and dropped:
-# the tiny synth teacher never saw them in a caption, their text features are arbitrary and
-# sit at cosine 0.5-0.8 to class prompts ("a photo of bird." vs "a photo of field." 0.79),
-# so L_CBS suppressed the objects themselves (bird, boat, cow, train IoU 0 on synth). Real
-# CLIP knows every word of the VOC list, so this is a limit of the tiny teacher's vocabulary.
+# Background prompts, written by hand per dataset as the CLIMS authors wrote theirs: VOC's
+# is the reference code's list. A dataset may declare its own (harness.data.background_texts:
+# a folder's background.txt; synth its context words) and one that declares none and has no
+# list here gets the harness's generic set. On synth, synonyms of the context words (sea,
+# river, clouds, field, track, street) were tried first and dropped: the tiny synth teacher
+# never saw them in a caption, their text features are arbitrary and sit at cosine 0.5-0.8 to
+# class prompts ("a photo of bird." vs "a photo of field." 0.79), so L_CBS suppressed the
+# objects themselves (bird, boat, cow, train IoU 0 on synth). Real CLIP knows every word of
+# the VOC list, so this is a limit of the tiny teacher's vocabulary.
 BACKGROUND_WORDS = {
     "voc": ("tree", "river", "sea", "lake", "water", "railway", "railroad", "track",
             "stone", "rocks"),
-    "synth": CONTEXTS,  # the scenes' context words themselves
 }
 # COCO: the reference code reuses the VOC list for COCO.
 BACKGROUND_WORDS["coco"] = BACKGROUND_WORDS["voc"]
@@ -165,7 +166,7 @@ class Clims(Method):
         teacher = ctx.teacher
         names = ctx.prompt_names()
         text = teacher.encode_text([class_prompt(c) for c in names])  # once per run
-        words = BACKGROUND_WORDS.get(ctx.cfg.dataset, BACKGROUND_WORDS["voc"])
+        words = background_texts(ctx.dataset("train"), BACKGROUND_WORDS)
         bg_text = teacher.encode_text([background_prompt(w) for w in words])
         gate = cbs_gate(teacher, p)
         ctx.log(f"clims: L_CBS gate {gate:.4g} on this teacher's similarity scale")

@@ -1,0 +1,299 @@
+"""`--dataset folder`: a folder of the user's own images (docs/own-data.md).
+
+The fixture is unlike VOC on purpose: three classes with names VOC does not have (one with an
+underscore), RGB and grayscale images of odd sizes, JPEG and PNG, names in labels.csv with and
+without their extension, a third of the images without masks (one mask a palette PNG), one
+image with two classes. Each bad input is one line and exit 2 before anything trains; seed
+mIoU of hand-made CAMs equals a confusion matrix counted by hand; every method runs end to
+end through the CLI on it (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data import GENERIC_BACKGROUND, SegDataset, background_texts, dataset_names, load_dataset
+from harness.errors import BenchError
+from tests.test_real_data import bench, one_error_line
+
+CLASSES = ("starfish", "kelp", "sea_urchin")
+# name: (h, w), image file, classes (1-based), mask ("L", "P" or None), how labels.csv names it
+IMAGES = {
+    "reef_01": ((37, 53), "jpg", "RGB", [1], "L", "reef_01.jpg"),
+    "reef_02": ((61, 45), "png", "L", [2], "L", "reef_02"),
+    "reef_03": ((50, 50), "png", "RGB", [1, 3], "P", "reef_03.png"),  # two classes
+    "reef_04": ((41, 67), "jpg", "L", [3], "L", "reef_04"),
+    "reef_05": ((58, 39), "png", "RGB", [2], "L", "reef_05"),
+    "reef_06": ((45, 45), "png", "L", [1], "L", "reef_06.png"),
+    "reef_07": ((66, 52), "jpg", "RGB", [2], None, "reef_07"),
+    "reef_08": ((43, 49), "png", "L", [3], None, "reef_08.png"),
+    "reef_09": ((55, 61), "jpg", "RGB", [1, 2], None, "reef_09"),
+}
+
+
+def object_mask(size: tuple[int, int], classes: list[int]) -> np.ndarray:
+    """Class k fills the k-th vertical third of the image, inside a 1-px 255 border."""
+    h, w = size
+    m = np.zeros((h, w), np.uint8)
+    for k in classes:
+        x0, x1 = (k - 1) * w // 3 + 2, k * w // 3 - 2
+        m[3:h - 3, x0:x1] = 255
+        m[4:h - 4, x0 + 1:x1 - 1] = k
+    return m
+
+
+def make_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    rows = ["image,labels"]
+    for name, (size, ext, mode, classes, mask_mode, listed) in IMAGES.items():
+        m = object_mask(size, classes)
+        rgb = rng.integers(0, 50, (*size, 3), dtype=np.uint8)
+        for k in classes:
+            rgb[m == k] = (70 * k, 255 - 60 * k, 40 + 50 * k)
+        img = Image.fromarray(rgb)
+        (img.convert("L") if mode == "L" else img).save(root / "images" / f"{name}.{ext}")
+        if mask_mode == "P":
+            pal = Image.fromarray(m, "P")
+            pal.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [224, 224, 192] * 252)
+            pal.save(root / "masks" / f"{name}.png")
+        elif mask_mode == "L":
+            Image.fromarray(m, "L").save(root / "masks" / f"{name}.png")
+        rows.append(f"{listed},{';'.join(CLASSES[k - 1] for k in classes)}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reef(tmp_path_factory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("reef") / "reef")
+
+
+# ---- the layout ---------------------------------------------------------------------------
+
+def test_splits_without_split_files(reef):
+    """No splits/: a fifth of the six masked images (one, the lowest name hash) is val,
+    held out of train and eval; every other labelled image trains, every other masked one
+    is evaluated."""
+    train, evaluated, val = (load_dataset("folder", s, root=reef) for s in ("train", "eval", "val"))
+    masked = [n for n, spec in IMAGES.items() if spec[4]]
+    assert val.image_names == ["reef_05"]  # sha256("reef_05") is the lowest of the six
+    assert evaluated.image_names == [n for n in masked if n != "reef_05"]
+    assert train.image_names == [n for n in IMAGES if n != "reef_05"]
+    assert train.class_names == CLASSES and not train.has_masks and evaluated.has_masks
+    i = train.image_names.index("reef_03")
+    np.testing.assert_array_equal(train.labels(i), [1, 0, 1])  # starfish and sea_urchin
+
+
+def test_images_masks_and_names_as_given(reef):
+    ds = load_dataset("folder", "eval", root=reef)
+    for i, name in enumerate(ds.image_names):
+        size, *_, classes, _mask, _listed = IMAGES[name]
+        img = ds.image(i)
+        assert img.shape == (*size, 3) and img.dtype == np.uint8  # grayscale read as RGB
+        np.testing.assert_array_equal(ds.mask(i), object_mask(size, classes))  # P and L alike
+        np.testing.assert_array_equal(ds.labels(i), [k + 1 in classes for k in range(3)])
+
+
+def test_split_files_win_and_derived_val_avoids_them(reef, tmp_path):
+    root = shutil.copytree(reef, tmp_path / "reef")
+    (root / "splits").mkdir()
+    (root / "splits" / "eval.txt").write_text("reef_01.jpg\nreef_03\n")
+    (root / "splits" / "train.txt").write_text("reef_07\nreef_02\n")
+    assert load_dataset("folder", "eval", root=root).image_names == ["reef_01", "reef_03"]
+    assert load_dataset("folder", "train", root=root).image_names == ["reef_07", "reef_02"]
+    val = load_dataset("folder", "val", root=root).image_names
+    assert len(val) == 1 and val[0] in ("reef_04", "reef_05", "reef_06")  # masked, not in eval
+
+
+def test_datasets_come_from_entry_points_and_a_plugin_adds_one(reef, tmp_path, monkeypatch):
+    """A package adds a dataset exactly as synth, voc, coco and folder are added: an entry
+    point in its installed metadata (here a dist-info folder on sys.path, as pip writes it)."""
+    assert {"synth", "voc", "coco", "folder"} <= set(dataset_names())
+    site = tmp_path / "site"
+    (site / "reefdata-1.0.dist-info").mkdir(parents=True)
+    (site / "reefdata-1.0.dist-info" / "METADATA").write_text("Name: reefdata\nVersion: 1.0\n")
+    (site / "reefdata-1.0.dist-info" / "entry_points.txt").write_text(
+        "[wsss_bench.datasets]\nreef = reefdata:load\n")
+    (site / "reefdata.py").write_text(
+        "from harness.data.folder import load as folder_load\n"
+        f"def load(split, **options):\n    return folder_load(split, root={str(reef)!r})\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "reef" in dataset_names()
+    assert load_dataset("reef", "eval").image_names[0] == "reef_01"
+    with pytest.raises(BenchError, match=r"^unknown dataset 'nope'; known: .*folder.*reef"):
+        load_dataset("nope", "train")
+    sys.modules.pop("reefdata", None)
+
+
+# ---- texts: derived per dataset, VOC's quirks VOC's -----------------------------------------
+
+class Named(SegDataset):
+    def __init__(self, name: str):
+        self.name = name
+
+
+def test_background_texts_per_dataset(reef, tmp_path):
+    from harness.synth.data import CONTEXTS, SynthSpec
+    from methods.clims.method import BACKGROUND_WORDS
+
+    ds = load_dataset("folder", "train", root=reef)
+    assert background_texts(ds, BACKGROUND_WORDS) == GENERIC_BACKGROUND  # none declared
+    root = shutil.copytree(reef, tmp_path / "reef")
+    (root / "background.txt").write_text("sand\n\nrock\ncoral rubble\nsand\n")
+    declared = load_dataset("folder", "train", root=root)
+    assert background_texts(declared, BACKGROUND_WORDS) == ("sand", "rock", "coral rubble")
+    assert background_texts(Named("voc"), BACKGROUND_WORDS) == BACKGROUND_WORDS["voc"]
+    assert background_texts(Named("coco"), BACKGROUND_WORDS) == BACKGROUND_WORDS["voc"]
+    synth = load_dataset("synth", "eval", cache_dir=tmp_path / "cache", spec=SynthSpec(n_eval=4))
+    assert background_texts(synth, BACKGROUND_WORDS) == CONTEXTS
+    (root / "background.txt").write_text("\n")
+    with pytest.raises(BenchError, match="background.txt is empty"):
+        load_dataset("folder", "train", root=root)
+
+
+def test_class_words_are_the_folders_and_voc_quirks_stay_voc():
+    from harness.wording import prompt_class_names
+
+    names = ("person", "sea_urchin", "diningtable")
+    for wording in ("voc", "clims"):  # no "player", no "dining table" outside VOC and COCO
+        assert prompt_class_names("folder", names, wording) == ("person", "sea urchin", "diningtable")
+    assert prompt_class_names("voc", ("person",), "clims") == ("player",)
+
+
+def test_settings_of_a_dataset_without_its_own_are_vocs():
+    from harness.registry import get_method
+    from harness.runner import resolve_config
+
+    for family in ("cam", "clims", "semples", "qa-clims"):
+        method = get_method(family)
+        assert method.settings_source("folder") == "voc" and method.settings_source("synth") == "synth"
+        folder = resolve_config(family, "folder", device="cpu")
+        voc = resolve_config(family, "voc", device="cpu")
+        assert folder.params == voc.params and folder.masks == voc.masks
+        assert folder.params != resolve_config(family, "synth", device="cpu").params
+
+
+# ---- bad input: one line naming the file (and line), exit 2, before anything trains -------
+
+def _edit(root: Path, rel: str, text: str) -> None:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(text)
+
+
+def _mask(root: Path, name: str, array: np.ndarray) -> None:
+    Image.fromarray(array.astype(np.uint8), "L").save(root / "masks" / f"{name}.png")
+
+
+DAMAGES = {
+    "label not in classes.txt": (
+        lambda r: _edit(r, "labels.csv", (r / "labels.csv").read_text().replace(
+            "reef_02,kelp", "reef_02,kelp;octopus")),
+        r"labels.csv line 3: label 'octopus' of image 'reef_02' is not in classes.txt"),
+    "duplicate class": (lambda r: _edit(r, "classes.txt", "starfish\nkelp\nsea_urchin\nkelp\n"),
+                        r"classes.txt line 4: class 'kelp' is already on line 2"),
+    "empty classes.txt": (lambda r: _edit(r, "classes.txt", "\n \n"), r"classes.txt is empty"),
+    "listed image missing": (lambda r: (r / "images" / "reef_04.jpg").unlink(),
+                             r"labels.csv line 5: image 'reef_04' is listed but missing from .*images"),
+    "unreadable image": (
+        lambda r: (r / "images" / "reef_07.jpg").write_bytes(
+            (r / "images" / "reef_07.jpg").read_bytes()[:300]),
+        r"cannot read image .*reef_07\.jpg"),
+    "image not an image": (lambda r: (r / "images" / "reef_08.png").write_text("not a png"),
+                           r"cannot read image .*reef_08\.png"),
+    "mask size": (lambda r: _mask(r, "reef_02", np.zeros((60, 45))),
+                  r"mask .*reef_02\.png is 45×60 but its image .*reef_02\.png is 45×61"),
+    "mask values": (lambda r: _mask(r, "reef_06", np.full((45, 45), 7)),
+                    r"mask .*reef_06\.png has value 7 outside 0…3 and 255"),
+    "mask in colour": (lambda r: Image.new("RGB", (53, 37)).save(r / "masks" / "reef_01.png"),
+                       r"mask .*reef_01\.png is a RGB image; masks are single-channel"),
+    "image with no label": (
+        lambda r: _edit(r, "labels.csv", (r / "labels.csv").read_text().replace(
+            "reef_02,kelp", "reef_02, ")),
+        r"labels.csv line 3: image 'reef_02' has no label"),
+    "image without a row": (lambda r: Image.new("RGB", (9, 9)).save(r / "images" / "extra.png"),
+                            r"image .*extra\.png has no label: no row in .*labels.csv"),
+    "split names an unknown image": (lambda r: _edit(r, "splits/train.txt", "reef_01\nnowhere.jpg\n"),
+                                     r"splits/train.txt line 2: image 'nowhere' is not in labels.csv"),
+    "empty split": (lambda r: _edit(r, "splits/val.txt", "\n"), r"splits/val.txt names no image"),
+    "scored split without masks": (lambda r: _edit(r, "splits/eval.txt", "reef_01\nreef_07\n"),
+                                   r"splits/eval.txt line 2: image 'reef_07' has no mask"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_bad_input_is_one_line_before_anything_trains(reef, tmp_path, monkeypatch, capsys, damage):
+    root = shutil.copytree(reef, tmp_path / "reef")
+    spoil, expected = DAMAGES[damage]
+    spoil(root)
+    code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "folder", "--data-root", root,
+                         "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache",
+                         "--wandb", "disabled", "--device", "cpu", "--allow-random-weights")
+    assert re.search(expected, one_error_line(code, err)), err
+    assert not (tmp_path / "cache" / "stages").exists()  # nothing trained, nothing cached
+
+
+def test_unknown_dataset_is_one_line(tmp_path, monkeypatch, capsys):
+    code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "nope",
+                         "--runs-dir", tmp_path / "runs", "--wandb", "disabled")
+    assert one_error_line(code, err) == ("error: unknown dataset 'nope'; known: "
+                                         + ", ".join(dataset_names()))
+
+
+# ---- seed mIoU of hand-made CAMs equals a confusion matrix counted by hand ----------------
+
+def test_eval_cams_equals_a_hand_counted_confusion_matrix(tmp_path, monkeypatch, capsys):
+    """Two evaluated images (splits/eval.txt), CAMs of 0s and 1s, so every threshold of the
+    sweep predicts the same labels:
+
+        image a (3×4), starfish + kelp          image b (2×3), sea_urchin
+        mask          prediction                mask        prediction
+        0 1 1   2     1 1 1 0                   3 3 0       3 3 3
+        0 1 255 2     0 1 2 2                   3 0 0       0 0 0
+        0 0 2   2     0 0 2 2
+
+    Confusion (rows truth 0…3, columns prediction), the 255 pixel ignored:
+        bg        [5, 1, 0, 1]   a: (1,0) (2,0) (2,1) → bg, (0,0) → 1; b: (1,1) (1,2) → bg, (0,2) → 3
+        starfish  [0, 3, 0, 0]
+        kelp      [1, 0, 3, 0]   a: (0,3) → bg
+        urchin    [1, 0, 0, 2]   b: (1,0) → bg
+    IoU = diag / (row + column − diag): bg 5/(7+7−5) = 5/9, starfish 3/(3+4−3) = 3/4,
+    kelp 3/(4+3−3) = 3/4, urchin 2/(3+3−2) = 1/2; mIoU = (5/9 + 3/4 + 3/4 + 1/2)/4 = 23/36."""
+    root = tmp_path / "tiny"
+    for sub in ("images", "masks", "splits"):
+        (root / sub).mkdir(parents=True)
+    (root / "classes.txt").write_text("starfish\nkelp\nsea_urchin\n")
+    (root / "labels.csv").write_text("image,labels\na.png,starfish;kelp\nb,sea_urchin\nc.jpg,kelp\n")
+    (root / "splits" / "eval.txt").write_text("a\nb\n")
+    Image.new("RGB", (4, 3), (9, 80, 200)).save(root / "images" / "a.png")
+    Image.new("L", (3, 2), 77).save(root / "images" / "b.png")
+    Image.new("RGB", (5, 5)).save(root / "images" / "c.jpg")  # no mask: trains only
+    _mask(root, "a", np.array([[0, 1, 1, 2], [0, 1, 255, 2], [0, 0, 2, 2]]))
+    _mask(root, "b", np.array([[3, 3, 0], [3, 0, 0]]))
+    pred_a = np.array([[1, 1, 1, 0], [0, 1, 2, 2], [0, 0, 2, 2]])
+    pred_b = np.array([[3, 3, 3], [0, 0, 0]])
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    for name, pred, keys in (("a", pred_a, [0, 1]), ("b", pred_b, [2])):
+        high = np.stack([(pred == k + 1).astype(np.float32) for k in keys])
+        np.save(cams / f"{name}.npy", {"keys": np.array(keys), "high_res": high})
+    code, out, err = bench(monkeypatch, capsys, "eval", "--dataset", "folder", "--data-root", root,
+                           "--cams", cams, "--json", "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["n_images"] == 2
+    assert record["seed_miou"] == pytest.approx(100 * 23 / 36, abs=1e-6)
+    assert record["seed_miou_fixed"] == pytest.approx(100 * 23 / 36, abs=1e-6)
+    per_class = record["per_class_iou"]
+    assert [per_class[c] for c in ("background", "starfish", "kelp", "sea_urchin")] == \
+        pytest.approx([100 * 5 / 9, 75.0, 75.0, 50.0], abs=1e-6)
