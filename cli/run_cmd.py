@@ -33,6 +33,6 @@ def run_command(
     record = run_variant(method, dataset, seed, opt.sets(set_), epochs, device, resume=resume,
                          threshold_split=threshold_split, **options.run_kwargs())
     if json_out:
-        typer.echo(json.dumps(record, default=str))
+        typer.echo(json.dumps(record.to_dict(), default=str))
     else:
-        print_summary(record)
+        print_summary(record.to_dict())

@@ -28,7 +28,7 @@ def runs_command(
     records = store.records(status=None)
     by_status: dict[str, int] = {}
     for rec in records:
-        by_status[str(rec.get("status"))] = by_status.get(str(rec.get("status")), 0) + 1
+        by_status[rec.status] = by_status.get(rec.status, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
     typer.echo(f"{store.root}: {len(records)} finished runs ({counts}); "
                f"{len(store.skipped)} unreadable result files skipped")

@@ -11,7 +11,10 @@ from __future__ import annotations
 import platform
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.record import RunRecord
 
 # distribution name -> the record's key: the dependencies whose versions change numbers
 PACKAGES = {
@@ -76,9 +79,9 @@ def differing(envs: list[dict[str, Any] | None]) -> list[str]:
     return [k for k in COMPARED if len({str(env.get(k)) for env in envs}) > 1]
 
 
-def mixed_line(records: list[dict[str, Any]]) -> str:
+def mixed_line(records: list[RunRecord]) -> str:
     """One warning line when `records` come from different environments, else ""."""
-    fields = differing([rec.get("environment") for rec in records])
+    fields = differing([rec.environment for rec in records])
     if not fields:
         return ""
     return (f"rows come from different environments (they differ in {', '.join(fields)}): "

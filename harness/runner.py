@@ -4,6 +4,7 @@ evaluate, record."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import time
@@ -25,10 +26,11 @@ from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
 from harness.progress import log as default_log
 from harness.provenance import run_provenance
+from harness.record import SCHEMA_VERSION, RunRecord
 from harness.registry import get_method, get_variant
 from harness.run_options import config_fields, kind_of
 from harness.seeding import isolated_rng, seed_all
-from harness.store import SCHEMA_VERSION, ResultsStore, git_revision
+from harness.store import ResultsStore, git_revision
 from harness.tracking import Tracker, resolve_mode, slurm_job
 
 
@@ -103,7 +105,7 @@ def resolve_device(device: str) -> str:
 def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | None = None,
         wandb_mode: str | None = None, resume: bool = False, group: str | None = None,
         on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
-        log: Callable[[str], None] = default_log, show_progress: bool = True) -> dict[str, Any]:
+        log: Callable[[str], None] = default_log, show_progress: bool = True) -> RunRecord:
     """Run one configuration end to end and return its result record (also stored).
 
     What the run sets for itself stays inside it: the global random states are seeded from
@@ -119,7 +121,7 @@ def run(cfg: RunConfig, runs_dir: Path | str | None = None, cache_dir: Path | No
 def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
          wandb_mode: str | None, resume: bool, group: str | None,
          on_epoch: Callable[[str, int, dict[str, float]], None] | None,
-         log: Callable[[str], None], show_progress: bool) -> dict[str, Any]:
+         log: Callable[[str], None], show_progress: bool) -> RunRecord:
     t0 = time.time()
     check_seed(cfg.seed)  # before the runs dir is made
     store = ResultsStore(runs_dir)
@@ -175,12 +177,13 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
         tracker.summary(record, list(ctx.dataset("eval").class_names) if record["status"] == "ok"
                         else [], overlays if record["status"] == "ok" else [])
         tracker.finish(exit_code=0 if record["status"] == "ok" else 1)
-    record["path"] = str(run_dir.finish(record))
-    if record["status"] != "ok":
-        failure = NonFiniteLoss(f"{record['error']} (recorded as failed in {record['path']})")
-        failure.record = record  # sweeps mark the trial failed with this reason and go on
+    result = RunRecord.from_dict(record)
+    result = dataclasses.replace(result, path=str(run_dir.finish(result)))
+    if not result.ok:
+        failure = NonFiniteLoss(f"{result.error} (recorded as failed in {result.path})")
+        failure.record = result  # sweeps mark the trial failed with this reason and go on
         raise failure
-    return record
+    return result
 
 
 def run_variant(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
@@ -189,7 +192,7 @@ def run_variant(variant: str, dataset: str = "synth", seed: int = 0, sets: list[
                 group: str | None = None,
                 on_epoch: Callable[[str, int, dict[str, float]], None] | None = None,
                 log: Callable[[str], None] = default_log, show_progress: bool = True,
-                **paths: Any) -> dict[str, Any]:
+                **paths: Any) -> RunRecord:
     """`bench run VARIANT`: resolve the config (`resolve_config`), then `run` it. The one
     entry point of the CLI, `bench reproduce` and every sweep trial; returns the record."""
     cfg = resolve_config(variant, dataset, seed, list(sets), epochs, device, **paths)

@@ -22,8 +22,7 @@ from typing import Any
 
 from harness.errors import BenchError
 from harness.leftovers import OWNER_FILE, owner_tag, run_leftovers
-
-SCHEMA_VERSION = 1
+from harness.record import RecordError, RunRecord, to_record
 
 
 def default_runs_dir() -> Path:
@@ -63,8 +62,8 @@ class RunDir:
         with open(self.path / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
 
-    def finish(self, record: dict[str, Any]) -> Path:
-        self.write_json("result.json", record)
+    def finish(self, record: RunRecord | dict[str, Any]) -> Path:
+        self.write_json("result.json", to_record(record).to_dict())
         (self.path / OWNER_FILE).unlink(missing_ok=True)
         final = self.store.root / self.run_id
         os.replace(self.path, final)
@@ -75,7 +74,7 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _read_record(path: Path) -> tuple[dict[str, Any] | None, str]:
+def _read_record(path: Path) -> tuple[RunRecord | None, str]:
     """(record, "") or (None, why it is not one)."""
     try:
         text = path.read_bytes().decode("utf-8")
@@ -84,23 +83,11 @@ def _read_record(path: Path) -> tuple[dict[str, Any] | None, str]:
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
     try:
-        rec = json.loads(text)
+        return RunRecord.from_dict(json.loads(text)), ""
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg}, line {exc.lineno})"
-    if not isinstance(rec, dict):
-        return None, f"a JSON {type(rec).__name__}, not a record object"
-    for name, types in _FIELD_TYPES.items():
-        if name in rec and not isinstance(rec[name], types) or isinstance(rec.get(name), bool):
-            return None, f"its {name} is a {type(rec[name]).__name__}"
-    return rec, ""
-
-
-# the fields reports read, with the JSON types they must have where present
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "run_id": (str,), "method": (str,), "variant": (str,), "dataset": (str,), "status": (str,),
-    "seed": (int,), "seed_miou": (int, float, type(None)), "hparams": (dict,), "config": (dict,),
-    "per_class_iou": (dict,), "provenance": (dict,),
-}
+    except RecordError as exc:
+        return None, str(exc)
 
 
 def _stderr_line(message: str) -> None:
@@ -144,11 +131,11 @@ class ResultsStore:
                 removed.append(path)
         return removed
 
-    def records(self, status: str | None = "ok") -> list[dict[str, Any]]:
+    def records(self, status: str | None = "ok") -> list[RunRecord]:
         """Every finished run's record (of `status`; None: all). A file that cannot be read,
         is not UTF-8 JSON or holds no object is skipped with one warning line naming it
         (never fatal to a report); `self.skipped` lists them for the report's legend."""
-        out: list[dict[str, Any]] = []
+        out: list[RunRecord] = []
         self.skipped = []
         if not self.root.is_dir():
             return out
@@ -160,7 +147,7 @@ class ResultsStore:
                 self.skipped.append((path, why))
                 self.warn(f"warning: results store: skipped {path}: {why}")
                 continue
-            if status is None or rec.get("status") == status:
+            if status is None or rec.status == status:
                 out.append(rec)
         return out
 
@@ -169,7 +156,7 @@ class ResultsStore:
 
         rows = []
         for rec in self.records(status):
-            row = {k: v for k, v in rec.items() if not isinstance(v, dict | list)}
-            row.update({f"hp.{k}": v for k, v in rec.get("hparams", {}).items()})
+            row = {k: v for k, v in rec.to_dict().items() if not isinstance(v, dict | list)}
+            row.update({f"hp.{k}": v for k, v in rec.hparams.items()})
             rows.append(row)
         return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BenchError
+from harness.record import RunRecord
 from reports import get_table, protocol
 from reports.compile import PairKey, Seeds, cell_values, delta_mark, fp_field, metric_field, row_cells
 from reports.render import MARKS, noise_line
@@ -46,7 +47,7 @@ def find_row(table: Table, name: str) -> Row:
                      "(bench report --table " + table.name + " lists them)")
 
 
-def compare_rows(table: Table | str, first: str, second: str, records: list[dict[str, Any]],
+def compare_rows(table: Table | str, first: str, second: str, records: list[RunRecord],
                  dataset: str = "synth", seeds: Seeds = 1, teacher_seeds: Seeds = 1,
                  sets: list[str] = (), epochs: int | None = None, threshold: str = "best",
                  mixed_provenance: bool = False) -> Comparison:

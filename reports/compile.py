@@ -16,6 +16,7 @@ import pandas as pd
 from harness.config import split_sets
 from harness.environment import mixed_line
 from harness.errors import BenchError
+from harness.record import RunRecord, to_record
 from reports import get_table, protocol
 from reports.protocol import HELDOUT_SPLIT, THRESHOLD_FIELDS, THRESHOLD_RULES
 from reports.provenance import column_mismatch, recorded_rules, split_text
@@ -35,6 +36,7 @@ MASK_METRIC = "mask_miou"
 METRIC = "seed_miou"
 PairKey = tuple[int, int]  # (seed, teacher_seed): the two seed axes a cell is measured over
 Seeds = int | Sequence[int]  # a count N (0 … N-1) or the seeds themselves
+Cell = dict[PairKey, RunRecord]  # one cell's records, by pair
 
 
 def reference_label(dataset: str) -> str:
@@ -67,19 +69,13 @@ def _same(a: Any, b: Any) -> bool:
     return a == b or str(a) == str(b)
 
 
-def record_params(rec: dict[str, Any]) -> dict[str, Any]:
-    params = dict((rec.get("config") or {}).get("params") or {})
-    params.update(rec.get("hparams") or {})
-    return params
-
-
-def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
+def matches(rec: RunRecord, row: Row, dataset: str, sets: list[str] = (),
             expected: dict[str, Any] | None = None) -> bool:
     """Does this result record measure this cell? With `expected` (the resolved settings),
     every setting must agree, so a smoke run or another sweep's run never pollutes a cell."""
-    if rec.get("variant") != row.variant or rec.get("dataset") != dataset:
+    if rec.variant != row.variant or rec.dataset != dataset:
         return False
-    params = record_params(rec)
+    params = rec.params()
     wanted = expected if expected is not None else {**row.hparams, **split_sets(list(sets))}
     for key, value in wanted.items():
         if key not in params:
@@ -91,10 +87,10 @@ def matches(rec: dict[str, Any], row: Row, dataset: str, sets: list[str] = (),
     return True
 
 
-def pair_key(rec: dict[str, Any]) -> PairKey:
+def pair_key(rec: RunRecord) -> PairKey:
     """A record's place on the two seed axes; records from before `teacher_seed` existed
     used teacher seed 0 (the default)."""
-    return int(rec.get("seed", 0)), int(record_params(rec).get("teacher_seed", 0))
+    return int(rec.seed), int(rec.params().get("teacher_seed", 0))
 
 
 def check_threshold(threshold: str) -> str:
@@ -114,9 +110,9 @@ def fp_field(row: Row) -> str:
     return "oracle_context_fp" if row.control == "oracle" else "context_fp"
 
 
-def cell_records(records: list[dict[str, Any]], row: Row, dataset: str, sets: list[str] = (),
-                 epochs: int | None = None, strict: bool = True,
-                 metric: str = METRIC) -> dict[PairKey, dict[str, Any]]:
+def cell_records(records: Sequence[RunRecord | dict[str, Any]], row: Row, dataset: str,
+                 sets: list[str] = (), epochs: int | None = None, strict: bool = True,
+                 metric: str = METRIC) -> Cell:
     """(seed, teacher_seed) → the latest ok record of this cell that has `metric`."""
     expected = expected_params(row.variant, dataset, row.sets() + list(sets), epochs) \
         if strict else None
@@ -124,15 +120,15 @@ def cell_records(records: list[dict[str, Any]], row: Row, dataset: str, sets: li
         expected.pop("teacher_seed", None)  # a seed axis, not a setting of the cell
     if expected is None and epochs is not None:
         sets = [*sets, f"epochs={epochs}"]
-    by_pair: dict[PairKey, dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("status", "ok") != "ok" or rec.get(metric) is None:
+    by_pair: Cell = {}
+    for rec in map(to_record, records):
+        if not rec.ok or rec.metric(metric) is None:
             continue
         if not matches(rec, row, dataset, sets, expected):
             continue
         key = pair_key(rec)
         old = by_pair.get(key)
-        if old is None or str(rec.get("finished_at", "")) >= str(old.get("finished_at", "")):
+        if old is None or rec.finished_at >= old.finished_at:
             by_pair[key] = rec
     return by_pair
 
@@ -167,8 +163,8 @@ def wanted_pairs(seeds: Seeds, teacher_seeds: Seeds = 1) -> list[PairKey]:
     return [(s, t) for t in seed_values(teacher_seeds) for s in seed_values(seeds)]
 
 
-def only_listed(cell: dict[PairKey, dict[str, Any]], seeds: Seeds, teacher_seeds: Seeds
-                ) -> dict[PairKey, dict[str, Any]]:
+def only_listed(cell: Cell, seeds: Seeds, teacher_seeds: Seeds
+                ) -> Cell:
     """A count keeps every pair the store has; a list keeps only the listed seeds."""
     keep_s = None if isinstance(seeds, int) else set(seed_values(seeds))
     keep_t = None if isinstance(teacher_seeds, int) else set(seed_values(teacher_seeds))
@@ -211,7 +207,7 @@ def _seed_loop(base: list[str], seeds: list[int], teacher: str) -> str:
     return cmd if one else f"for s in {' '.join(map(str, seeds))}; do {cmd}; done"
 
 
-def compile_table(table: Table | str, records: list[dict[str, Any]] | None = None,
+def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, Any]] | None = None,
                   dataset: str = "synth", runs_dir: Path | str | None = None, seeds: Seeds = 1,
                   sets: list[str] = (), epochs: int | None = None, strict: bool = True,
                   teacher_seeds: Seeds = 1, threshold: str = "best",
@@ -269,10 +265,10 @@ def compile_table(table: Table | str, records: list[dict[str, Any]] | None = Non
     return df
 
 
-def row_cells(rows: Sequence[Row], records: list[dict[str, Any]], dataset: str, seeds: Seeds,
+def row_cells(rows: Sequence[Row], records: Sequence[RunRecord | dict[str, Any]], dataset: str, seeds: Seeds,
               teacher_seeds: Seeds, sets: Sequence[str] = (), epochs: int | None = None,
               strict: bool = True, threshold: str = "best", mixed_provenance: bool = False
-              ) -> tuple[list[dict[PairKey, dict[str, Any]]], str]:
+              ) -> tuple[list[Cell], str]:
     """Each row's cell (pair → record, only the listed seeds) and the provenance mismatch
     line across them; a mismatch is refused unless `mixed_provenance` (then returned)."""
     cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
@@ -291,15 +287,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan)
 
 
-def _field_mean(cell: dict[PairKey, dict[str, Any]], name: str) -> float:
-    values = [float(r[name]) for r in cell.values() if r.get(name) is not None]
+def _field_mean(cell: Cell, name: str) -> float:
+    values = [float(v) for r in cell.values() if (v := r.metric(name)) is not None]
     return sum(values) / len(values) if values else math.nan
 
 
-def _measured(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str,
+def _measured(row: Row, cell: Cell, threshold: str,
               dataset: str) -> dict[str, Any]:
     """Mean ± std over all the cell's pairs, Δ to published, controls and provenance."""
-    mean, std = _mean_std([float(r[metric_field(row, threshold)]) for r in cell.values()])
+    mean, std = _mean_std([float(r.metric(metric_field(row, threshold))) for r in cell.values()])
     pub, ref = row.published.value, reference_label(dataset)
     return {
         "row": row.label, "variant": row.variant, "settings": row.settings, "n": len(cell),
@@ -314,8 +310,8 @@ def _measured(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str,
     }
 
 
-def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]],
-                    ref_cell: dict[PairKey, dict[str, Any]], threshold: str) -> dict[str, Any]:
+def _paired_columns(row: Row, ref: Row | None, cell: Cell,
+                    ref_cell: Cell, threshold: str) -> dict[str, Any]:
     """Paired Δ (this row − reference row) of seed mIoU and of context_fp over the pairs
     both measured; the reference row itself gets none."""
     blank = {"reference": ref.label if ref else "", "ref_pairs": "", "ref_mark": "",
@@ -337,8 +333,8 @@ def _paired_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any
     return out
 
 
-def _mask_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]],
-                  ref_cell: dict[PairKey, dict[str, Any]]) -> dict[str, Any]:
+def _mask_columns(row: Row, ref: Row | None, cell: Cell,
+                  ref_cell: Cell) -> dict[str, Any]:
     """The Mask column: the cell's runs that made pseudo masks (`--masks`), mean ± std of their
     mask mIoU, Δ to the published Mask value, paired Δ to the reference row's masks."""
     mine = cell_values(cell, MASK_METRIC)
@@ -357,8 +353,8 @@ def _mask_columns(row: Row, ref: Row | None, cell: dict[PairKey, dict[str, Any]]
     return out
 
 
-def cell_values(cell: dict[PairKey, dict[str, Any]], name: str) -> dict[PairKey, float]:
-    return {k: float(r[name]) for k, r in cell.items() if r.get(name) is not None}
+def cell_values(cell: Cell, name: str) -> dict[PairKey, float]:
+    return {k: float(v) for k, r in cell.items() if (v := r.metric(name)) is not None}
 
 
 def delta_mark(delta: PairedDelta, noise: float | None) -> str:
@@ -374,12 +370,12 @@ def _delta_columns(prefix: str, delta: PairedDelta | None, noise: float | None) 
             f"{prefix}_high": delta.high, f"{prefix}_mark": mark}
 
 
-def _dead_classes(row: Row, cell: dict[PairKey, dict[str, Any]]) -> str:
+def _dead_classes(row: Row, cell: Cell) -> str:
     """How many classes never reach the matched recall, and which (over the cell's pairs:
     `bird×2` = dead in 2 of them); `—` where the records predate the field."""
     if row.control:
         return ""
-    lists = [r["dead_classes"] for r in cell.values() if r.get("dead_classes") is not None]
+    lists = [v for r in cell.values() if (v := r.metric("dead_classes")) is not None]
     if not lists:
         return ""
     counts: dict[str, int] = {}
@@ -390,19 +386,19 @@ def _dead_classes(row: Row, cell: dict[PairKey, dict[str, Any]]) -> str:
     return f"{len(counts)}" + (f" ({names})" if names else "")
 
 
-def _threshold_text(row: Row, cell: dict[PairKey, dict[str, Any]], threshold: str) -> str:
+def _threshold_text(row: Row, cell: Cell, threshold: str) -> str:
     """The rule that picked this row's threshold, with the t it used (a range over pairs)."""
     if row.control == "oracle":
         return "best t (its own)"  # harness.evaluate scores the oracle at its best t
-    ts = sorted({float(r[THRESHOLD_FIELDS[threshold]]) for r in cell.values()
-                 if r.get(THRESHOLD_FIELDS[threshold]) is not None})
+    ts = sorted({float(v) for r in cell.values()
+                 if (v := r.metric(THRESHOLD_FIELDS[threshold])) is not None})
     rule = THRESHOLD_RULES[threshold][2]
     if not ts:
         return rule
     return f"{rule} ({ts[0]:g})" if len(ts) == 1 else f"{rule} ({ts[0]:g}–{ts[-1]:g})"
 
 
-def _per_class(table: Table, cells: list[dict[PairKey, dict[str, Any]]]
+def _per_class(table: Table, cells: list[Cell]
                ) -> dict[str, dict[str, float]]:
     """variant (+ settings) → mean per-class IoU over its records (for the plot)."""
     per_class = {}
@@ -411,7 +407,7 @@ def _per_class(table: Table, cells: list[dict[PairKey, dict[str, Any]]]
             continue
         classes: dict[str, list[float]] = {}
         for r in cell.values():
-            for k, v in (r.get("per_class_iou") or {}).items():
+            for k, v in r.per_class_iou.items():
                 if v is not None:
                     classes.setdefault(k, []).append(float(v))
         key = row.variant + (f" {row.settings}" if row.settings else "")

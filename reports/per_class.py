@@ -12,15 +12,16 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import BenchError
+from harness.record import RunRecord, to_record
 
 NAME = "per-class"
 TITLE = "Per-class IoU, precision, recall, FP, FN"
 FIELDS = ("iou", "precision", "recall", "fp", "fn")
 
 
-def select_runs(records: list[dict[str, Any]], run_ids: list[str] = (), variant: str | None = None,
+def select_runs(records: list[RunRecord], run_ids: list[str] = (), variant: str | None = None,
                 dataset: str = "synth", sets: list[str] = (), epochs: int | None = None
-                ) -> list[dict[str, Any]]:
+                ) -> list[RunRecord]:
     """The records of the given runs (a run id or an unambiguous prefix of one), or of every
     (seed, teacher_seed) of a variant's cell; one clear error when nothing matches."""
     if bool(run_ids) == bool(variant):
@@ -39,39 +40,40 @@ def select_runs(records: list[dict[str, Any]], run_ids: list[str] = (), variant:
     return [_one_run(records, run_id) for run_id in run_ids]
 
 
-def _one_run(records: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
-    hits = [r for r in records if str(r.get("run_id", "")).startswith(run_id)]
-    exact = [r for r in hits if r.get("run_id") == run_id]
+def _one_run(records: list[RunRecord], run_id: str) -> RunRecord:
+    hits = [r for r in records if r.run_id.startswith(run_id)]
+    exact = [r for r in hits if r.run_id == run_id]
     if len(exact) == 1 or len(hits) == 1:
         return (exact or hits)[0]
     raise BenchError(f"--run {run_id}: " + ("no ok run with this id in the results store"
                                             if not hits else f"{len(hits)} runs start with it"))
 
 
-def per_class_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+def per_class_frame(runs: list[RunRecord | dict[str, Any]]) -> pd.DataFrame:
     """One row per class: the mean of each field over the runs (classes as recorded)."""
-    missing = [r.get("run_id", "?") for r in runs if not isinstance(r.get("per_class"), dict)]
+    runs = [to_record(r) for r in runs]
+    missing = [r.run_id or "?" for r in runs if not isinstance(r.metric("per_class"), dict)]
     if missing:
         raise BenchError(f"run(s) {', '.join(missing)} have no per-class precision/recall "
                          "(recorded before `per_class` existed); re-run or `bench eval` them")
-    classes = sorted(dict.fromkeys(c for r in runs for c in r["per_class"]),
+    classes = sorted(dict.fromkeys(c for r in runs for c in r.metric("per_class")),
                      key=lambda c: c != "background")  # background first, the rest as recorded
-    rows = [{"class": c, **{f: _mean([r["per_class"].get(c, {}).get(f) for r in runs])
+    rows = [{"class": c, **{f: _mean([r.metric("per_class").get(c, {}).get(f) for r in runs])
                             for f in FIELDS}} for c in classes]
     df = pd.DataFrame(rows, columns=["class", *FIELDS])
-    df.attrs.update(runs=[r.get("run_id", "?") for r in runs],
-                    best_threshold=runs[0].get("best_threshold") if len(runs) == 1 else None,
-                    variants=sorted({str(r.get("variant")) for r in runs}),
-                    background_leak=_mean([r.get("background_leak") for r in runs]),
+    df.attrs.update(runs=[r.run_id or "?" for r in runs],
+                    best_threshold=runs[0].best_threshold if len(runs) == 1 else None,
+                    variants=sorted({r.variant for r in runs}),
+                    background_leak=_mean([r.metric("background_leak") for r in runs]),
                     environments=_environment_lines(runs))
     return df
 
 
-def _environment_lines(runs: list[dict[str, Any]]) -> list[str]:
+def _environment_lines(runs: list[RunRecord]) -> list[str]:
     """Each run's environment fingerprint, then the warning when they differ."""
     from harness.environment import mixed_line, summary_line
 
-    lines = [f"environment of {r.get('run_id', '?')}: {summary_line(r.get('environment'))}"
+    lines = [f"environment of {r.run_id or '?'}: {summary_line(r.environment)}"
              for r in runs]
     mixed = mixed_line(runs) if len(runs) > 1 else ""
     return lines + ([f"WARNING: {mixed}"] if mixed else [])

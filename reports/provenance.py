@@ -5,7 +5,10 @@ from before it existed are tolerated and shown as `—`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.record import RunRecord
 
 # what must agree across every row of a column
 COLUMN_KEYS = ("split", "n_images", "gt_source", "scales", "flips", "crf", "class_names",
@@ -15,14 +18,14 @@ COLUMN_KEYS = ("split", "n_images", "gt_source", "scales", "flips", "crf", "clas
 TEACHER_KEY = "clip_weights_sha256"
 
 
-def column_mismatch(labelled: list[tuple[str, int, dict[str, Any]]], metric: str = "seed_miou"
+def column_mismatch(labelled: list[tuple[str, int, RunRecord]], metric: str = "seed_miou"
                     ) -> str:
     """One line naming each provenance key whose value differs across the given (row label,
     teacher seed, record) triples, with the rows that have each value; "" when they agree.
     `metric`: the seed mIoU field shown, whose recorded threshold rule must agree too."""
     seen: dict[str, dict[str, list[str]]] = {}
     for label, teacher, rec in labelled:
-        prov = rec.get("provenance")
+        prov = rec.provenance
         if not isinstance(prov, dict):
             continue
         for key in COLUMN_KEYS:
@@ -50,16 +53,16 @@ def _short(value: Any) -> str:
     return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
 
-def split_text(records: list[dict[str, Any]]) -> str:
+def split_text(records: list[RunRecord]) -> str:
     """The split the cell was scored on, with its image count (`val (300)`); `—` when the
     records predate provenance."""
     splits = sorted({f"{p.get('split', '?')} ({p.get('n_images', '?')})"
-                     for p in (r.get("provenance") for r in records) if isinstance(p, dict)})
+                     for p in (r.provenance for r in records) if isinstance(p, dict)})
     return ", ".join(splits) if splits else ("—" if records else "")
 
 
-def recorded_rules(records: list[dict[str, Any]], field: str) -> list[str]:
+def recorded_rules(records: list[RunRecord], field: str) -> list[str]:
     """How the records say their `field` (seed_miou, …) was thresholded (provenance
     `threshold_rule`), each distinct wording once."""
-    rules = [(r.get("provenance") or {}).get("threshold_rule") for r in records]
+    rules = [(r.provenance or {}).get("threshold_rule") for r in records]
     return sorted({rule[field] for rule in rules if isinstance(rule, dict) and rule.get(field)})

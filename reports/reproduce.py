@@ -15,9 +15,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.process import configure_process
+from harness.record import RunRecord, to_record
 from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from reports import get_table
@@ -47,7 +47,7 @@ class Job:
                            if self.threshold_split else []))
 
 
-def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[dict[str, Any]],
+def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[RunRecord],
                  sets: list[str] = (), epochs: int | None = None,
                  teacher_seeds: Seeds = 1, threshold: str = "best",
                  masks: str | None = None) -> list[Job]:
@@ -61,6 +61,7 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
         table = get_table(table)
     split = HELDOUT_SPLIT if threshold == "heldout" else None
     with_masks = masks not in (None, "none")
+    records = [to_record(r) for r in records]
     if with_masks:
         records = [r for r in records if _mask_pipeline(r) == masks]
     jobs, seen = [], set()
@@ -78,8 +79,8 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[d
     return jobs
 
 
-def _mask_pipeline(rec: dict[str, Any]) -> str | None:
-    masks = (rec.get("config") or {}).get("masks")
+def _mask_pipeline(rec: RunRecord) -> str | None:
+    masks = rec.config.get("masks")
     return masks.get("pipeline") if isinstance(masks, dict) else None
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.errors import BenchError, NonFiniteLoss
 from harness.process import configure_process
+from harness.record import RunRecord
 from harness.run_options import RunOptions
 from sweeps import slurm_state
 from sweeps import storage as st
@@ -359,12 +360,12 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str,
                 _fail(trial, f"seed {seed}: {type(exc).__name__}: {exc}", runs, None)
                 log(f"trial {trial.number} crashed:\n{tb}")
                 raise TrialFailed(str(exc)) from None
-            value = record.get(spec.metric)
+            value = record.metric(spec.metric)
             if value is None or not math.isfinite(float(value)):
                 _fail(trial, f"seed {seed}: metric {spec.metric} missing or not finite", runs, record)
                 raise TrialFailed(f"metric {spec.metric} missing")
             values.append(float(value))
-            runs.append(record["run_id"])
+            runs.append(record.run_id)
             trial.set_user_attr("runs", runs)
             trial.set_user_attr(spec.metric + "_per_seed", values)
         mean = sum(values) / len(values)
@@ -374,10 +375,10 @@ def make_objective(definition: dict[str, Any], study_name: str, device: str,
     return objective
 
 
-def _fail(trial, reason: str, runs: list[str], record: dict[str, Any] | None) -> None:
+def _fail(trial, reason: str, runs: list[str], record: RunRecord | None) -> None:
     trial.set_user_attr("fail_reason", reason[:FAIL_REASON_CHARS])
-    if record and record.get("run_id"):
-        runs = [*runs, record["run_id"]]
+    if record is not None and record.run_id:
+        runs = [*runs, record.run_id]
     if runs:
         trial.set_user_attr("runs", runs)
 

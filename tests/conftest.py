@@ -32,6 +32,7 @@ def assert_pinned(name: str, record: dict) -> None:
     are bit-identical for a fixed thread count (TEST_THREADS, pinned with them). After a
     change that is meant to move them, `BENCH_PIN=write pytest ...` rewrites the entries of
     the tests it runs (and the diff of pinned.json shows what moved)."""
+    record = record.to_dict() if hasattr(record, "to_dict") else record  # a RunRecord or its JSON
     got = {"seed_miou": record["seed_miou"], "context_fp": record.get("context_fp"),
            "torch_threads": record["torch_threads"]}
     if os.environ.get("BENCH_PIN") == "write":

@@ -77,7 +77,7 @@ def test_clims_tiny_run(synth_teacher, cache_dir, runs_dir):
     assert cfg.params.w_otm == 10 and cfg.params.w_btm == 24 and cfg.params.cbs_threshold == 0.26
     rec = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
               log=lambda m: None, show_progress=False)
-    assert rec["status"] == "ok" and "clims" in rec["stage_cache"]["misses"]
+    assert rec.status == "ok" and "clims" in rec.stage_cache["misses"]
     assert_pinned("clims tiny run", rec)
 
 

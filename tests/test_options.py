@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from cli import _register, app
+from harness.record import RunRecord
 from harness.run_options import RunOptions
 
 RUN_INPUTS = ["--data-root", "--clip-weights", "--backbone-weights", "--vqa-path",
@@ -100,7 +101,7 @@ class RunSpy:
         paths = {k: kw[k] for k in (*RUN_INPUTS_FIELDS, "threshold_split") if k in kw}
         cfg = resolve_config(variant, dataset, seed, list(sets), epochs, "cpu", **paths)
         self.calls.append((cfg, kw))
-        return {"seed_miou": 10.0 + seed, "run_id": f"spy-{len(self.calls)}"}
+        return RunRecord(seed_miou=10.0 + seed, run_id=f"spy-{len(self.calls)}")
 
 
 RUN_INPUTS_FIELDS = ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",

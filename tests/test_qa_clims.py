@@ -237,11 +237,11 @@ def test_tiny_run_end_to_end(synth_teacher, cache_dir, runs_dir):
     cfg = resolve_config("qa-clims", "synth", 0, [*TINY, "epochs=1"], device="cpu")
     record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
                  log=lambda m: None, show_progress=False)
-    assert record["status"] == "ok" and record["context_fp"] is not None
+    assert record.status == "ok" and record.context_fp is not None
     assert_pinned("qa-clims tiny run", record)
-    assert "qape" in record["stage_cache"]["misses"] or "qape" in record["stage_cache"]["hits"]
+    assert "qape" in record.stage_cache["misses"] or "qape" in record.stage_cache["hits"]
     # an ablation shares the CAM checkpoint and the corpus
     cfg = resolve_config("qa-clims/q-category", "synth", 0, [*TINY, "epochs=1"], device="cpu")
     record = run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
                  log=lambda m: None, show_progress=False)
-    assert {"cam", "qape"} <= set(record["stage_cache"]["hits"])
+    assert {"cam", "qape"} <= set(record.stage_cache["hits"])

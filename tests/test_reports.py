@@ -5,6 +5,7 @@ the runner is faked)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -193,7 +194,7 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
     reproduce("tiny", "synth", seeds=2, teacher_seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
               sets=["n_train=64"])
     assert calls == [("cam", 0), ("cam", 1)]
-    assert sorted(r["config"]["params"]["teacher_seed"] for r in ResultsStore(runs).records()) \
+    assert sorted(r.params()["teacher_seed"] for r in ResultsStore(runs).records()) \
         == [0, 0, 1, 1]
     df = compile_table("tiny", runs_dir=runs, seeds=2, teacher_seeds=2, sets=["n_train=64"])
     assert list(df["n"]) == [4, 4, 0] and df.loc[1, "ref_n"] == 4
@@ -402,9 +403,8 @@ def test_controls_oracle_row_negative_control_and_dead_classes(tmp_path):
     assert "| neg. control FP % | dead classes |" in md
     assert math.isnan(oracle["context_fp_negative"])
     # at --threshold fixed the oracle (best t only) is still paired with cam's best t
-    recs = ResultsStore(root).records()
-    for rec in recs:
-        rec["seed_miou_fixed"] = rec["seed_miou"] - 10
+    recs = [dataclasses.replace(rec, seed_miou_fixed=rec.seed_miou - 10)
+            for rec in ResultsStore(root).records()]
     fixed = compile_table("seeds", recs, seeds=2, strict=False, threshold="fixed")
     assert fixed.iloc[-1]["ref_delta"] == pytest.approx(40.5) and fixed.iloc[0]["mean"] == 30.5
     # an oracle cell is read from cam's runs: reproduce never runs it on its own

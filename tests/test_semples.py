@@ -153,17 +153,17 @@ def test_lambda_change_retrains_only_stage_c(synth_teacher, cache_dir, runs_dir)
     quiet = {"runs_dir": runs_dir, "cache_dir": cache_dir, "wandb_mode": "disabled",
              "log": lambda m: None, "show_progress": False}
     first = run(resolve_config("semples", seed=7, sets=[*FAST, "lambda_refine=0.05"]), **quiet)
-    assert first["status"] == "ok"
+    assert first.status == "ok"
     assert_pinned("semples tiny run, seed 7, lambda_refine 0.05", first)
-    assert {"semples-a", "semples-b", "semples-c"} <= set(first["stage_cache"]["misses"])
+    assert {"semples-a", "semples-b", "semples-c"} <= set(first.stage_cache["misses"])
     second = run(resolve_config("semples", seed=7, sets=[*FAST, "lambda_refine=0.1"]), **quiet)
-    assert second["stage_cache"]["misses"] == ["semples-c"]
-    assert {"cam", "semples-a", "semples-b"} <= set(second["stage_cache"]["hits"])
+    assert second.stage_cache["misses"] == ["semples-c"]
+    assert {"cam", "semples-a", "semples-b"} <= set(second.stage_cache["hits"])
     third = run(resolve_config("semples/match-only", seed=7, sets=FAST), **quiet)
-    assert third["stage_cache"]["misses"] == ["semples-c"]  # λ = 0: no prompts at all
-    assert "semples-b" not in third["stage_cache"]["hits"]
+    assert third.stage_cache["misses"] == ["semples-c"]  # λ = 0: no prompts at all
+    assert "semples-b" not in third.stage_cache["hits"]
     # (c) restarts from S's initial state (the CAM), so match-only needs no stage (a) either
-    assert "semples-a" not in third["stage_cache"]["hits"]
+    assert "semples-a" not in third.stage_cache["hits"]
 
 
 def test_stage_output_does_not_depend_on_upstream_cache_hits(synth_teacher, cache_dir, tmp_path):
@@ -185,5 +185,5 @@ def test_stage_output_does_not_depend_on_upstream_cache_hits(synth_teacher, cach
             cache_dir=cold, **quiet)
     b = run(resolve_config("semples/match-only", seed=3, sets=FAST), runs_dir=tmp_path / "r2",
             cache_dir=warm, **quiet)
-    assert "cam" in a["stage_cache"]["misses"] and "cam" in b["stage_cache"]["hits"]
-    assert a["seed_miou"] == b["seed_miou"] and a["per_class_iou"] == b["per_class_iou"]
+    assert "cam" in a.stage_cache["misses"] and "cam" in b.stage_cache["hits"]
+    assert a.seed_miou == b.seed_miou and a.per_class_iou == b.per_class_iou

@@ -22,7 +22,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         p.start()
     for p in procs:
         p.join()
-    seeds = sorted(r["seed"] for r in ResultsStore(tmp_path).records())
+    seeds = sorted(r.seed for r in ResultsStore(tmp_path).records())
     assert seeds == list(range(8))
 
 

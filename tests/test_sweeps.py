@@ -467,11 +467,11 @@ def test_sweep_on_a_voc_tree_carries_the_run_options_and_preflight_fails_first(t
     assert "preflight ok: voc train 2 / eval 2 images, backbone resnet50" in ok.stdout
     assert "masks irn" not in ok.stdout
     records = ResultsStore(runs).records()
-    assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.05, 0.1]
+    assert sorted(r.params()["cam_lr"] for r in records) == [0.05, 0.1]
     for r in records:
-        assert r["config"]["data_root"] == str(root.resolve()) and r["allow_random_weights"]
-        assert r["stage_epochs"] == {"cam": 1} and r["dataset"] == "voc"
-        assert r["config"]["masks"] is None and r.get("mask_miou") is None
+        assert r.config["data_root"] == str(root.resolve()) and r.metric("allow_random_weights")
+        assert r.metric("stage_epochs") == {"cam": 1} and r.dataset == "voc"
+        assert r.config["masks"] is None and r.metric("mask_miou") is None
 
 
 # ---------------------------------------------------------------- optuna-dashboard
