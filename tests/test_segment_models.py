@@ -270,3 +270,76 @@ def test_submission_layout_and_palette(tmp_path):
             "results/VOC2012/Segmentation/comp5_test_cls/2008_000001.png",
             "results/VOC2012/Segmentation/comp5_test_cls/2008_000002.png"]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+# --- Mask2Former (transformers), seg_arch=small: the same code with a few layers ---------------
+
+@pytest.fixture(scope="module")
+def m2f():
+    torch.manual_seed(0)
+    spec = seg_model_spec("mask2former")
+    return spec.factory(4, spec.settings(["seg_arch=small"]), None)
+
+
+def test_m2f_targets_keep_background_as_a_class():
+    from harness.segment.mask2former import targets
+
+    grid = torch.tensor([[[0, 1], [255, 3]], [[255, 255], [2, 2]]])
+    masks, classes = targets(grid, 4)
+    assert classes[0].tolist() == [0, 1, 3] and classes[1].tolist() == [2]
+    assert masks[0].tolist() == [[[1, 0], [0, 0]], [[0, 1], [0, 0]], [[0, 0], [0, 1]]]
+    assert masks[1].tolist() == [[[0, 0], [1, 1]]]  # 255 is in no mask
+
+
+def _m2f_loss(model, masks, classes, aux, labels):
+    torch.manual_seed(1)  # the matcher's and the point sampler's draws
+    return model.loss_from_outputs(masks, classes, aux, labels)
+
+
+def test_m2f_loss_keeps_255_out(m2f):
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.randint(0, 4, (2, 64, 64))
+    labels[:, :, :24] = 255  # on the masks' 16×16 grid: columns 0–5 ignored
+    out = m2f.net(pixel_values=images, output_auxiliary_logits=True)
+    masks = out.masks_queries_logits.detach().requires_grad_()
+    classes = out.class_queries_logits.detach()
+    aux = [(a["masks_queries_logits"].detach(), a["class_queries_logits"].detach())
+           for a in out.auxiliary_logits]
+    base = _m2f_loss(m2f, masks, classes, aux, labels)
+    base.backward()
+    assert torch.isfinite(base) and masks.grad[..., :6].abs().max() == 0  # no gradient there
+    assert masks.grad[..., 6:].abs().max() > 0
+
+    def noisy(m, cols):
+        m = m.detach().clone()
+        m[..., cols] += torch.randn_like(m[..., cols]) * 10
+        return m
+
+    ignored = slice(0, 6)
+    changed = _m2f_loss(m2f, noisy(masks, ignored), classes,
+                        [(noisy(m, ignored), c) for m, c in aux], labels)
+    assert float(changed) == pytest.approx(float(base), rel=1e-6)
+    labelled = _m2f_loss(m2f, noisy(masks, slice(8, 16)), classes, aux, labels)
+    assert float(labelled) != pytest.approx(float(base), rel=1e-3)
+    # the ignored pixels taken as background instead (the library's loss, no ignore) differ
+    as_bg = _m2f_loss(m2f, masks, classes, aux, torch.where(labels == 255, 0, labels))
+    assert float(as_bg) != pytest.approx(float(base), rel=1e-3)
+    assert float(_m2f_loss(m2f, masks, classes, aux, torch.full_like(labels, 255))) == 0.0
+
+
+def test_m2f_semantic_scores(m2f):
+    m2f.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = m2f.net(pixel_values=x)
+        log_scores = m2f(x)
+    # Σ_q P(class k | q) · sigmoid(mask_q), by hand for class 2 at one cell
+    p = out.class_queries_logits[0].softmax(-1)[:, 2]
+    m = out.masks_queries_logits[0, :, 3, 5].sigmoid()
+    assert log_scores.shape == (1, 4, 16, 16)
+    assert float(log_scores[0, 2, 3, 5].exp()) == pytest.approx(float((p * m).sum()), rel=1e-5)
+    groups = {g["name"]: g for g in m2f.param_groups(m2f.settings)}
+    assert groups["backbone"]["lr_mult"] == 0.1 and groups["head_no_decay"]["weight_decay"] == 0
+    assert all(".encoder." in n for n, p in m2f.net.named_parameters()
+               if any(p is q for q in groups["backbone"]["params"]))

@@ -27,6 +27,8 @@ from harness.segment.models import SegModel, register_seg_model
 from harness.segment.settings import SegSettings
 
 N_BLOCKS = (3, 4, 23, 3)  # ResNet-101 (KZ __init__.py DeepLabV2_ResNet101_MSC n_blocks)
+# seg_arch=small: one bottleneck per layer, the same strides, dilations and ASPP (CPU, synth)
+N_BLOCKS_SMALL = (1, 1, 1, 1)
 ATROUS_RATES = (6, 12, 18, 24)  # KZ __init__.py atrous_rates
 MSC_SCALES = (0.5, 0.75)  # KZ __init__.py MSC(scales=[0.5, 0.75])
 BN_MOMENTUM = 1 - 0.999  # KZ resnet.py _ConvBnReLU: momentum=1 - 0.999 (frozen in CLIMS anyway)
@@ -182,7 +184,7 @@ def load_weights(model: DeepLabV2, path: Path) -> dict[str, int]:
 @register_seg_model("deeplabv2", recipes=("coco", "imagenet"))
 def deeplabv2(n_classes: int, settings: SegSettings, weights: Path | None = None) -> DeepLabV2:
     """DeepLabV2-ResNet-101, output stride 8, ASPP 6/12/18/24 summed (CLIMS's recipes)."""
-    model = DeepLabV2(n_classes, settings)
+    model = DeepLabV2(n_classes, settings, N_BLOCKS_SMALL if settings.seg_arch == "small" else N_BLOCKS)
     if weights is not None:
         load_weights(model, Path(weights))
     return model

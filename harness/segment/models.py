@@ -88,7 +88,8 @@ class SegModelSpec:
 
 _MODELS: dict[str, SegModelSpec] = {}
 # where each built-in model is declared; imported on first lookup of its name
-MODEL_MODULES = {"deeplabv2": "harness.segment.deeplabv2"}
+MODEL_MODULES = {"deeplabv2": "harness.segment.deeplabv2",
+                 "mask2former": "harness.segment.mask2former"}
 
 
 def register_seg_model(name: str, recipes: tuple[str, ...],

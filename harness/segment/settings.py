@@ -65,6 +65,8 @@ class SegSettings:
 
     seg_recipe: str = hp("", "named recipe (coco, imagenet: CLIMS's DeepLabV2 pair; m2f; segmenter);"
                          " empty = the model's default", choices=("", *RECIPES))
+    seg_arch: str = hp("full", "model size: full (the paper's) or small (same code, a few "
+                       "layers: CPU tests and synth)", choices=("full", "small"))
     # CL configs/voc12_*.yaml SOLVER: OPTIMIZER sgd, LR 2.5e-4, MOMENTUM 0.9, WEIGHT_DECAY 5e-4,
     # POLY_POWER 0.9, LR_DECAY 10 (KZ libs/utils/lr_scheduler.py:19-29 recomputes every 10 its)
     seg_optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
