@@ -32,9 +32,11 @@ Devices = Annotated[str | None, typer.Option(
     "--devices", help="with --workers: cpu or cuda:0,cuda:1,… (one per worker, cycled; "
     "default: --device)")]
 Sets = Annotated[list[str] | None, typer.Option(
-    "--set", help="a setting for every run: key=value (repeatable; see `bench list --settings`)")]
+    "--set", help="a setting for every run: key=value (repeatable; see `bench list --settings`; "
+    "bench report: only the runs made with it)")]
 Epochs = Annotated[int | None, typer.Option(
-    "--epochs", help="override the epochs of every training stage")]
+    "--epochs", help="override the epochs of every training stage (bench report: only the runs "
+    "made with it)")]
 
 
 def _typer_option(f: dataclasses.Field) -> tuple[str, Any, Any]:
@@ -88,6 +90,41 @@ def _option_group(fields: dict[str, tuple[str, Any, Any]], build: Callable[[dict
 
 def sets(values: list[str] | None) -> list[str]:
     return list(values or [])
+
+
+# ---- which runs make a table's cells (reports.compile.CellSelection): bench report, reproduce
+
+_SELECTION: dict[str, tuple[str, Any, Any]] = {
+    "dataset": ("dataset", Annotated[str, typer.Option(
+        "--dataset", help="the dataset the cells' runs are on (synth, voc, coco, …)")], "synth"),
+    "seeds": ("seeds", Annotated[str, typer.Option(
+        "--seeds", help="seeds a complete cell has: N (0 … N-1), or only these: 10-14, 3,7, "
+        "2-2 (one seed)")], "1"),
+    "teacher_seeds": ("teacher_seeds", Annotated[str, typer.Option(
+        "--teacher-seeds", help="teacher seeds a complete cell has, as --seeds: a second seed "
+        "axis, cells are paired by both")], "1"),
+    "sets": ("set_", Sets, None),
+    "epochs": ("epochs", Epochs, None),
+    "threshold": ("threshold", Annotated[str, typer.Option(
+        "--threshold", help="which seed mIoU: best (best t on the eval GT), fixed (t = 0.15) "
+        "or heldout (t chosen on a held-out split; reproduce's runs pick it there)")], "best"),
+    "mixed_provenance": ("mixed_provenance", Annotated[bool, typer.Option(
+        "--mixed-provenance", help="show rows whose provenance differs (flagged) instead of "
+        "refusing")], False),
+}
+
+
+def selection_params() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the cell selection's options to a command, which receives `select: CellSelection`."""
+    def build(values: dict[str, Any]):
+        from reports.compile import CellSelection, parse_seeds
+
+        return CellSelection(**{**values, "sets": tuple(values["sets"] or ()),
+                                "seeds": parse_seeds(values["seeds"]),
+                                "teacher_seeds": parse_seeds(values["teacher_seeds"],
+                                                             "--teacher-seeds")})
+
+    return _option_group(_SELECTION, build, "select")
 
 
 # ---- where runs execute: local processes (default) or Slurm jobs through submitit

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.errors import BenchError
 from harness.record import RunRecord
 from reports import get_table, protocol
-from reports.compile import PairKey, Seeds, cell_values, delta_mark, fp_field, metric_field, row_cells
+from reports.compile import CellSelection, PairKey, cell_values, delta_mark, fp_field, metric_field, row_cells
 from reports.render import MARKS, noise_line
 from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
@@ -48,19 +47,17 @@ def find_row(table: Table, name: str) -> Row:
 
 
 def compare_rows(table: Table | str, first: str, second: str, records: list[RunRecord],
-                 dataset: str = "synth", seeds: Seeds = 1, teacher_seeds: Seeds = 1,
-                 sets: list[str] = (), epochs: int | None = None, threshold: str = "best",
-                 mixed_provenance: bool = False) -> Comparison:
-    """Δ = row `second` − row `first` of `table`, paired as the report pairs."""
+                 select: CellSelection) -> Comparison:
+    """Δ = row `second` − row `first` of `table`, paired as the report pairs `select`'s cells."""
     table = get_table(table) if isinstance(table, str) else table
     a, b = find_row(table, first), find_row(table, second)
     if a is b:
         raise BenchError(f"--compare: {first!r} and {second!r} are the same row ({a.label!r})")
-    cells, _ = row_cells((a, b), records, dataset, seeds, teacher_seeds, sets, epochs,
-                         threshold=threshold, mixed_provenance=mixed_provenance)
+    cells, _ = row_cells((a, b), records, select)
+    threshold = select.threshold
     miou = [cell_values(cell, metric_field(row, threshold)) for row, cell in zip((a, b), cells, strict=True)]
     fp = [cell_values(cell, fp_field(row)) for row, cell in zip((a, b), cells, strict=True)]
-    return Comparison(table.name, dataset, a, b, paired_delta(miou[1], miou[0]),
+    return Comparison(table.name, select.dataset, a, b, paired_delta(miou[1], miou[0]),
                       paired_delta(fp[1], fp[0]),
                       {k: miou[1][k] - miou[0][k] for k in sorted(set(miou[0]) & set(miou[1]))},
                       threshold)
@@ -90,7 +87,7 @@ def render_lines(c: Comparison) -> list[str]:
 
 
 def compare_from_store(table: str, first: str, second: str, runs_dir: Path | None,
-                       **select: Any) -> Comparison:
+                       select: CellSelection) -> Comparison:
     from harness.store import ResultsStore
 
-    return compare_rows(table, first, second, ResultsStore(runs_dir).records(), **select)
+    return compare_rows(table, first, second, ResultsStore(runs_dir).records(), select)

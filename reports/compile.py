@@ -20,6 +20,15 @@ from harness.record import RunRecord, to_record
 from reports import get_table, protocol
 from reports.protocol import HELDOUT_SPLIT, THRESHOLD_FIELDS, THRESHOLD_RULES
 from reports.provenance import column_mismatch, recorded_rules, split_text
+from reports.selection import (  # noqa: F401
+    CellSelection,
+    PairKey,
+    Seeds,
+    check_threshold,
+    parse_seeds,
+    seed_values,
+    wanted_pairs,
+)
 from reports.stats import PairedDelta, paired_delta
 from reports.tables import Row, Table
 
@@ -34,9 +43,10 @@ MASK_COLUMNS = ["mask_n", "mask_mean", "mask_std", "mask_published", "mask_delta
            "mask_ref_delta", "mask_ref_low", "mask_ref_high", "mask_ref_mark", "mask_context_fp"]
 MASK_METRIC = "mask_miou"
 METRIC = "seed_miou"
-PairKey = tuple[int, int]  # (seed, teacher_seed): the two seed axes a cell is measured over
-Seeds = int | Sequence[int]  # a count N (0 … N-1) or the seeds themselves
 Cell = dict[PairKey, RunRecord]  # one cell's records, by pair
+
+
+
 
 
 def reference_label(dataset: str) -> str:
@@ -93,13 +103,6 @@ def pair_key(rec: RunRecord) -> PairKey:
     return int(rec.seed), int(rec.params().get("teacher_seed", 0))
 
 
-def check_threshold(threshold: str) -> str:
-    if threshold not in THRESHOLD_RULES:
-        raise BenchError(f"--threshold must be one of {', '.join(THRESHOLD_RULES)} "
-                         f"(got {threshold!r})")
-    return threshold
-
-
 def metric_field(row: Row, threshold: str = "best") -> str:
     """The record field that is this row's seed mIoU under the --threshold rule."""
     check_threshold(threshold)
@@ -131,36 +134,6 @@ def cell_records(records: Sequence[RunRecord | dict[str, Any]], row: Row, datase
         if old is None or rec.finished_at >= old.finished_at:
             by_pair[key] = rec
     return by_pair
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> Seeds:
-    """`5` → 5 (seeds 0 … 4), `10-14` → [10, …, 14], `3,7` → [3, 7], `2-2` → [2]: a list
-    names the only seeds a table counts (e.g. held-out seeds for a final check)."""
-    try:
-        if text.strip().isdigit():
-            seed_values(int(text))  # a count must be ≥ 1
-            return int(text)
-        values = []
-        for part in text.split(","):
-            lo, dash, hi = part.strip().partition("-")
-            values += range(int(lo), int(hi) + 1) if dash else [int(lo)]
-        return seed_values(values)
-    except (ValueError, BenchError):
-        raise BenchError(f"{option} {text!r}: give a count (5), a range (10-14, 2-2) or a "
-                         "list (3,7) of seeds ≥ 0") from None
-
-
-def seed_values(seeds: Seeds) -> list[int]:
-    """The seeds a complete cell has: a count N means 0 … N-1."""
-    values = list(range(seeds)) if isinstance(seeds, int) else sorted({int(s) for s in seeds})
-    if not values or values[0] < 0:
-        raise BenchError(f"seeds must be ≥ 1 in number and ≥ 0 (got {seeds!r})")
-    return values
-
-
-def wanted_pairs(seeds: Seeds, teacher_seeds: Seeds = 1) -> list[PairKey]:
-    """Every (seed, teacher_seed) a complete cell has: seeds × teacher seeds."""
-    return [(s, t) for t in seed_values(teacher_seeds) for s in seed_values(seeds)]
 
 
 def only_listed(cell: Cell, seeds: Seeds, teacher_seeds: Seeds
@@ -208,19 +181,13 @@ def _seed_loop(base: list[str], seeds: list[int], teacher: str) -> str:
 
 
 def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, Any]] | None = None,
-                  dataset: str = "synth", runs_dir: Path | str | None = None, seeds: Seeds = 1,
-                  sets: list[str] = (), epochs: int | None = None, strict: bool = True,
-                  teacher_seeds: Seeds = 1, threshold: str = "best",
-                  mixed_provenance: bool = False) -> pd.DataFrame:
-    """The table as a DataFrame (one row per table row, columns `COLUMNS`).
-
-    `seeds` × `teacher_seeds`: the (seed, teacher_seed) pairs a complete cell has (a count
-    N: 0 … N-1, and other pairs in the store count too; a list: only those); cells with
-    fewer carry the command for the rest. `sets`/`epochs`: extra settings every cell
-    was run with (and the records must have). `strict=False` matches on variant + the row's
-    own settings only. `threshold`: which seed mIoU (best | fixed | heldout). Rows whose
-    records differ in provenance are refused unless `mixed_provenance` (then flagged).
-    """
+                  runs_dir: Path | str | None = None, select: CellSelection | None = None,
+                  **fields: Any) -> pd.DataFrame:
+    """The table as a DataFrame (one row per table row, columns `COLUMNS`), its cells as
+    `select` selects them (or a CellSelection of `fields`); cells short of their pairs carry
+    the command for the rest. `records` None: the results store's at `runs_dir`."""
+    select = select or CellSelection(**fields)
+    dataset, threshold = select.dataset, select.threshold
     if isinstance(table, str):
         table = get_table(table)
     if records is None:
@@ -231,9 +198,8 @@ def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, An
         skipped = len(store.skipped)
     else:
         skipped = 0
-    cells, mismatch = row_cells(table.rows, records, dataset, seeds, teacher_seeds, sets, epochs,
-                                strict, threshold, mixed_provenance)
-    want = wanted_pairs(seeds, teacher_seeds)
+    cells, mismatch = row_cells(table.rows, records, select)
+    want = select.pairs
     out = []
     for row, cell in zip(table.rows, cells, strict=True):
         ref = table.reference_of(row)
@@ -245,8 +211,9 @@ def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, An
             **_measured(row, cell, threshold, dataset),
             **_paired_columns(row, ref, cell, ref_cell, threshold),
             **(_mask_columns(row, ref, cell, ref_cell) if table.masks else {}),
-            "command": run_command(row, dataset, missing, list(sets), epochs, runs_dir,
-                                   teacher_axis(teacher_seeds), threshold) if missing else "",
+            "command": run_command(row, dataset, missing, list(select.sets), select.epochs,
+                                   runs_dir, teacher_axis(select.teacher_seeds), threshold)
+            if missing else "",
         })
     df = pd.DataFrame(out, columns=COLUMNS + (MASK_COLUMNS if table.masks else []))
     df.attrs.update(table=table.name, title=table.title, dataset=dataset,
@@ -265,18 +232,17 @@ def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, An
     return df
 
 
-def row_cells(rows: Sequence[Row], records: Sequence[RunRecord | dict[str, Any]], dataset: str, seeds: Seeds,
-              teacher_seeds: Seeds, sets: Sequence[str] = (), epochs: int | None = None,
-              strict: bool = True, threshold: str = "best", mixed_provenance: bool = False
-              ) -> tuple[list[Cell], str]:
+def row_cells(rows: Sequence[Row], records: Sequence[RunRecord | dict[str, Any]],
+              select: CellSelection) -> tuple[list[Cell], str]:
     """Each row's cell (pair → record, only the listed seeds) and the provenance mismatch
     line across them; a mismatch is refused unless `mixed_provenance` (then returned)."""
-    cells = [only_listed(cell_records(records, row, dataset, list(sets), epochs, strict,
-                                      metric_field(row, threshold)), seeds, teacher_seeds)
+    s = select
+    cells = [only_listed(cell_records(records, row, s.dataset, list(s.sets), s.epochs, s.strict,
+                                      metric_field(row, s.threshold)), s.seeds, s.teacher_seeds)
              for row in rows]
     mismatch = column_mismatch([(row.label, key[1], rec) for row, cell in zip(rows, cells, strict=True)
-                                for key, rec in cell.items()], THRESHOLD_RULES[threshold][0])
-    if mismatch and not mixed_provenance:
+                                for key, rec in cell.items()], THRESHOLD_RULES[s.threshold][0])
+    if mismatch and not s.mixed_provenance:
         raise BenchError(f"{mismatch}; pass --mixed-provenance to show them anyway, flagged")
     return cells, mismatch
 

@@ -21,7 +21,7 @@ from harness.record import RunRecord, to_record
 from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import MASK_METRIC, Seeds, cell_records, metric_field, teacher_axis, wanted_pairs
+from reports.compile import MASK_METRIC, CellSelection, cell_records, metric_field, teacher_axis
 from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
 from sweeps.slurm import SlurmOptions
@@ -47,9 +47,7 @@ class Job:
                            if self.threshold_split else []))
 
 
-def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[RunRecord],
-                 sets: list[str] = (), epochs: int | None = None,
-                 teacher_seeds: Seeds = 1, threshold: str = "best",
+def missing_jobs(table: Table | str, select: CellSelection, records: list[RunRecord],
                  masks: str | None = None) -> list[Job]:
     """One job per (cell, seed, teacher seed) not in the store; cells that are the same run
     (e.g. the default `semples` row and `λ = 0.05`) are run once. Control rows (the oracle)
@@ -59,21 +57,22 @@ def missing_jobs(table: Table | str, dataset: str, seeds: Seeds, records: list[R
     asking a measured table for its Mask column runs its cells again with masks."""
     if isinstance(table, str):
         table = get_table(table)
-    split = HELDOUT_SPLIT if threshold == "heldout" else None
+    dataset, sets, epochs = select.dataset, list(select.sets), select.epochs
+    split = HELDOUT_SPLIT if select.threshold == "heldout" else None
     with_masks = masks not in (None, "none")
     records = [to_record(r) for r in records]
     if with_masks:
         records = [r for r in records if _mask_pipeline(r) == masks]
     jobs, seen = [], set()
     for row in (r for r in table.rows if not r.control):
-        have = cell_records(records, row, dataset, list(sets), epochs,
-                            metric=MASK_METRIC if with_masks else metric_field(row, threshold))
-        for seed, teacher in wanted_pairs(seeds, teacher_seeds):
+        have = cell_records(records, row, dataset, sets, epochs, metric=MASK_METRIC if with_masks
+                            else metric_field(row, select.threshold))
+        for seed, teacher in select.pairs:
             key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
             if (seed, teacher) in have or key in seen:
                 continue
             seen.add(key)
-            teacher_set = [f"teacher_seed={teacher}"] if teacher_axis(teacher_seeds) else []
+            teacher_set = [f"teacher_seed={teacher}"] if teacher_axis(select.teacher_seeds) else []
             jobs.append(Job(row, dataset, seed, tuple([*row.sets(), *sets, *teacher_set]), epochs,
                             teacher, split))
     return jobs
@@ -84,12 +83,12 @@ def _mask_pipeline(rec: RunRecord) -> str | None:
     return masks.get("pipeline") if isinstance(masks, dict) else None
 
 
-def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[str] = (),
-              epochs: int | None = None, options: RunOptions | None = None, workers: int = 1,
+def reproduce(table: str, select: CellSelection = CellSelection(),
+              options: RunOptions | None = None, workers: int = 1,
               device: str = "auto", log: Callable[[str], None] = print,
-              dry_run: bool = False, devices: str | None = None, teacher_seeds: Seeds = 1,
-              threshold: str = "best", slurm: SlurmOptions | None = None) -> dict[str, list]:
-    """Run what is missing (seeds × teacher_seeds per cell); returns {"ran": [...],
+              dry_run: bool = False, devices: str | None = None,
+              slurm: SlurmOptions | None = None) -> dict[str, list]:
+    """Run what is missing (`select`'s pairs per cell); returns {"ran": [...],
     "failed": [...], "skipped": [...]}. `options`: data, weights, runs and cache dirs, W&B
     mode, as every cell's run receives them. `slurm`: run the cells as a Slurm job array
     (submitit) instead of here."""
@@ -98,14 +97,14 @@ def reproduce(table: str, dataset: str = "synth", seeds: Seeds = 1, sets: list[s
     if workers < 1:
         raise BenchError("--workers must be ≥ 1")
     options = options or RunOptions()
-    out, todo = plan(table, dataset, seeds, sets, epochs, options, log, dry_run, teacher_seeds,
-                     threshold)
-    cell = CellOptions(epochs, options, f"reproduce-{table}")
+    out, todo = plan(table, select, options, log, dry_run)
+    cell = CellOptions(select.epochs, options, f"reproduce-{table}")
     if todo and slurm is None:  # (the Slurm path checks its cluster first, then this)
         log(preflight(todo[0], cell))
     if slurm is not None:
         if todo:
-            _run_slurm(todo, cell, slurm, devices, slurm_folder(options, table, dataset), out, log)
+            _run_slurm(todo, cell, slurm, devices, slurm_folder(options, table, select.dataset),
+                       out, log)
     elif workers == 1 or len(todo) <= 1:
         for i, job in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {job.command}")
@@ -125,16 +124,15 @@ class CellOptions:
     group: str  # the W&B group
 
 
-def plan(table: str, dataset: str, seeds: Seeds, sets: list[str], epochs: int | None,
-         options: RunOptions, log: Callable[[str], None], dry_run: bool = False,
-         teacher_seeds: Seeds = 1, threshold: str = "best") -> tuple[dict[str, list], list[Job]]:
+def plan(table: str, select: CellSelection, options: RunOptions, log: Callable[[str], None],
+         dry_run: bool = False) -> tuple[dict[str, list], list[Job]]:
     """The missing jobs whose variant is registered here (the rest are skipped, said why)."""
     from harness.errors import BenchError
     from harness.registry import get_variant
 
     records = ResultsStore(options.runs_dir).records()
-    jobs = missing_jobs(table, dataset, seeds, records, list(sets), epochs, teacher_seeds,
-                        threshold, options.masks)
+    jobs = missing_jobs(table, select, records, options.masks)
+    dataset = select.dataset
     out: dict[str, list] = {"ran": [], "failed": [], "skipped": []}
     log(f"{table}: {len(jobs)} missing run(s) on {dataset}")
     todo = []

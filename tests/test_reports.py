@@ -21,6 +21,7 @@ from reports import get_table, table_names
 from reports.compile import compile_table, expected_params
 from reports.render import plot, to_csv, to_markdown
 from reports.reproduce import missing_jobs
+from reports.selection import CellSelection
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = next((p for p in (REPO.parent / "shared" / "papers", Path("/work/shared/papers"))
@@ -178,21 +179,21 @@ def test_missing_jobs_dedupe_and_reproduce_resumes(tmp_path, monkeypatch):
         return {}
 
     monkeypatch.setattr(runner, "run", fake_run)
-    jobs = missing_jobs("tiny", "synth", 2, [])
+    jobs = missing_jobs("tiny", CellSelection("synth", 2), [])
     assert [(j.row.variant, j.seed) for j in jobs] == [
         ("cam", 0), ("cam", 1), ("qa-clims/does-not-exist", 0), ("qa-clims/does-not-exist", 1)]
-    out = reproduce("tiny", "synth", seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
-                    sets=["n_train=64"])
+    out = reproduce("tiny", CellSelection("synth", 2, sets=("n_train=64",)),
+                    options=RunOptions(runs_dir=runs), log=lambda m: None)
     assert calls == [("cam", 0), ("cam", 1)] and len(out["skipped"]) == 2
-    out = reproduce("tiny", "synth", seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
-                    sets=["n_train=64"])
+    out = reproduce("tiny", CellSelection("synth", 2, sets=("n_train=64",)),
+                    options=RunOptions(runs_dir=runs), log=lambda m: None)
     assert calls == [("cam", 0), ("cam", 1)] and out["ran"] == []
     df = compile_table("tiny", runs_dir=runs, seeds=2, sets=["n_train=64"])
     assert list(df["n"]) == [2, 2, 0]
     # a second teacher: seeds × teacher seeds, only the teacher-1 runs are new
     calls.clear()
-    reproduce("tiny", "synth", seeds=2, teacher_seeds=2, options=RunOptions(runs_dir=runs), log=lambda m: None,
-              sets=["n_train=64"])
+    reproduce("tiny", CellSelection("synth", 2, teacher_seeds=2, sets=("n_train=64",)),
+              options=RunOptions(runs_dir=runs), log=lambda m: None)
     assert calls == [("cam", 0), ("cam", 1)]
     assert sorted(r.params()["teacher_seed"] for r in ResultsStore(runs).records()) \
         == [0, 0, 1, 1]
@@ -217,15 +218,15 @@ def test_reproduce_with_two_workers_runs_each_cell_once(tmp_path, monkeypatch, c
     (cache_dir / "synth").mkdir(exist_ok=True)
     (own / "synth").symlink_to((cache_dir / "synth").resolve(), target_is_directory=True)
     cache_dir = own
-    out = reproduce("tiny-cam", "synth", seeds=3, sets=TINY,
+    out = reproduce("tiny-cam", CellSelection("synth", 3, sets=TINY),
                     options=RunOptions(runs_dir=runs, cache_dir=cache_dir, wandb_mode="disabled"), workers=2, device="cpu", log=lines.append)
     assert len(out["ran"]) == 3 and out["failed"] == [] and "3 run(s) on 2 worker(s) (cpu)" in lines
     records = ResultsStore(runs).records()
-    assert sorted(r["seed"] for r in records) == [0, 1, 2]
-    assert {r["pid"] for r in records} != {__import__("os").getpid()}  # ran in the workers
+    assert sorted(r.seed for r in records) == [0, 1, 2]
+    assert {r.metric("pid") for r in records} != {__import__("os").getpid()}  # ran in the workers
     # each CPU worker takes its share of the cores, and says so in its record
-    assert {r["torch_threads"] for r in records} == {max(1, (__import__("os").cpu_count() or 1) // 2)}
-    again = reproduce("tiny-cam", "synth", seeds=3, sets=TINY,
+    assert {r.metric("torch_threads") for r in records} == {max(1, (__import__("os").cpu_count() or 1) // 2)}
+    again = reproduce("tiny-cam", CellSelection("synth", 3, sets=TINY),
                       options=RunOptions(runs_dir=runs, cache_dir=cache_dir), workers=2, device="cpu", log=lambda m: None)
     assert again["ran"] == []
     df = compile_table("tiny-cam", runs_dir=runs, seeds=3, sets=TINY)
@@ -318,7 +319,7 @@ def test_teacher_seed_is_a_second_seed_axis(tmp_path):
     assert df.loc[1, "ref_n"] == 3 and df.loc[1, "ref_delta"] == pytest.approx(2.0)
     assert df.loc[1, "command"] == ("for s in 0 1 2; do bench run qa-clims --dataset synth "
                                     "--seed $s --set teacher_seed=1; done")
-    jobs = missing_jobs("fat", "synth", 3, recs, teacher_seeds=2)
+    jobs = missing_jobs("fat", CellSelection("synth", 3, teacher_seeds=2), recs)
     assert [(j.row.variant, j.seed, j.teacher_seed) for j in jobs] == [
         ("qa-clims", 0, 1), ("qa-clims", 1, 1), ("qa-clims", 2, 1)]
     assert jobs[0].command.endswith("--seed 0 --set teacher_seed=1")
@@ -349,7 +350,7 @@ def test_seed_lists_count_only_their_seeds(tmp_path):
     assert held.loc[1, "command"] == ("bench run qa-clims --dataset synth --seed 11 "
                                       "--set teacher_seed=2")
     assert compile_table("fat", recs, strict=False, seeds=1).loc[0, "n"] == 2
-    jobs = missing_jobs("fat", "synth", [10, 11], recs, teacher_seeds=[2])
+    jobs = missing_jobs("fat", CellSelection("synth", [10, 11], teacher_seeds=[2]), recs)
     assert [(j.row.variant, j.seed, j.teacher_seed) for j in jobs] == [
         ("qa-clims/no-fat", 11, 2), ("qa-clims", 11, 2)]
 
@@ -408,7 +409,7 @@ def test_controls_oracle_row_negative_control_and_dead_classes(tmp_path):
     fixed = compile_table("seeds", recs, seeds=2, strict=False, threshold="fixed")
     assert fixed.iloc[-1]["ref_delta"] == pytest.approx(40.5) and fixed.iloc[0]["mean"] == 30.5
     # an oracle cell is read from cam's runs: reproduce never runs it on its own
-    jobs = missing_jobs("seeds", "synth", 2, ResultsStore(root).records())
+    jobs = missing_jobs("seeds", CellSelection("synth", 2), ResultsStore(root).records())
     assert {j.row.variant for j in jobs} == {"semples", "qa-clims"}
 
 
@@ -431,7 +432,7 @@ def test_threshold_rule_picks_the_seed_miou_and_is_printed(tmp_path):
     assert held.loc[1, "n"] == 0  # no held-out score recorded: that cell is missing
     assert held.loc[1, "command"] == ("bench run qa-clims --dataset synth --seed 0 "
                                       "--threshold-split heldout")
-    jobs = missing_jobs("fat", "synth", 1, recs, threshold="heldout")
+    jobs = missing_jobs("fat", CellSelection("synth", 1, threshold="heldout"), recs)
     assert [(j.row.variant, j.threshold_split) for j in jobs] == [("qa-clims", "heldout")]
     assert jobs[0].command.endswith("--seed 0 --threshold-split heldout")
     assert "(--threshold heldout; the runs record: best of 0.05…0.95 on 'heldout')" in to_markdown(held)
@@ -699,7 +700,7 @@ def test_compare_two_rows_equals_hand_paired_delta(tmp_path, monkeypatch):
         fat_record(root, "qa-clims/frc-brc", seed, both, context_fp=8.0)
     fat_record(root, "qa-clims/frc-brc", 3, 90.0, context_fp=1.0)
     c = compare_rows("ablation", "L_FRC", "L_FRC + L_BRC", ResultsStore(root).records(),
-                     seeds=4)
+                     CellSelection(seeds=4))
     half = T_975_DF2 / 3 ** 0.5
     assert c.first.variant == "qa-clims/frc" and c.second.variant == "qa-clims/frc-brc"
     assert c.seed_miou.pairs == ((0, 0), (1, 0), (2, 0)) and c.seed_miou.mean == pytest.approx(2)
@@ -711,7 +712,7 @@ def test_compare_two_rows_equals_hand_paired_delta(tmp_path, monkeypatch):
     assert lines[3].startswith("gains in 3 of 3 pairs") and lines[3].endswith("2/0 +3.0")
     assert "(measured no-op noise): 0.43 mIoU points, 0.09 context-FP points" in lines[4]
     swapped = compare_rows("ablation", "qa-clims/frc-brc", "QA-CLIMS: L_FRC",
-                           ResultsStore(root).records(), seeds=4)
+                           ResultsStore(root).records(), CellSelection(seeds=4))
     assert swapped.seed_miou.mean == pytest.approx(-2)
 
 
@@ -787,17 +788,17 @@ def test_reproduce_with_masks_reruns_cells_measured_without_them(tmp_path):
         fat_record(root, "qa-clims/no-fat", seed, 60.0)
         fat_record(root, "qa-clims", seed, 61.0)
     recs = ResultsStore(root).records()
-    assert missing_jobs("fat", "synth", 2, recs) == []
-    assert len(missing_jobs("fat", "synth", 2, recs, masks="crf")) == 4
+    assert missing_jobs("fat", CellSelection("synth", 2), recs) == []
+    assert len(missing_jobs("fat", CellSelection("synth", 2), recs, masks="crf")) == 4
     write_record(root, "crf0", variant="qa-clims", seed=0, seed_miou=61.0, **masked("crf"))
     write_record(root, "irn1", variant="qa-clims", seed=1, seed_miou=61.0, **masked("irn"))
     recs = ResultsStore(root).records()
-    left = missing_jobs("fat", "synth", 2, recs, masks="crf")
+    left = missing_jobs("fat", CellSelection("synth", 2), recs, masks="crf")
     assert [(j.row.variant, j.seed) for j in left] == [
         ("qa-clims/no-fat", 0), ("qa-clims/no-fat", 1), ("qa-clims", 1)]
-    assert [(j.row.variant, j.seed) for j in missing_jobs("fat", "synth", 2, recs, masks="irn")
+    assert [(j.row.variant, j.seed) for j in missing_jobs("fat", CellSelection("synth", 2), recs, masks="irn")
             ] == [("qa-clims/no-fat", 0), ("qa-clims/no-fat", 1), ("qa-clims", 0)]
-    assert missing_jobs("fat", "synth", 2, recs, masks="none") == []
+    assert missing_jobs("fat", CellSelection("synth", 2), recs, masks="none") == []
 
 
 def test_local_reproduce_preflight_stops_bad_inputs_before_any_cell(tmp_path, monkeypatch):
@@ -815,8 +816,8 @@ def test_local_reproduce_preflight_stops_bad_inputs_before_any_cell(tmp_path, mo
     monkeypatch.setattr(runner, "run", lambda cfg, **kw: calls.append(cfg) or {})
     bad_masks = RunOptions(runs_dir=tmp_path / "runs", masks="crf", mask_sets=("no_such=1",))
     with pytest.raises(BenchError, match="no_such"):
-        reproduce("tiny", "synth", seeds=2, options=bad_masks, log=lambda m: None)
+        reproduce("tiny", CellSelection("synth", 2), options=bad_masks, log=lambda m: None)
     no_root = RunOptions(runs_dir=tmp_path / "runs", data_root=tmp_path / "missing")
     with pytest.raises(BenchError, match="preflight.*missing"):
-        reproduce("tiny", "voc", seeds=2, options=no_root, log=lambda m: None)
+        reproduce("tiny", CellSelection("voc", 2), options=no_root, log=lambda m: None)
     assert calls == []
