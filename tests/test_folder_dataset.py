@@ -10,6 +10,7 @@ end through the CLI on it (slow).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -297,3 +298,93 @@ def test_eval_cams_equals_a_hand_counted_confusion_matrix(tmp_path, monkeypatch,
     per_class = record["per_class_iou"]
     assert [per_class[c] for c in ("background", "starfish", "kelp", "sea_urchin")] == \
         pytest.approx([100 * 5 / 9, 75.0, 75.0, 50.0], abs=1e-6)
+
+
+# ---- every method, --masks, bench eval --cams, W&B, a sweep and a report, end to end -------
+# The papers' architectures at random init, sized for CI as tests/test_real_e2e.py sizes them
+# (2 images a split, 1 epoch of every stage, batch 2, 100-px crops); on this dataset the
+# families run their VOC settings (no settings of their own), VOC's pseudo masks included.
+
+def run_reef(monkeypatch, capsys, method: str, root: Path, tmp_path: Path, *extra) -> tuple[dict, str]:
+    from tests.test_real_e2e import PER_FAMILY, SMALL
+
+    code, out, err = bench(monkeypatch, capsys, "run", method, "--dataset", "folder", "--data-root",
+                           root, "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache",
+                           "--json", *SMALL, *PER_FAMILY.get(method, ()), *extra)
+    assert code == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1]), err
+
+
+@pytest.fixture(scope="module")
+def reef_blip(tmp_path_factory) -> Path:
+    from tests.fixtures_real import make_tiny_blip
+
+    words = tuple(w for c in CLASSES for w in c.replace("_", " ").split())
+    return make_tiny_blip(tmp_path_factory.mktemp("blip"), words)
+
+
+@pytest.mark.slow  # trains every stage of a family (random ResNet-50, ViT-B-32) on CPU
+@pytest.mark.parametrize("method, stages", [
+    ("cam", ["cam", "irn_labels", "irn", "masks_irn"]),
+    ("clims", ["cam", "clims", "irn_labels", "irn", "masks_irn"]),
+    ("semples", ["cam", "semples-a", "semples-b", "semples-c", "masks_crf"]),
+    ("qa-clims", ["qape", "cam", "irn_labels", "irn", "masks_irn"]),
+])
+def test_every_method_end_to_end_on_the_folder(reef, tmp_path, monkeypatch, capsys, method, stages,
+                                               request):
+    from tests.test_real_e2e import assert_cams_at_image_sizes, assert_masks_at_image_sizes
+
+    extra = ["--vqa-path", request.getfixturevalue("reef_blip")] if method == "qa-clims" else []
+    record, err = run_reef(monkeypatch, capsys, method, reef, tmp_path, *extra)
+    assert record["status"] == "ok" and record["dataset"] == "folder"
+    assert record["stage_cache"]["misses"] == stages
+    assert 0 <= record["seed_miou"] <= 100 and len(record["miou_by_threshold"]) > 1
+    assert set(record["per_class_iou"]) == {"background", *CLASSES}
+    # VOC's settings, said once and recorded; the split rule said once
+    assert record["settings_from"] == "voc"
+    assert err.count("its voc settings apply") == 1
+    assert err.count("train 8 (every labelled image but val), eval 5") <= 1
+    evaluated = ["reef_01", "reef_02"]  # limit=2 of the eval split
+    files = {n: reef / "images" / f"{n}.{IMAGES[n][1]}" for n in evaluated}
+    assert_cams_at_image_sizes(record, files)
+    assert_masks_at_image_sizes(record, files)
+    if method == "qa-clims":  # the corpus: BLIP asked about the user's own images, in its words
+        corpus = next((tmp_path / "cache" / "stages" / "qape").glob("*/corpus.jsonl"))
+        rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+        assert {r["name"] for r in rows} == {"reef_01", "reef_02"}  # limit=2 of train
+        assert {r["class_name"] for r in rows} == {"starfish", "kelp"}
+        assert record["teacher"]["vqa"]["kind"] == "blip"
+
+
+@pytest.mark.slow  # a CAM run, its evaluation, a two-trial sweep (one worker process), reports
+def test_eval_wandb_sweep_and_report_on_the_folder(reef, tmp_path, monkeypatch, capsys):
+    from tests.test_real_e2e import SMALL
+
+    record, _ = run_reef(monkeypatch, capsys, "cam", reef, tmp_path, "--masks", "none",
+                         "--wandb", "offline")
+    assert list((Path(record["path"]) / "wandb").glob("offline-run-*/*.wandb"))
+    # bench eval --cams on the run's CAM files scores exactly what the run scored
+    code, out, err = bench(monkeypatch, capsys, "eval", "--dataset", "folder", "--data-root", reef,
+                           "--cams", Path(record["path"]) / "cams", "--set", "limit=2", "--json")
+    assert code == 0, err
+    scored = json.loads(out.strip().splitlines()[-1])
+    assert scored["seed_miou"] == record["seed_miou"] and scored["n_images"] == 2
+    assert scored["per_class_iou"] == record["per_class_iou"]
+    # a sweep over the CAM stage's learning rate
+    runs = ["--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache"]
+    small = SMALL[:SMALL.index("--mask-set")]  # no pseudo masks in the sweep
+    code, out, err = bench(monkeypatch, capsys, "sweep", "custom", "--method", "cam", "--param",
+                           "cam_lr=grid:0.05,0.1", "--dataset", "folder", "--data-root", reef,
+                           "--masks", "none", "--wandb", "disabled", *runs, *small)
+    assert code == 0, err[-3000:]
+    swept = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/result.json")]
+    assert sorted(r["config"]["params"]["cam_lr"] for r in swept if r["method"] == "cam") == \
+        [0.05, 0.1, 0.1]  # the run above (its VOC setting, 0.1) and the two trials
+    # the ablation table on this dataset: the CAM row measured from the run above
+    code, out, err = bench(monkeypatch, capsys, "report", "--table", "ablation", "--dataset", "folder",
+                           "--runs-dir", tmp_path / "runs", "--format", "csv", "--epochs", "1",
+                           *(a for s in ("limit=2", "batch_size=2", "crop_size=100") for a in ("--set", s)))
+    assert code == 0, err[-3000:]
+    cam_row = next(r for r in csv.DictReader(out.splitlines()) if r["row"] == "CAM")
+    assert (cam_row["n"], cam_row["mean"]) == ("1", f"{record['seed_miou']:.2f}")
+    assert cam_row["split"] == "folder/eval (2)"
