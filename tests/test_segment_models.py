@@ -27,7 +27,7 @@ SMALL = (1, 1, 1, 1)  # DeepLabV2 with one bottleneck per layer: same strides, d
 
 
 def test_registry_and_recipes():
-    assert "deeplabv2" in seg_model_names()
+    assert {"deeplabv2", "mask2former", "segmenter"} <= set(seg_model_names())
     spec = seg_model_spec("deeplabv2")
     assert spec.recipes == ("coco", "imagenet")
     coco = spec.settings()  # CL configs/voc12_coco_pretrained.yaml
@@ -343,3 +343,47 @@ def test_m2f_semantic_scores(m2f):
     assert groups["backbone"]["lr_mult"] == 0.1 and groups["head_no_decay"]["weight_decay"] == 0
     assert all(".encoder." in n for n, p in m2f.net.named_parameters()
                if any(p is q for q in groups["backbone"]["params"]))
+
+
+# --- Segmenter (timm DeiT-S + mask transformer, WeakTr's loss) ---------------------------------
+
+def test_segmenter_shapes_and_encoder():
+    spec = seg_model_spec("segmenter")
+    full = spec.factory(21, spec.settings(), None)
+    # timm deit_small_patch16_224 without its 1000-way head: 22,050,664 − 385,000 parameters
+    assert sum(p.numel() for p in full.encoder.parameters()) == 21_665_664
+    assert len(full.decoder.blocks) == 2 and full.decoder.blocks[0].attn.num_heads == 6
+    small = spec.factory(4, spec.settings(["seg_arch=small"]), None).eval()
+    with torch.no_grad():
+        out = small(torch.randn(1, 3, 50, 70))  # padded to 64×80 inside, cropped back
+    assert out.shape == (1, 4, 50, 70)
+    with pytest.raises(BenchError, match="own loss"):
+        spec.factory(4, spec.settings(["seg_arch=small", "seg_loss=balanced_ce"]), None)
+
+
+def test_weaktr_clipped_ce_by_hand():
+    from harness.segment.segmenter import clipped_ce
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 2, 4, requires_grad=True)
+    labels = torch.tensor([[[0, 1, 2, 0], [255, 1, 1, 2]]])
+    lp = logits.detach().log_softmax(1)[0]
+    ce = np.zeros((2, 4))
+    for y in range(2):
+        for x in range(4):
+            k = int(labels[0, y, x])
+            ce[y, x] = 0.0 if k == 255 else -float(lp[k, y, x])
+    mean = ce.mean()  # over all 8 pixels: the ignored one counts as 0 (mmseg "mean")
+    assert float(clipped_ce(logits, labels, 0.0, 2)) == pytest.approx(mean, rel=1e-6)
+    assert float(clipped_ce(logits, labels, mean / 2, 2)) == pytest.approx(mean, rel=1e-6)
+    # clipping on: 2×2 patches (columns 0–1, 2–3), cap = max(patch mean, mean), loss ≤ cap
+    caps = [max(ce[:, :2].mean(), mean), max(ce[:, 2:].mean(), mean)]
+    capped = np.minimum(ce, np.repeat(caps, 2)[None, :])
+    loss = clipped_ce(logits, labels, 10.0, 2)
+    assert float(loss) == pytest.approx(capped.mean(), rel=1e-6)
+    loss.backward()
+    assert not logits.grad[0, :, 1, 0].any()  # the 255 pixel
+    clipped = ce > np.repeat(caps, 2)[None, :]
+    assert clipped.any()
+    for y, x in zip(*np.nonzero(clipped), strict=True):  # a capped pixel passes no gradient
+        assert not logits.grad[0, :, y, x].any()

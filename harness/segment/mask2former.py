@@ -27,7 +27,7 @@ import torch
 from harness.compat import ensure_torchvision
 from harness.errors import BenchError
 from harness.segment.losses import IGNORE, resize_labels
-from harness.segment.models import SegModel, register_seg_model
+from harness.segment.models import SegModel, own_loss_only, register_seg_model
 from harness.segment.settings import SegSettings
 
 IGNORED_LOGIT = -30.0  # sigmoid(−30) ≈ 1e-13: an ignored cell predicts "not this mask" exactly
@@ -142,6 +142,7 @@ def _load(path: Path, n_classes: int, settings: SegSettings):
 @register_seg_model("mask2former", recipes=("m2f",))
 def mask2former(n_classes: int, settings: SegSettings, weights: Path | None = None) -> Mask2Former:
     """Mask2Former with a Swin backbone (transformers), its own matching loss, 255 kept out."""
+    own_loss_only("mask2former", settings)
     if weights is not None:
         return Mask2Former(_load(Path(weights), n_classes, settings), settings)
     ensure_torchvision()

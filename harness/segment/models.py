@@ -89,7 +89,8 @@ class SegModelSpec:
 _MODELS: dict[str, SegModelSpec] = {}
 # where each built-in model is declared; imported on first lookup of its name
 MODEL_MODULES = {"deeplabv2": "harness.segment.deeplabv2",
-                 "mask2former": "harness.segment.mask2former"}
+                 "mask2former": "harness.segment.mask2former",
+                 "segmenter": "harness.segment.segmenter"}
 
 
 def register_seg_model(name: str, recipes: tuple[str, ...],
@@ -128,6 +129,13 @@ def _import(module: str) -> None:
         importlib.import_module(module)
     except ImportError as exc:  # an optional dependency of that one model
         raise BenchError(f"segmentation model module {module} needs {exc.name}: {exc}") from None
+
+
+def own_loss_only(name: str, settings: SegSettings) -> None:
+    """A model with its own loss refuses a seg_loss it would not read."""
+    if settings.seg_loss != "ce":
+        raise BenchError(f"{name} trains with its own loss; seg_loss={settings.seg_loss} applies "
+                         "to deeplabv2 only")
 
 
 def missing_weights(name: str, allow_random: bool, weights: Path | None) -> None:

@@ -53,7 +53,8 @@ RECIPES: dict[str, dict[str, Any]] = {
                       seg_mean="123.675,116.28,103.53", seg_std="58.395,57.12,57.375",
                       seg_bgr=False, seg_backbone_lr_mult=0.1, seg_head_lr_mult=1.0,
                       seg_head_bias_lr_mult=1.0, seg_head_bias_decay=True, seg_freeze_bn=False,
-                      seg_msc_loss=False, seg_test_scales="0.5,0.75,1.0,1.25,1.5,1.75",
+                      seg_msc_loss=False, seg_clip_start=1.2, seg_clip_patch=120,
+                      seg_test_scales="0.5,0.75,1.0,1.25,1.5,1.75",
                       seg_test_flip=True, seg_merge="mean", seg_crf_pos_xy=3, seg_crf_pos_w=3,
                       seg_crf_bi_xy=83, seg_crf_bi_rgb=5, seg_crf_bi_w=3),
 }
@@ -97,6 +98,10 @@ class SegSettings:
     seg_bgr: bool = hp(True, "feed channels as BGR (the Caffe-converted weights)")
     seg_loss: str = hp("ce", "per-pixel loss: ce or balanced_ce (CLIMS main_v2.py)",
                        choices=("ce", "balanced_ce"))
+    # WT model/decoder.py:119-151 GradientClipping (segmenter recipe: 1.2, 120)
+    seg_clip_start: float = hp(0.0, "Segmenter: cap pixel losses once the batch mean is ≤ this "
+                               "(WeakTr's gradient clipping; 0 = off)", ge=0)
+    seg_clip_patch: int = hp(120, "Segmenter: side of the clipping's local-mean patch", ge=1)
     # KZ libs/models/msc.py:26-47 with __init__.py's scales=[0.5, 0.75]
     seg_msc_loss: bool = hp(True, "DeepLabV2: loss over logits at 1, 0.5, 0.75 and their max")
     # KZ/CL main.py test: MSC eval = max over {1.0, 0.5, 0.75}, no flip, bilinear, argmax
