@@ -14,8 +14,8 @@ from sweeps.slurm import SlurmOptions
 def parse_seeds(text: str) -> list[int]:
     """--seeds as `bench report` and `bench reproduce` read it (reports.compile.parse_seeds:
     a count, a range or a list), as the list of seeds each trial runs."""
-    from reports.compile import parse_seeds as parse
-    from reports.compile import seed_values
+    from reports.selection import parse_seeds as parse
+    from reports.selection import seed_values
 
     return seed_values(parse(text or "1"))
 
@@ -58,37 +58,52 @@ def sweep_command(
     """Run an Optuna study: each trial = full runs over --seeds, value = mean seed mIoU."""
     from rich.console import Console
 
-    from sweeps import get_sweep
     from sweeps import slurm as slurm_jobs
-    from sweeps import storage as st
     from sweeps.launcher import SweepRequest, check_outcome, launch
-    from sweeps.spaces import SweepSpec, custom_sweep
 
-    if name == "custom":
-        spec = custom_sweep(method, param, n_trials=n_trials)
-    else:
-        if method or param:
-            raise BenchError("--method and --param are for `bench sweep custom`")
-        spec = get_sweep(name)
-    req = SweepRequest(spec, dataset, parse_seeds(seeds), opt.sets(set_), study, storage, options,
-                       epochs, n_trials, workers, devices, device, timeout, pruner, heartbeat)
+    req = SweepRequest(_spec(name, method, param, n_trials), dataset=dataset,
+                       seeds=parse_seeds(seeds), sets=opt.sets(set_), study=study,
+                       storage=storage, options=options, epochs=epochs, n_trials=n_trials,
+                       workers=workers, devices=devices, device=device, timeout=timeout,
+                       pruner=pruner, heartbeat=heartbeat)
     console = Console()
     if status:
-        from sweeps import view
-
-        study_name = req.study_name()
-        ref = st.resolve(storage, req.runs_dir, study_name)
-        if ref.kind == "journal" and not ref.journal_path.exists():
-            raise BenchError(f"no study {study_name!r}: {ref.journal_path} does not exist")
-        s = st.load_study(st.open_storage(ref, heartbeat=heartbeat), study_name)
-        stored = SweepSpec.from_dict(st.study_definition(s)["spec"])
-        console.print(f"storage {ref.masked}", soft_wrap=True)
-        console.print(view.snapshot(s, stored, n_trials))
-        view.print_failures(s, console)
-        for line in slurm_jobs.job_lines(slurm_jobs.folder_for(options, study_name)):
-            console.print(line, soft_wrap=True, markup=False, highlight=False)
+        _print_status(req, console)
         return
     out = slurm_jobs.launch_sweep(req, slurm, console) if launcher == "slurm" else launch(req, console)
     check_outcome(out, console)
     if out["exit_codes"] and any(c not in (0, None) for c in out["exit_codes"]):
         raise typer.Exit(1)
+
+
+def _spec(name: str, method: str | None, param: list[str], n_trials: int | None):
+    """The named sweep, or `custom`'s from --method and --param."""
+    from sweeps import get_sweep
+    from sweeps.spaces import custom_sweep
+
+    if name == "custom":
+        return custom_sweep(method, param, n_trials=n_trials)
+    if method or param:
+        raise BenchError("--method and --param are for `bench sweep custom`")
+    return get_sweep(name)
+
+
+def _print_status(req, console) -> None:
+    """`bench sweep NAME --status`: the study's progress, its failures and its Slurm jobs, for
+    a sweep running elsewhere (`req`: a sweeps.launcher.SweepRequest)."""
+    from sweeps import slurm as slurm_jobs
+    from sweeps import storage as st
+    from sweeps import view
+    from sweeps.spaces import SweepSpec
+
+    study_name = req.study_name()
+    ref = st.resolve(req.storage, req.runs_dir, study_name)
+    if ref.kind == "journal" and not ref.journal_path.exists():
+        raise BenchError(f"no study {study_name!r}: {ref.journal_path} does not exist")
+    s = st.load_study(st.open_storage(ref, heartbeat=req.heartbeat), study_name)
+    stored = SweepSpec.from_dict(st.study_definition(s)["spec"])
+    console.print(f"storage {ref.masked}", soft_wrap=True)
+    console.print(view.snapshot(s, stored, req.n_trials))
+    view.print_failures(s, console)
+    for line in slurm_jobs.job_lines(slurm_jobs.folder_for(req.options, study_name)):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
