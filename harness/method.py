@@ -180,6 +180,9 @@ class RunContext:
             env_root = os.environ.get(f"BENCH_{self.cfg.dataset.upper()}_ROOT")
             key.update(root=self.cfg.data_root or env_root,
                        crop_size=p.crop_size if crop_size is None else crop_size)
+            files = self.dataset("train").fingerprint
+            if files:  # only where a dataset has one (a folder): every other key stays as it was
+                key["files"] = files
         return key
 
     def cam_stage_settings(self) -> dict[str, Any]:

@@ -137,6 +137,26 @@ def test_datasets_come_from_entry_points_and_a_plugin_adds_one(reef, tmp_path, m
     sys.modules.pop("reefdata", None)
 
 
+def test_stage_keys_follow_the_folders_files(reef, tmp_path):
+    """The same root, relabelled: new stage keys (a stale CAM stage is never reused)."""
+    import torch
+
+    from harness.method import RunContext
+    from harness.runner import resolve_config
+
+    root = shutil.copytree(reef, tmp_path / "reef")
+
+    def key() -> dict:
+        cfg = resolve_config("cam", "folder", device="cpu", data_root=str(root))
+        return RunContext(cfg, tmp_path / "cache", torch.device("cpu")).data_key()
+
+    first = key()
+    assert first["root"] == str(root) and first == key()
+    labels = root / "labels.csv"
+    labels.write_text(labels.read_text().replace("reef_02,kelp", "reef_02,kelp;starfish"))
+    assert key()["files"] != first["files"]
+
+
 # ---- texts: derived per dataset, VOC's quirks VOC's -----------------------------------------
 
 class Named(SegDataset):

@@ -30,6 +30,9 @@ class SegDataset(torch.utils.data.Dataset):
     # the words a background prompt set is made of, where the dataset declares them
     # (background_texts below); () = none declared
     background_words: tuple[str, ...] = ()
+    # what identifies the files beyond the root, for stage keys, where they may change under
+    # the same root (a user's folder: labels fixed, images added); "" = the root does
+    fingerprint: str = ""
 
     def image(self, i: int) -> np.ndarray:  # HxWx3 uint8
         raise NotImplementedError

@@ -329,4 +329,18 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
         ds = RealDataset("folder", split, folder.classes, names, paths, labels,
                          mask_fn=lambda i: decode_mask(mask_paths[i], k))
     ds.background_words = folder.background
+    ds.fingerprint = fingerprint(folder)
     return ds
+
+
+def fingerprint(folder: Folder) -> str:
+    """SHA-256 of the text files and of each image's name and size, so that a relabelled,
+    added or replaced image under the same root makes new stage keys (RunContext.data_key)."""
+    digest = hashlib.sha256()
+    texts = ["classes.txt", "labels.csv", "background.txt", *(f"splits/{s}.txt" for s in SPLITS)]
+    for rel in texts:
+        path = folder.root / rel
+        digest.update(f"{rel}\0".encode() + (path.read_bytes() if path.is_file() else b"-"))
+    for name, path in folder.images.items():
+        digest.update(f"{name}\0{path.suffix}\0{path.stat().st_size}\0".encode())
+    return digest.hexdigest()[:16]
