@@ -24,6 +24,9 @@ import typer
 
 from harness.run_options import RunOptions, flag_of, kind_of
 
+# every --dataset that names the dataset a run is on (harness.data: entry points)
+DATASET_HELP = ("synth (embedded), voc, coco, folder (your own images: docs/own-data.md) or a "
+                "plugin's (bench list)")
 DEFAULT_DEVICE = "auto"  # cuda when this machine has one, else cpu (harness.runner.resolve_device)
 
 Device = Annotated[str, typer.Option(
@@ -96,7 +99,7 @@ def sets(values: list[str] | None) -> list[str]:
 
 _SELECTION: dict[str, tuple[str, Any, Any]] = {
     "dataset": ("dataset", Annotated[str, typer.Option(
-        "--dataset", help="the dataset the cells' runs are on (synth, voc, coco, …)")], "synth"),
+        "--dataset", help="the dataset the cells' runs are on: " + DATASET_HELP)], "synth"),
     "seeds": ("seeds", Annotated[str, typer.Option(
         "--seeds", help="seeds a complete cell has: N (0 … N-1), or only these: 10-14, 3,7, "
         "2-2 (one seed)")], "1"),

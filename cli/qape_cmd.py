@@ -14,7 +14,7 @@ from harness.run_options import RunOptions
 @app.command("qape")
 @opt.run_option_params("data_root", "vqa_path", "allow_random_weights", "cache_dir")
 def qape_command(
-    dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
+    dataset: str = typer.Option("synth", help=opt.DATASET_HELP),
     vqa: str = typer.Option("auto", help="answerer: blip, synth (synth only) or auto"),
     import_: Path | None = typer.Option(
         None, "--import", help="QA-CLIMS's released VQA answers instead of a VQA model: "

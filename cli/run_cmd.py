@@ -16,7 +16,7 @@ from harness.run_options import RunOptions
 @opt.run_option_params()
 def run_command(
     method: str = typer.Argument(..., help="method or variant, e.g. semples or semples/match-only"),
-    dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
+    dataset: str = typer.Option("synth", help=opt.DATASET_HELP),
     seed: int = typer.Option(0, help="training seed"),
     set_: opt.Sets = None,
     epochs: opt.Epochs = None,

@@ -29,7 +29,7 @@ def sweep_command(
     param: list[str] = typer.Option([], "--param",
                                     help="custom sweeps: NAME=float:LOW:HIGH[:log] | int:… | "
                                          "grid:V1,V2,… | cat:A,B,… (repeatable)"),
-    dataset: str = typer.Option("synth", help="synth (embedded), voc or coco"),
+    dataset: str = typer.Option("synth", help=opt.DATASET_HELP),
     n_trials: int = typer.Option(None, help="trials in the study, all workers together "
                                             "(default: the grid size, or the sweep's budget)"),
     seeds: str = typer.Option("1", help="seeds per trial: a count (3 → 0,1,2), a range (10-14) "

@@ -36,7 +36,9 @@ class RunOptions:
 
     data_root: Path | None = option(
         help="dataset root: voc, the folder holding VOCdevkit/ (else $BENCH_VOC_ROOT); coco, the "
-        "one holding train2014/ val2014/ annotations/ (else $BENCH_COCO_ROOT)", config=True)
+        "one holding train2014/ val2014/ annotations/ (else $BENCH_COCO_ROOT); folder, the one "
+        "holding classes.txt images/ labels.csv (docs/own-data.md; else $BENCH_FOLDER_ROOT)",
+        config=True)
     clip_weights: Path | None = option(
         help="local open_clip weights file of the teacher (clip_arch)", config=True)
     backbone_weights: Path | None = option(
