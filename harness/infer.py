@@ -107,7 +107,9 @@ def infer_cams(model: CamModel, ds: SegDataset, out_dir: Path, device: torch.dev
     (keys, high_res, gt, context_map) for scoring."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    loader = torch.utils.data.DataLoader(ds, batch_size=1 if len(spec.scales) > 1 else batch_size)
+    # real images differ in size: one per batch (a one-scale spec on voc used to stack them)
+    batched = ds.same_size and len(spec.scales) == 1
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size if batched else 1)
     with in_stage("CAM inference"), \
             progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:

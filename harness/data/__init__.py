@@ -25,6 +25,7 @@ class SegDataset(torch.utils.data.Dataset):
     class_names: tuple[str, ...]
     image_names: list[str]
     has_masks: bool = False
+    same_size: bool = False  # every image of the split has one size (inference may batch them)
     context_names: tuple[str, ...] = ()
     cooccur: dict[str, str] = {}
     # the words a background prompt set is made of, where the dataset declares them

@@ -14,6 +14,7 @@ from harness.synth.data import CLASSES, CONTEXTS, COOCCUR, SPLIT_IDS, Scene, Syn
 
 class SynthDataset(SegDataset):
     name = "synth"
+    same_size = True
     class_names = CLASSES
     context_names = CONTEXTS
     cooccur = COOCCUR
