@@ -153,9 +153,24 @@ def test_unwritable_runs_dir(cache_dir, tmp_path):
 
 
 def test_data_show_writes_a_picture(cache_dir, tmp_path):
+    """The grid: 1.9 × 4.4 inches per image column at 110 dpi, and every class of the shown
+    masks in its tab10 colour (nearest interpolation keeps the colours exact)."""
+    import matplotlib
+    from PIL import Image
+
+    from harness.data import load_dataset
+
     out = tmp_path / "grid.png"
     bench("data", "show", "synth", "--out", str(out), "--n", "4", cache_dir=cache_dir, check=True)
-    assert out.stat().st_size > 10_000
+    with Image.open(out) as im:
+        assert im.size == (round(1.9 * 4 * 110), round(4.4 * 110))  # (836, 484)
+        colours = {tuple(c[:3]) for _, c in im.convert("RGBA").getcolors(im.width * im.height)}
+    ds = load_dataset("synth", "eval", cache_dir=cache_dir)
+    cmap = matplotlib.colormaps["tab10"].resampled(len(ds.class_names) + 1)
+    shown = {int(k) for i in range(4) for k in np.unique(ds.mask(i)) if k != 255}
+    assert 0 in shown and len(shown) >= 2  # background and at least one class
+    for k in shown:
+        assert tuple(round(255 * v) for v in cmap(k)[:3]) in colours, k
 
 
 def test_list_shows_methods(cache_dir):
