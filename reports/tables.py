@@ -84,7 +84,7 @@ _TABLES = (
                   paper_rows("omega"),
                   "Only ω = 0.1 has a number in the paper text. Paired Δ against ω = 0 (no filter).",
                   x="omega", x_label="ω (omega)", reference="ω = 0"),
-    lambda: Table("seeds", "Seed (CAM) mIoU of the four methods (SemPLeS and QA-CLIMS Table 1)",
+    lambda: Table("seeds", "Seed (CAM) mIoU of the methods (SemPLeS and QA-CLIMS Table 1)",
                   _with_oracle(paper_rows("seeds")),
                   "One row per published number; a method published in both papers has two rows. "
                   "Paired Δ against CAM. Mask: the pseudo masks' mIoU (runs with --masks).",
