@@ -106,6 +106,19 @@ def test_images_masks_and_names_as_given(reef):
         np.testing.assert_array_equal(ds.labels(i), [k + 1 in classes for k in range(3)])
 
 
+def test_a_16_bit_grayscale_image_keeps_its_range(tmp_path):
+    """A 16-bit scan is scaled to 8 bits (v / 257), not clipped to white above 255."""
+    from harness.data.real import read_image
+
+    values = np.array([[0, 257, 5140], [32896, 65535, 1000]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "scan.png")
+    assert Image.open(tmp_path / "scan.png").mode.startswith("I")
+    rgb = read_image(tmp_path / "scan.png")
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[..., 0], [[0, 1, 20], [128, 255, 4]])  # 1000/257 = 3.9
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+
+
 def test_split_files_win_and_derived_val_avoids_them(reef, tmp_path):
     root = shutil.copytree(reef, tmp_path / "reef")
     (root / "splits").mkdir()

@@ -42,12 +42,21 @@ def read_image(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB, or one line naming the file that cannot be read."""
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I;16") or im.mode == "I":
+                return gray16_rgb(np.asarray(im))
             return np.array(im.convert("RGB"))  # writable: torch.from_numpy needs it
     except FileNotFoundError:
         raise UnreadableFile(f"image file {path} is missing") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnreadableFile(f"cannot read image {path}: {reason}") from None
+
+
+def gray16_rgb(values: np.ndarray) -> np.ndarray:
+    """A 16-bit grayscale image (scans, micrographs) as 8-bit RGB, its range scaled (/257):
+    PIL's convert("RGB") would clip every value above 255 to white."""
+    gray = np.clip(np.rint(values.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def image_size(path: Path, what: str = "image") -> tuple[int, int]:
