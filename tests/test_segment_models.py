@@ -387,3 +387,24 @@ def test_weaktr_clipped_ce_by_hand():
     assert clipped.any()
     for y, x in zip(*np.nonzero(clipped), strict=True):  # a capped pixel passes no gradient
         assert not logits.grad[0, :, y, x].any()
+
+
+def test_crf_with_clims_kernels_matches_pydensecrf_and_cleans_a_speck():
+    dcrf = pytest.importorskip("pydensecrf.densecrf")
+    utils = pytest.importorskip("pydensecrf.utils")
+    from harness.segment.infer import crf_labels
+
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[:, :8] = (200, 30, 30)
+    rgb[:, 8:] = (30, 30, 200)
+    probs = np.full((3, 12, 16), 0.1, np.float32)
+    probs[1, :, :8], probs[2, :, 8:] = 0.8, 0.8
+    probs[:, 5, 3] = (0.1, 0.3, 0.6)  # a speck of class 2 inside the class-1 region
+    s = SegSettings()  # CL configs CRF: 10 iterations, POS 3/1, BI 4/67/3
+    got = crf_labels(rgb, probs, s)
+    d = dcrf.DenseCRF2D(16, 12, 3)
+    d.setUnaryEnergy(np.ascontiguousarray(utils.unary_from_softmax(probs)))
+    d.addPairwiseGaussian(sxy=1, compat=3)
+    d.addPairwiseBilateral(sxy=67, srgb=3, rgbim=np.ascontiguousarray(rgb), compat=4)
+    assert np.array_equal(got, np.array(d.inference(10)).reshape(3, 12, 16).argmax(0))
+    assert got[5, 3] == 1 and (got[:, :8] == 1).all() and (got[:, 8:] == 2).all()
