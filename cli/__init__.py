@@ -59,10 +59,16 @@ def main() -> None:
     configure_process()  # before anything loads torch (harness/process.py)
     _register()
     debug = _take_debug_flag()
+    import signal
+
+    previous = _terminate_as_interrupt()
     # warnings (torch's UserWarnings) are held back: on failure the error line is the only
     # line of the failure (--debug shows them), on success they follow the output, once each
-    with warnings.catch_warnings(record=True) as caught:
-        code = _invoke(debug, caught)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            code = _invoke(debug, caught)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code == 0:
         _show_warnings(caught)
     sys.exit(code)
@@ -89,8 +95,10 @@ def _invoke(debug: bool, caught: list[warnings.WarningMessage], argv: list[str] 
         typer.echo(f"error: {click_line(exc)}", err=True)
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort) as exc:
-        typer.echo(f"interrupted: {interrupted_line(exc)}", err=True)
-        return 130
+        signal_name = getattr(exc, "signal_name", None)
+        typer.echo(f"interrupted{f' ({signal_name})' if signal_name else ''}: "
+                   f"{interrupted_line(exc)}", err=True)
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # noqa: BLE001 - every failure is one line; --debug shows the rest
@@ -99,6 +107,20 @@ def _invoke(debug: bool, caught: list[warnings.WarningMessage], argv: list[str] 
             traceback.print_exc()
         typer.echo(f"error: {error_line(exc, debug)}", err=True)
         return exc.exit_code if isinstance(exc, BenchError) else 1
+
+
+def _terminate_as_interrupt():
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread: the run cleans
+    up as on Ctrl-C and the CLI says what was kept and dropped, exit 143."""
+    import signal
+
+    from harness.errors import Terminated
+
+    def handler(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it outright
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)  # the handler before, to put back
 
 
 def _click():
@@ -150,26 +172,17 @@ def error_line(exc: BaseException, debug: bool = False) -> str:
     hint = not debug
     if isinstance(exc, BenchError):
         cause, hint = str(exc), False
-    elif isinstance(exc, OSError) and exc.filename:  # the disk, not a bug: name the file
-        cause, hint = f"{exc.filename}: {exc.strerror or type(exc).__name__}", False
-        stage = stage or _where(exc)
-    else:
+    elif isinstance(exc, OSError):  # the disk, not a bug: the file and the cause in words
+        from harness.oserrors import os_cause
+
+        name = exc.filename or "a file"
+        cause, hint = f"{name}: {os_cause(exc)}", False
+    else:  # a bug: its type and first line (no internal names: --debug shows where)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         cause = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        stage = stage or _where(exc)
     line = f"{stage}: {cause}" if stage else cause
     if failed_stage(exc):
         line += " (the stages finished before it stay cached; a rerun starts here)"
     if hint:
         line += f" ({DEBUG_FLAG} or BENCH_DEBUG=1 shows the traceback)"
     return line
-
-
-def _where(exc: BaseException) -> str | None:
-    """The innermost frame in this project's code, as `module.function`."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if any(f"/{pkg}/" in f.filename for pkg in ("harness", "methods", "sweeps", "reports", "cli"))]
-    if not frames:
-        return None
-    f = frames[-1]
-    return f"{os.path.splitext(os.path.basename(f.filename))[0]}.{f.name}"

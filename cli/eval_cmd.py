@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import typer
 
@@ -43,11 +44,13 @@ def eval_command(
     from harness.evaluate import split_scores
     from harness.method import data_options
     from harness.provenance import provenance
+    from harness.reads import refuse_unread_settings
 
     if (cams is None) == (masks is None):
         raise BenchError("bench eval scores either --cams DIR (CAM files) or --masks DIR (pseudo-mask "
                          "PNGs): give exactly one")
     params = MethodConfig(**parse_sets(MethodConfig, opt.sets(set_))).validate()
+    refuse_unread_settings(SimpleNamespace(dataset=dataset, params=params), f"{dataset} data")
     if plot is not None:
         check_plot_path(plot)
     opts = data_options(dataset, params, options.cache_dir or default_cache_dir(),

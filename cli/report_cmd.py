@@ -80,8 +80,9 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    from harness.oserrors import write_text_atomic
+
+    write_text_atomic(out, text, "--out")  # a refused write: the file and why, in one line
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -140,7 +141,8 @@ def report_command(
     if list_ or table is None:
         _list_tables()
         if table is None and not list_:
-            raise typer.Exit(1)
+            raise BenchError("--compare needs --table: the table whose rows it compares"
+                             if compare else "give --table NAME (one of the tables above)")
     elif table == NAME:
         if compare:
             raise BenchError("--compare takes two rows of a paper table, not of per-class")

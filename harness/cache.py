@@ -28,6 +28,7 @@ from harness.artefacts import MANIFEST, check_manifest, folder_files, load_tenso
 from harness.errors import in_stage
 from harness.leftovers import owner_tag
 from harness.memory import trim_heap
+from harness.oserrors import is_write_failure, os_cause
 
 # bump when a stage's on-disk format or what its key determines changes
 # (4: manifest.json replaces the `done` marker; 5: keys from StageSpec declarations)
@@ -86,13 +87,14 @@ class StageCache:
         final = self.path(name, key)
         self.folders[name] = final
         self.keys.append((name, key))
+        # an intact stage is served without its lock: a read-only cache serves what it holds
+        if final.exists() and check_manifest(final / MANIFEST) is None:
+            return self._hit(final, name, key)
         with self._locked(final.parent, key, name):
             if final.exists():
                 damage = check_manifest(final / MANIFEST)
                 if damage is None:
-                    self.hits.append(name)
-                    self.log(f"stage cache hit: {name} [{key}]")
-                    return final, key
+                    return self._hit(final, name, key)
                 self.log(f"warning: stage {name} [{key}]: {final / damage.file} {damage.cause}; "
                          "rebuilding the stage")
             self.misses.append(name)
@@ -109,14 +111,21 @@ class StageCache:
                     self._build(tmp, key, deps, build)
                     _remove_tree(final)  # a damaged copy
                     os.replace(tmp, final)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if is_write_failure(exc):  # the disk refused: the folder and why, one line
+                    raise _unwritable(self.root, exc, name) from None
                 raise
             self.building = None
             self.built.append(name)
             # its per-epoch checkpoints only served --resume of the unfinished stage
             shutil.rmtree(self.partial_dir(name, key), ignore_errors=True)
         trim_heap()  # the stage's activations leave with it, not at the end of the run
+        return final, key
+
+    def _hit(self, final: Path, name: str, key: str) -> tuple[Path, str]:
+        self.hits.append(name)
+        self.log(f"stage cache hit: {name} [{key}]")
         return final, key
 
     @contextlib.contextmanager
@@ -172,10 +181,10 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path)  # a failure here (read-only cache) must not be silent
 
 
-def _unwritable(root: Path, exc: OSError, stage: str):
+def _unwritable(root: Path, exc: BaseException, stage: str):
     from harness.errors import BenchError
 
-    err = BenchError(f"stage cache {root} is not writable ({exc.strerror or type(exc).__name__}): "
-                     "pass --cache-dir or BENCH_CACHE_DIR to a writable folder")
+    err = BenchError(f"stage cache {root} is not writable ({os_cause(exc, root)}): pass "
+                     "--cache-dir or BENCH_CACHE_DIR to a writable folder with space")
     err.bench_stage = stage
     return err

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import BenchError
+from harness.reads import LIMIT, ON_REAL_DATA, ON_SYNTH
 from harness.run_options import config_fields, kind_of
 from harness.synth.data import SynthSpec
 from harness.wording import WORDINGS
@@ -55,28 +56,32 @@ class MethodConfig:
                        "one CLS token per class and a 3×3 head, for its checkpoints)",
                        choices=("synth-cnn", "resnet50", "deit_small_patch16_224",
                                 "deit_small_weaktr"))
-    clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data")
-    crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0)
+    clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data",
+                   read_when=ON_REAL_DATA)
+    crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0,
+                    read_when=ON_REAL_DATA)
     cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
     cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
     cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
     cam_momentum: float = hp(1e-4, "SGD momentum of the cached CAM stage (IRN train_cam's "
                              "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
     cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
-                            "(0 = crop_size)", ge=0)
+                            "(0 = crop_size)", ge=0, read_when=ON_REAL_DATA)
     # the embedded benchmark, its defaults those of harness.synth.data.SynthSpec
     p_cooccur: float = hp(_SYNTH.p_cooccur, "synth: probability an object sits on its context",
-                          ge=0, le=1)
-    n_train: int = hp(_SYNTH.n_train, "synth: training images", ge=8)
-    n_eval: int = hp(_SYNTH.n_eval, "synth: evaluation images", ge=4)
-    image_size: int = hp(_SYNTH.image_size, "synth: image side in pixels", ge=32, le=256)
+                          ge=0, le=1, read_when=ON_SYNTH)
+    n_train: int = hp(_SYNTH.n_train, "synth: training images", ge=8, read_when=ON_SYNTH)
+    n_eval: int = hp(_SYNTH.n_eval, "synth: evaluation images", ge=4, read_when=ON_SYNTH)
+    image_size: int = hp(_SYNTH.image_size, "synth: image side in pixels", ge=32, le=256,
+                     read_when=ON_SYNTH)
     teacher_seed: int = hp(0, "synth: training seed of the embedded teacher (another seed, "
                            "another teacher: how much a result owes to one teacher)", ge=0,
-                           le=2**32 - 1)
-    limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0)
+                           le=2**32 - 1, read_when=ON_SYNTH)
+    limit: int = hp(0, "use only the first N images of each split (0 = all)", ge=0,
+                read_when=LIMIT)
     class_names: str = hp("voc", "class wording in prompts and questions on voc/coco: voc "
                           "('person', 'dining table') or clims (the CLIMS code's: 'player')",
-                          choices=WORDINGS)
+                          choices=WORDINGS, read_when=ON_REAL_DATA)
 
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)

@@ -32,3 +32,24 @@ def in_stage(stage: str) -> Iterator[None]:
 
 def failed_stage(exc: BaseException) -> str | None:
     return getattr(exc, "bench_stage", None)
+
+
+def check_file(flag: str, given: object) -> None:
+    """`flag`'s path names a regular file, or one line saying what it names instead."""
+    if given is None:
+        return
+    from pathlib import Path
+
+    path = Path(str(given))
+    if path.is_dir():
+        raise BenchError(f"{flag} {given} is a directory; it takes a file")
+    if not path.is_file():
+        raise BenchError(f"{flag} file {given} does not exist")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm's time limit or preemption, `kill`): handled as Ctrl-C is, so a run
+    keeps its finished stages, drops its folder and temporary files, and says so."""
+
+    signal_name = "SIGTERM"
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process it terminated

@@ -126,6 +126,7 @@ def _save(path: Path, stage: Stage, opt: torch.optim.Optimizer, epoch: int) -> N
     """The epoch checkpoint for --resume, with its checksum manifest beside it."""
     from harness.artefacts import write_manifest
     from harness.leftovers import is_left_behind, owner_tag
+    from harness.oserrors import is_write_failure, unwritable
 
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f"{path.stem}.*.tmp"):  # of a writer killed mid-save
@@ -134,9 +135,15 @@ def _save(path: Path, stage: Stage, opt: torch.optim.Optimizer, epoch: int) -> N
     state = {"epoch": epoch, "optimizer": opt.state_dict(),
              "modules": {k: m.state_dict() for k, m in stage.modules.items()}}
     tmp = path.with_suffix(f".{owner_tag()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    write_manifest(_manifest(path), [path], stage=stage.name, epoch=epoch + 1)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        write_manifest(_manifest(path), [path], stage=stage.name, epoch=epoch + 1)
+    except BaseException as exc:  # an interrupt too: no temporary file stays
+        tmp.unlink(missing_ok=True)  # a failed write leaves no temporary file
+        if not is_write_failure(exc):
+            raise
+        raise unwritable(f"stage {stage.name}: epoch checkpoint", path, exc) from None
 
 
 def _manifest(path: Path) -> Path:

@@ -18,15 +18,25 @@ from harness.evaluate import DEFAULT_THRESHOLDS, FIXED_THRESHOLD
 if TYPE_CHECKING:  # harness.infer imports torch; a record needs only the spec's fields
     from harness.infer import InferenceSpec
 
-# Which file of which split the masks come from, per dataset and evaluated split.
+# Which masks of which listed split, per dataset and evaluated split; `gt_source` adds the
+# number of images this run scored, never a count the split has in the full dataset
+# (issue 32: "1,464 ids" beside n_images 30 on a smaller tree).
 GT_SOURCES = {
-    ("synth", "eval"): "synth generator masks (eval split)",
-    ("synth", "heldout"): "synth generator masks (held-out split)",
-    ("voc", "eval"): "VOC2012 SegmentationClass (train, 1,464 ids)",
-    ("voc", "val"): "VOC2012 SegmentationClass (val)",
-    ("voc", "heldout"): "VOC2012 SegmentationClass (fixed part of val)",
-    ("coco", "eval"): "COCO val2014 instances rendered as class masks",
+    ("synth", "eval"): "synth generator masks (eval split",
+    ("synth", "heldout"): "synth generator masks (held-out split",
+    ("voc", "eval"): "VOC2012 SegmentationClass (train ids",
+    ("voc", "val"): "VOC2012 SegmentationClass (val ids",
+    ("voc", "heldout"): "VOC2012 SegmentationClass (every third val id",
+    ("coco", "eval"): "COCO val2014 instances rendered as class masks (val2014",
 }
+
+
+def gt_source(dataset: str, split: str, n_images: int) -> str:
+    """"VOC2012 SegmentationClass (train ids, 30 images)": the masks and the run's own count."""
+    return f"{GT_SOURCES.get((dataset, split), f'{dataset} masks ({split} split')}, " \
+           f"{n_images:,} images)"
+
+
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -69,7 +79,7 @@ def provenance(dataset: str, split: str, n_images: int, *, class_names: str = "v
         "scales": None, "flips": None, "relu": None, "normalisation": None}
     return {
         "split": f"{dataset}/{split}", "n_images": n_images,
-        "gt_source": GT_SOURCES.get((dataset, split), f"{dataset} {split} masks"),
+        "gt_source": gt_source(dataset, split, n_images),
         "threshold_rule": threshold_rule(thresholds, fixed, heldout_split),
         **how, "crf": crf,
         "class_names": class_names, "clip_arch": clip_arch,

@@ -18,14 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import reads
+
 
 def option(default: Any = None, help: str = "", *, flag: str | None = None,
-           envvar: str | None = None, config: bool = False) -> Any:
+           envvar: str | None = None, config: bool = False,
+           read_when: reads.ReadWhen | None = None) -> Any:
     """A run option: its default, help line, command-line flag (default --field-name),
     environment variable, and whether the run's `RunConfig` holds it (`config`: an input
-    of the run, recorded in config.json, rather than where its results go)."""
+    of the run, recorded in config.json, rather than where its results go). `read_when`:
+    the runs that read it; any other run given it refuses it in one line (harness/reads.py)."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "flag": flag, "envvar": envvar, "config": config})
+        "help": help, "flag": flag, "envvar": envvar, "config": config, "read_when": read_when})
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,23 @@ class RunOptions:
         help="dataset root: voc, the folder holding VOCdevkit/ (else $BENCH_VOC_ROOT); coco, the "
         "one holding train2014/ val2014/ annotations/ (else $BENCH_COCO_ROOT); folder, the one "
         "holding classes.txt images/ labels.csv (docs/own-data.md; else $BENCH_FOLDER_ROOT)",
-        config=True)
+        config=True, read_when=reads.DATA_ROOT)
     clip_weights: Path | None = option(
-        help="local open_clip weights file of the teacher (clip_arch)", config=True)
+        help="local open_clip weights file of the teacher (clip_arch)", config=True,
+        read_when=reads.CLIP_WEIGHTS)
     backbone_weights: Path | None = option(
-        help="local timm/torchvision ImageNet weights of the backbone", config=True)
+        help="local timm/torchvision ImageNet weights of the backbone", config=True,
+        read_when=reads.BACKBONE_WEIGHTS)
     vqa_path: Path | None = option(
         help="local BLIP VQA folder (save_pretrained of BlipForQuestionAnswering + "
         "BlipProcessor), or QA-CLIMS's released answers (voc_vqa_fg_blip.npy, or the folder "
-        "holding the fg and bg files), for the qa-clims corpus", config=True)
+        "holding the fg and bg files), for the qa-clims corpus", config=True,
+        read_when=reads.VQA_PATH)
     cam_weights: Path | None = option(
         help="start from this CAM baseline checkpoint instead of training one (this harness's, "
         "IRN/CLIMS res50_cam.pth, or WeakTr's DeiT-S checkpoint with --set "
-        "backbone=deit_small_weaktr)", config=True)
+        "backbone=deit_small_weaktr)", config=True,
+        read_when=reads.CAM_WEIGHTS)
     allow_random_weights: bool = option(
         False, "smoke tests only: random CLIP/backbone/BLIP where no file is given", config=True)
     runs_dir: Path | None = option(  # None: harness.store.default_runs_dir(), the one default
@@ -61,7 +69,8 @@ class RunOptions:
         help="offline (default), online or disabled; WANDB_MODE respected", flag="--wandb")
     irn_weights: Path | None = option(
         help="--masks irn: a trained IRN checkpoint (this harness's irn.pt or IRN's "
-        "res50_irn.pth) instead of training one", config=True)
+        "res50_irn.pth) instead of training one", config=True,
+        read_when=reads.IRN_WEIGHTS)
     masks: str | None = option(  # resolved into RunConfig.masks by harness.runner.resolve_config
         help="pseudo masks from the CAMs: irn, crf or none (default: the family's reference "
         "pipeline on voc/coco, none on synth; docs/masks.md)")

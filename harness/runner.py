@@ -19,16 +19,17 @@ from harness import package_version
 from harness.config import RunConfig, check_seed, parse_sets
 from harness.data import default_cache_dir
 from harness.environment import fingerprint
-from harness.errors import BenchError, NonFiniteLoss
+from harness.errors import BenchError, NonFiniteLoss, check_file
 from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_split, split_scores
 from harness.infer import infer_cams
 from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
 from harness.progress import log as default_log
 from harness.provenance import run_provenance
+from harness.reads import refuse_unread
 from harness.record import SCHEMA_VERSION, RunRecord
 from harness.registry import get_method, get_variant
-from harness.run_options import config_fields, kind_of
+from harness.run_options import RunOptions, config_fields, kind_of
 from harness.seeding import isolated_rng, seed_all
 from harness.store import ResultsStore, git_revision
 from harness.tracking import Tracker, resolve_mode, slurm_job
@@ -56,16 +57,16 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     values.update(parse_sets(cls, list(sets)))
     params = cls(**values).validate()
     for option in ("cam_weights", "irn_weights"):
-        given = paths.get(option)
-        if given is not None and not Path(given).is_file():
-            raise BenchError(f"--{option.replace('_', '-')} file {given} does not exist")
+        check_file(f"--{option.replace('_', '-')}", paths.get(option))
     # --epochs sets IRN's too (it is a stage this run trains: `stage_epochs`)
     mask_defaults = {**method.mask_defaults(dataset), **({"irn_epochs": epochs} if epochs else {})}
     mask_settings = resolve_masks(mask_defaults, masks, list(mask_sets))
-    return RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
-                     device=resolve_device(device), params=params, **_config_inputs(paths),
-                     threshold_split=paths.get("threshold_split") or None,
-                     masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None)
+    cfg = RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
+                    device=resolve_device(device), params=params, **_config_inputs(paths),
+                    threshold_split=paths.get("threshold_split") or None,
+                    masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None)
+    # an input this run would record and key but never read: refused, or dropped (reads.py)
+    return refuse_unread(cfg, RunOptions)
 
 
 def _config_inputs(given: dict[str, Any]) -> dict[str, Any]:

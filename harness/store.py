@@ -30,9 +30,13 @@ def default_runs_dir() -> Path:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    """`obj` as JSON through a temporary file; a refused write names the file and the cause
+    in one line and leaves no temporary file (harness/oserrors.py)."""
+    from harness.oserrors import saving
+
+    text = json.dumps(obj, indent=1, sort_keys=True, default=str)
+    with saving(path, "results store") as tmp:
+        tmp.write_text(text)
 
 
 def git_revision() -> str:
@@ -59,8 +63,14 @@ class RunDir:
         write_json_atomic(self.path / name, obj)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.path / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        from harness.oserrors import unwritable
+
+        path = self.path / "metrics.jsonl"
+        try:
+            with open(path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            raise unwritable("results store", path, exc) from None
 
     def finish(self, record: RunRecord | dict[str, Any]) -> Path:
         self.write_json("result.json", to_record(record).to_dict())
@@ -74,20 +84,43 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+# A record is a few kB (its per-class IoU, config and provenance); anything far larger is not
+# one, and reading it whole would take seconds and gigabytes (issue 32: a 2 GB file, 20 s).
+MAX_RECORD_BYTES = 50 * 2**20
+# what every record holds, and what a finished (ok) one adds: what `bench runs` counts and a
+# table scores by (a record without them was listed as ok and made a silent n = 0)
+REQUIRED_FIELDS = ("status", "seed")
+REQUIRED_OK_FIELDS = ("seed_miou",)
+
+
 def _read_record(path: Path) -> tuple[RunRecord | None, str]:
     """(record, "") or (None, why it is not one)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            return None, (f"{size / 2**20:.0f} MB, over the {MAX_RECORD_BYTES // 2**20} MB a "
+                          "record may hold (not read)")
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or type(exc).__name__})"
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
     try:
-        return RunRecord.from_dict(json.loads(text)), ""
+        return _from_json(json.loads(text)), ""
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg}, line {exc.lineno})"
     except RecordError as exc:
         return None, str(exc)
+
+
+def _from_json(data: Any) -> RunRecord:
+    """The record of a JSON value, or RecordError: also when it lacks a required field."""
+    if isinstance(data, dict):
+        required = (*REQUIRED_FIELDS, *(REQUIRED_OK_FIELDS if data.get("status") == "ok" else ()))
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise RecordError(f"it has no {', '.join(missing)}")
+    return RunRecord.from_dict(data)
 
 
 def _stderr_line(message: str) -> None:
@@ -108,7 +141,9 @@ class ResultsStore:
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
-            raise BenchError(f"runs dir {self.root} is not writable ({exc.strerror})") from exc
+            from harness.oserrors import os_cause
+
+            raise BenchError(f"runs dir {self.root} is not writable ({os_cause(exc)})") from None
 
     def begin(self, method: str, variant: str, seed: int) -> RunDir:
         self.check_writable()

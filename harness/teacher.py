@@ -182,6 +182,8 @@ def load_clip_teacher(arch: str, weights: Path | None, allow_random: bool = Fals
                              f"--allow-random-weights for smoke tests)")
         raise BenchError(f"CLIP {arch} needs local weights: pass --clip-weights PATH with "
                          f"{_expected_file(arch)} (or --allow-random-weights for smoke tests)")
+    if weights is not None and Path(weights).is_dir():
+        raise BenchError(f"--clip-weights {weights} is a directory; it takes a file")
     if weights is not None and not Path(weights).is_file():
         raise BenchError(f"CLIP weights file {weights} does not exist")
     if quick_gelu is None:

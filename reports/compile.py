@@ -199,13 +199,12 @@ def compile_table(table: Table | str, records: Sequence[RunRecord | dict[str, An
     else:
         skipped = 0
     cells, mismatch = row_cells(table.rows, records, select)
-    want = select.pairs
     out = []
     for row, cell in zip(table.rows, cells, strict=True):
         ref = table.reference_of(row)
         ref_cell = cells[table.rows.index(ref)] if ref is not None else {}
         # a control row is read from its variant's runs, which exist only on synth
-        missing = [p for p in want if p not in cell] if dataset == "synth" or not row.control \
+        missing = select.missing(cell) if dataset == "synth" or not row.control \
             else []
         out.append({
             **_measured(row, cell, threshold, dataset),

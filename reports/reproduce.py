@@ -21,7 +21,14 @@ from harness.record import RunRecord, to_record
 from harness.run_options import RunOptions
 from harness.store import ResultsStore
 from reports import get_table
-from reports.compile import MASK_METRIC, CellSelection, cell_records, metric_field, teacher_axis
+from reports.compile import (
+    MASK_METRIC,
+    CellSelection,
+    cell_records,
+    metric_field,
+    only_listed,
+    teacher_axis,
+)
 from reports.protocol import HELDOUT_SPLIT
 from reports.tables import Row, Table
 from sweeps.slurm import SlurmOptions
@@ -67,9 +74,9 @@ def missing_jobs(table: Table | str, select: CellSelection, records: list[RunRec
     for row in (r for r in table.rows if not r.control):
         have = cell_records(records, row, dataset, sets, epochs, metric=MASK_METRIC if with_masks
                             else metric_field(row, select.threshold))
-        for seed, teacher in select.pairs:
+        for seed, teacher in select.missing(only_listed(have, select.seeds, select.teacher_seeds)):
             key = (row.variant, tuple(sorted(row.hparams.items())), seed, teacher)
-            if (seed, teacher) in have or key in seen:
+            if key in seen:
                 continue
             seen.add(key)
             teacher_set = [f"teacher_seed={teacher}"] if teacher_axis(select.teacher_seeds) else []

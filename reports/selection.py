@@ -4,7 +4,7 @@ once. Pandas-free: the command line builds it before any table is compiled."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.errors import BenchError
@@ -79,5 +79,31 @@ class CellSelection:
 
     @property
     def pairs(self) -> list[PairKey]:
-        """Every (seed, teacher_seed) a complete cell has."""
+        """Every (seed, teacher_seed) a complete cell with no runs yet has."""
         return wanted_pairs(self.seeds, self.teacher_seeds)
+
+    def missing(self, have: Iterable[PairKey]) -> list[PairKey]:
+        """The pairs a cell holding `have` (its pairs after `only_listed`) lacks, by the rule
+        that counts its runs: a list names the seeds a cell must have; a count N asks for N of
+        them, any seeds, so the cell's own seeds count and only the shortfall is missing
+        (filled from 0 up). A table's n and its missing commands agree (issue 32: seed 5
+        alone was n = 1 beside a missing `--seed 0`)."""
+        have = set(have)
+        out: list[PairKey] = []
+        for teacher in _complete({t for _, t in have}, self.teacher_seeds):
+            seeds = {s for s, t in have if t == teacher}
+            out += [(s, teacher) for s in _complete(seeds, self.seeds) if s not in seeds]
+        return out
+
+
+def _complete(have: set[int], want: Seeds) -> list[int]:
+    """The values of one seed axis a complete cell has, given those it has."""
+    values = seed_values(want)  # validates a count too
+    if not isinstance(want, int):
+        return values
+    out, candidate = sorted(have), 0
+    while len(out) < want:
+        if candidate not in have:
+            out.append(candidate)
+        candidate += 1
+    return out

@@ -82,7 +82,9 @@ MASK_ARGV = {"irn": ["--masks", "irn", "--mask-set", "beta=7", "--mask-set", "ex
 
 
 def _argv(inputs: dict[str, Path], runs: Path, cache: Path, masks: str = "irn") -> list[str]:
-    argv = [a for k, v in inputs.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    # every input the run reads: without IRN masks --irn-weights is refused (harness/reads.py)
+    argv = [a for k, v in inputs.items() if masks == "irn" or k != "irn_weights"
+            for a in ("--" + k.replace("_", "-"), str(v))]
     return [*argv, "--allow-random-weights", "--runs-dir", str(runs), "--cache-dir", str(cache),
             "--wandb", "disabled", "--epochs", "2", *MASK_ARGV[masks]]
 
@@ -109,12 +111,13 @@ RUN_INPUTS_FIELDS = ("data_root", "clip_weights", "backbone_weights", "vqa_path"
 
 
 def _bench_run_masks(inputs, runs, cache, masks: str, monkeypatch) -> dict | None:
-    """The pseudo masks `bench run cam --dataset voc` resolves from the same options."""
+    """The pseudo masks `bench run qa-clims --dataset voc` resolves from the same options
+    (qa-clims: a family that reads every input option, CLIP and VQA ones included)."""
     import harness.runner
 
     spy = RunSpy()
     monkeypatch.setattr(harness.runner, "run_variant", spy)
-    res = CliRunner().invoke(app, ["run", "cam", "--dataset", "voc", "--device", "cpu", "--json",
+    res = CliRunner().invoke(app, ["run", "qa-clims", "--dataset", "voc", "--device", "cpu", "--json",
                                    *_argv(inputs, runs, cache, masks)])
     assert res.exit_code == 0, res.output
     ((cfg, _),) = spy.calls
@@ -127,16 +130,17 @@ def _check_masks(cfg, expected: dict | None, masks: str) -> None:
         assert expected is None  # off: no pseudo-mask stage, no IRN trained
         return
     # by hand: --masks irn, the two --mask-set values, --epochs 2 sets IRN's epochs too,
-    # the rest IRN's defaults (run_sample.py conf_fg_thres 0.30, sem_seg_bg_thres 0.25)
+    # the rest QA-CLIMS's (run_sample.py conf_fg_thres 0.30; its parser.py sem_seg_bg_thres 0.2)
     assert (expected["pipeline"], expected["beta"], expected["exp_times"]) == ("irn", 7.0, 4)
     assert (expected["irn_epochs"], expected["conf_fg_thres"], expected["sem_seg_bg_thres"]) \
-        == (2, 0.30, 0.25)
+        == (2, 0.30, 0.2)
 
 
 def _check_received(cfg, kw, inputs, runs, cache) -> None:
     for field in ("data_root", "clip_weights", "backbone_weights", "vqa_path", "cam_weights",
                   "irn_weights"):
-        assert getattr(cfg, field) == str(inputs[field].resolve()), field
+        given = field != "irn_weights" or cfg.masks is not None
+        assert getattr(cfg, field) == (str(inputs[field].resolve()) if given else None), field
     assert cfg.allow_random_weights is True
     from harness.registry import get_method
 
@@ -165,7 +169,7 @@ def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, 
     monkeypatch.setattr(sweeps.launcher, "launch", lambda req, console: got.setdefault("req", req)
                         and {"exit_codes": [0], "failures": [], "complete": 1})
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["sweep", "custom", "--method", "cam", "--param",
+    res = CliRunner().invoke(app, ["sweep", "custom", "--method", "qa-clims", "--param",
                                    "cam_lr=grid:0.05", "--dataset", "voc",
                                    *_argv(inputs, Path("runs"), Path("cache"), masks)])
     assert res.exit_code == 0, res.output
@@ -174,7 +178,7 @@ def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, 
     argv = worker_command(req, "s", "cpu", "w0")[3:]
     parsed = RunOptions.from_namespace(parser().parse_args(argv))
     assert parsed == req.options.absolute() and parsed.runs_dir == runs.resolve()
-    assert parsed.irn_weights == inputs["irn_weights"].resolve()
+    assert parsed.irn_weights == (inputs["irn_weights"].resolve() if masks == "irn" else None)
 
     spy = RunSpy()
     monkeypatch.setattr(harness.runner, "run_variant", spy)
@@ -188,7 +192,7 @@ def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, 
         assert (complete if isinstance(complete, int) else complete.complete) == 1
     assert len(spy.calls) == 2
     for (cfg, kw), group in zip(spy.calls, ("s", "slurm"), strict=True):
-        assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("cam", "voc", 0.05)
+        assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("qa-clims", "voc", 0.05)
         assert kw["group"] == group
         _check_received(cfg, kw, inputs, runs, cache)
         _check_masks(cfg, expected, masks)
@@ -215,7 +219,7 @@ def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatc
     monkeypatch.setattr(reports.reproduce, "preflight",
                         lambda job, cell: checked.append(cell.options) or "preflight (stand-in)")
     monkeypatch.setitem(tables.TABLES, "tiny-cam", Table(
-        "tiny-cam", "tiny", (Row("CAM", "cam", Published(48.3, "QA-CLIMS Table 1")),)))
+        "tiny-cam", "tiny", (Row("QA-CLIMS", "qa-clims", Published(70.6, "QA-CLIMS Table 1")),)))
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     expected = _bench_run_masks(inputs, runs, cache, masks, monkeypatch)
     spy = RunSpy()
@@ -227,7 +231,7 @@ def test_a_reproduce_cell_receives_every_run_option(tmp_path, inputs, monkeypatc
     assert [c.seed for c, _ in spy.calls] == [0, 1]
     assert len(checked) == (1 if launcher == "local" else 0)  # slurm's runs in _run_slurm
     for cfg, kw in spy.calls:
-        assert (cfg.variant, cfg.dataset) == ("cam", "voc") and kw["group"] == "reproduce-tiny-cam"
+        assert (cfg.variant, cfg.dataset) == ("qa-clims", "voc") and kw["group"] == "reproduce-tiny-cam"
         _check_received(cfg, kw, inputs, runs, cache)
         _check_masks(cfg, expected, masks)
 

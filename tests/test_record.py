@@ -60,7 +60,7 @@ def test_per_class_report_shows_each_runs_environment(tmp_path):
 
     root = tmp_path / "runs"
     stats = {"background": {"iou": 80.0, "precision": 90.0, "recall": 88.0, "fp": 10.0, "fn": 12.0}}
-    _write(root, "r1", variant="cam", per_class=stats,
+    _write(root, "r1", variant="cam", per_class=stats, seed_miou=50.0,
            environment={"python": "3.12.3", "torch": "2.13.0+cpu", "smp": None})
     md = per_class_md(per_class_frame(select_runs(ResultsStore(root).records(), ["r1"])))
     assert "- environment of r1: python 3.12.3, torch 2.13.0+cpu" in md and "smp" not in md

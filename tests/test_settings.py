@@ -55,7 +55,8 @@ def _variants() -> list[str]:
 def _resolve(variant: str, dataset: str, **kw):
     from harness.runner import resolve_config
 
-    return resolve_config(variant, dataset, device="cpu", data_root="/data/" + dataset, **kw)
+    root = None if dataset == "synth" else "/data/" + dataset  # synth has none: refused
+    return resolve_config(variant, dataset, device="cpu", data_root=root, **kw)
 
 
 def _cam_key(cfg) -> str:

@@ -173,6 +173,8 @@ def find_data_root(dataset: str, root: str | Path | None, env: str, layout: str,
         raise BenchError(f"{dataset} needs its data: pass --data-root ROOT or set {env}; "
                          f"expected {layout}")
     base = Path(given).expanduser()
+    if base.exists() and not base.is_dir():
+        raise BenchError(f"--data-root {base} is a file, not a folder; expected {layout}")
     if not base.is_dir():
         raise BenchError(f"{dataset} root {base} does not exist; expected {layout}")
     for cand in (base, *(base / sub for sub in subfolders)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,30 @@ class SynthDataset(SegDataset):
 
 
 def _cached_arrays(spec: SynthSpec, split: str, n: int, cache_dir: Path) -> dict:
+    """The split's arrays from its cached .npz, checked against the checksum manifest written
+    beside it (as a stage's, harness/artefacts.py): a damaged, truncated or unlisted file is
+    named in one warning line and generated again. An intact file is read without a lock, so
+    a read-only cache serves it."""
+    from harness.artefacts import check_manifest
+
     path = cache_dir / "synth" / f"{spec.fingerprint()}_{split}_{n}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=True) as z:
-            return {k: z[k] for k in z.files}
+    manifest = path.with_suffix(".manifest.json")
+    if path.exists() or manifest.exists():
+        damage = check_manifest(manifest)
+        if damage is None:
+            with np.load(path, allow_pickle=True) as z:
+                return {k: z[k] for k in z.files}
+        print(f"warning: synth data {path.parent / damage.file} {damage.cause}; generating "
+              "it again", file=sys.stderr)
+    return _generate(spec, split, n, path, manifest)
+
+
+def _generate(spec: SynthSpec, split: str, n: int, path: Path, manifest: Path) -> dict:
+    from harness.artefacts import write_manifest
+    from harness.cache import file_lock
+    from harness.leftovers import owner_tag
+    from harness.oserrors import unwritable
+
     made = [make_image(spec, split, i) for i in range(n)]
     arrays = {
         "images": np.stack([m[0] for m in made]),
@@ -63,12 +84,19 @@ def _cached_arrays(spec: SynthSpec, split: str, n: int, cache_dir: Path) -> dict
         "ctx": np.stack([m[2] for m in made]),
         "scenes": np.array([m[3].to_json() for m in made], dtype=object),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from harness.leftovers import owner_tag
-
     tmp = path.with_suffix(f".{owner_tag()}.tmp.npz")  # a killed writer's: harness/leftovers.py
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_suffix(".lock")):  # the file and its manifest change together
+            manifest.unlink(missing_ok=True)  # from here until the new one, it is unfinished
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+            write_manifest(manifest, [path], synth=spec.fingerprint(), split=split)
+    except BaseException as exc:  # an interrupt too: no temporary file stays
+        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        raise unwritable("synth data cache", path, exc) from None
     return arrays
 
 

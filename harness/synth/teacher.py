@@ -342,13 +342,15 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
     Its weights and info file are checked against the manifest written beside them when
     they were trained; anything that does not match is named in one warning line and the
     teacher is trained again (harness/artefacts.py)."""
-    from harness.artefacts import check_manifest, write_manifest
+    from harness.artefacts import check_manifest
     from harness.cache import file_lock
-    from harness.leftovers import owner_tag
 
     spec = spec or TinyClipSpec()
     path = teacher_path(synth, spec, cache_dir)
     info_path, manifest = path.with_suffix(".json"), path.with_suffix(".manifest.json")
+    if path.exists() and check_manifest(manifest) is None:  # no lock: a read-only cache serves it
+        info = json.loads(info_path.read_text())
+        return _load_checked(path, synth, spec, info), info
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -358,9 +360,7 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
             damage = check_manifest(manifest)
             if damage is None:
                 info = json.loads(info_path.read_text())
-                teacher = _load(path, synth, spec)
-                teacher.cbs_gate = info.get("cbs_gate")
-                return teacher, info
+                return _load_checked(path, synth, spec, info), info
             log(f"warning: synth teacher {path.parent / damage.file} {damage.cause}; "
                 "training the teacher again")
         for stale in path.parent.glob(f"{path.stem}.*.tmp"):  # the lock is ours: writers died
@@ -372,16 +372,42 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
                 **figures}
         info["gates"] = [dict(zip(("gate", "measured", "required", "passed"), row, strict=True))
                          for row in gate_rows(info, pairs)]  # the record beside the weights
-        teacher.cbs_gate = info["cbs_gate"]
-        manifest.unlink(missing_ok=True)  # from here until the new one, it is unfinished
-        tmp = path.with_suffix(f".{owner_tag()}.tmp")
+        _store(teacher, info, path, info_path, manifest)
+    # The teacher a run gets is the one every later run gets: re-read from disk. The trained
+    # object's text cache (Teacher.encode_text) was filled by the gates on one thread, and
+    # CPU reductions differ in the last bit with the thread count, so the first run's
+    # numbers differed from every rerun's (issue 32).
+    return _load_checked(path, synth, spec, info), info
+
+
+def _store(teacher: Teacher, info: dict, path: Path, info_path: Path, manifest: Path) -> None:
+    """The weights and info beside them, then their manifest; a failed write leaves no
+    temporary file and is one line naming the file and the cause."""
+    from harness.artefacts import write_manifest
+    from harness.leftovers import owner_tag
+    from harness.oserrors import is_write_failure, unwritable
+
+    manifest.unlink(missing_ok=True)  # from here until the new one, it is unfinished
+    tmp = path.with_suffix(f".{owner_tag()}.tmp")
+    info_tmp = path.with_name(f"{info_path.name}.{owner_tag()}.tmp")
+    try:
         torch.save(teacher.clip.state_dict(), tmp)
-        info_tmp = path.with_name(f"{info_path.name}.{owner_tag()}.tmp")
         info_tmp.write_text(json.dumps(info, indent=1))
         os.replace(info_tmp, info_path)
         os.replace(tmp, path)
         write_manifest(manifest, [path, info_path], teacher=path.stem)
-    return teacher, info
+    except BaseException as exc:  # an interrupt too: no temporary file stays
+        tmp.unlink(missing_ok=True)
+        info_tmp.unlink(missing_ok=True)
+        if not is_write_failure(exc):
+            raise
+        raise unwritable("synth teacher", path, exc) from None
+
+
+def _load_checked(path: Path, synth: SynthSpec, spec: TinyClipSpec, info: dict) -> Teacher:
+    teacher = _load(path, synth, spec)
+    teacher.cbs_gate = info.get("cbs_gate")
+    return teacher
 
 
 def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir: Path,
