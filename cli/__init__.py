@@ -43,7 +43,7 @@ def _options(debug: bool = typer.Option(False, DEBUG_FLAG, help="on failure, pri
 
 # every command module, enumerated; each registers its commands on `app` when imported
 COMMAND_MODULES = ("run_cmd", "eval_cmd", "masks_cmd", "list_cmd", "data_cmd", "qape_cmd",
-                   "sweep_cmd", "report_cmd", "runs_cmd")
+                   "sweep_cmd", "report_cmd", "runs_cmd", "segment_cmd")
 
 
 def _register() -> None:

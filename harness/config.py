@@ -205,6 +205,9 @@ class RunConfig(RunInputs):
     # the pseudo-mask pipeline and its settings (harness.masks.settings.MaskSettings as a dict;
     # None: no masks); apart from `params`, so no upstream stage's key sees them
     masks: dict[str, Any] | None = None
+    # --segment MODEL: the segmentation stage's request (harness.segment.stage.SegmentRequest
+    # as a dict; None: --segment none), its seg_* settings apart from `params` as the masks'
+    segment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

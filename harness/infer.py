@@ -119,5 +119,6 @@ def infer_cams(model: CamModel, ds: SegDataset, out_dir: Path, device: torch.dev
                 keys = np.nonzero(ds.labels(i))[0]
                 high = normalise(cams[j, keys], spec.normalisation)
                 write_cam(out_dir, ds.image_names[i], keys, high)
-                yield keys, high, ds.mask(i), ds.context_map(i)
+                # a split without pixel labels (the training split's, for its masks): no gt
+                yield keys, high, ds.mask(i) if ds.has_masks else None, ds.context_map(i)
             advance()

@@ -77,6 +77,12 @@ class RunOptions:
     mask_sets: tuple[str, ...] = option(
         (), "a pseudo-mask setting: key=value (repeatable; see `bench list --settings`)",
         flag="--mask-set")
+    segment: str | None = option(  # resolved into RunConfig.segment by harness.runner.resolve_config
+        help="train this segmentation model on the run's pseudo masks of the training split and "
+        "score it on val (deeplabv2, …; none: no segmentation stage, the default; "
+        "docs/segmentation.md)")
+    seg_weights: Path | None = option(help="--segment: the segmentation model's init (a local "
+                                      "weights file)")
 
     def __post_init__(self) -> None:
         # Typer hands a list (or None): a tuple keeps the options hashable and picklable as is
@@ -86,7 +92,8 @@ class RunOptions:
         """The data, weights and pseudo masks, as `harness.runner.resolve_config(**inputs)`
         takes them."""
         return {**{f.name: getattr(self, f.name) for f in config_fields()},
-                "masks": self.masks, "mask_sets": list(self.mask_sets)}
+                "masks": self.masks, "mask_sets": list(self.mask_sets), "segment": self.segment,
+                "seg_weights": self.seg_weights}
 
     def run_kwargs(self) -> dict[str, Any]:
         """Everything `harness.runner.run_variant` takes from these options, as keywords."""

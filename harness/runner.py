@@ -37,11 +37,14 @@ from harness.tracking import Tracker, resolve_mode, slurm_job
 
 def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: list[str] = (),
                    epochs: int | None = None, device: str = "auto", masks: str | None = None,
-                   mask_sets: list[str] = (), **paths: Any) -> RunConfig:
+                   mask_sets: list[str] = (), segment: str | None = None,
+                   seg_weights: str | Path | None = None, **paths: Any) -> RunConfig:
     """Dataset defaults → variant overrides → --epochs (every stage) → --set → validated
     frozen config. `paths`: data_root, clip_weights, backbone_weights, vqa_path, cam_weights,
     irn_weights (file paths) and allow_random_weights. `masks` (irn, crf, none; None: the
-    family's default on this dataset) and `mask_sets` (key=value) choose the pseudo masks."""
+    family's default on this dataset) and `mask_sets` (key=value) choose the pseudo masks;
+    `segment` (a model, or none) and `seg_weights` (its init) the segmentation stage, which
+    takes the seg_* items of `sets`."""
     from harness.masks.settings import resolve_masks
 
     check_seed(seed)
@@ -54,17 +57,25 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
             raise BenchError(f"{v.family} does not say which settings hold its stages' epochs "
                              "(Method.epoch_fields), so --epochs cannot set them: use --set")
         values.update({name: epochs for name in method.epoch_fields.values()})
-    values.update(parse_sets(cls, list(sets)))
+    from harness.segment.settings import is_seg_setting
+
+    seg_sets = [s for s in sets if is_seg_setting(s.partition("=")[0].strip())]
+    values.update(parse_sets(cls, [s for s in sets if s not in seg_sets]))
     params = cls(**values).validate()
     for option in ("cam_weights", "irn_weights"):
         check_file(f"--{option.replace('_', '-')}", paths.get(option))
     # --epochs sets IRN's too (it is a stage this run trains: `stage_epochs`)
     mask_defaults = {**method.mask_defaults(dataset), **({"irn_epochs": epochs} if epochs else {})}
     mask_settings = resolve_masks(mask_defaults, masks, list(mask_sets))
+    from harness.segment.stage import request
+
+    seg = request(segment, seg_weights, seg_sets, epochs, bool(paths.get("allow_random_weights")),
+                  dataset)
     cfg = RunConfig(method=v.family, variant=v.name, dataset=dataset, seed=seed,
                     device=resolve_device(device), params=params, **_config_inputs(paths),
                     threshold_split=paths.get("threshold_split") or None,
-                    masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None)
+                    masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None,
+                    segment=seg.to_dict() if seg else None)
     # an input this run would record and key but never read: refused, or dropped (reads.py)
     return refuse_unread(cfg, RunOptions)
 
@@ -86,6 +97,8 @@ def stage_epochs(cfg: RunConfig) -> dict[str, int]:
         epochs.pop("cam", None)
     if cfg.masks and cfg.masks["pipeline"] == "irn" and not cfg.irn_weights:
         epochs["irn"] = cfg.masks["irn_epochs"]
+    if cfg.segment and cfg.segment.get("epochs") is not None:
+        epochs["segment"] = cfg.segment["epochs"]
     return epochs
 
 
@@ -161,6 +174,12 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
         record.update(scores.as_record())
         if cfg.masks:
             record.update(pseudo_masks(ctx, run_dir.path, scores.best_threshold))
+        if cfg.segment:
+            from harness.segment.run import segment_after_run
+
+            seg, record["provenance"]["segment"] = segment_after_run(
+                ctx, model, run_dir.path, scores.best_threshold)
+            record.update(seg)
         record.update(status="ok", teacher=ctx.teacher_info,
                       stage_cache={"hits": ctx.stages.hits, "misses": ctx.stages.misses})
     except NonFiniteLoss as exc:

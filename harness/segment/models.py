@@ -90,7 +90,8 @@ _MODELS: dict[str, SegModelSpec] = {}
 # where each built-in model is declared; imported on first lookup of its name
 MODEL_MODULES = {"deeplabv2": "harness.segment.deeplabv2",
                  "mask2former": "harness.segment.mask2former",
-                 "segmenter": "harness.segment.segmenter"}
+                 "segmenter": "harness.segment.segmenter",
+                 "deeplab-synth": "harness.segment.synth_model"}
 
 
 def register_seg_model(name: str, recipes: tuple[str, ...],

@@ -57,6 +57,15 @@ RECIPES: dict[str, dict[str, Any]] = {
                       seg_test_scales="0.5,0.75,1.0,1.25,1.5,1.75",
                       seg_test_flip=True, seg_merge="mean", seg_crf_pos_xy=3, seg_crf_pos_w=3,
                       seg_crf_bi_xy=83, seg_crf_bi_rgb=5, seg_crf_bi_w=3),
+    # synth (docs/protocol-segmentation.md): `deeplab-synth` from random init on 64-px images —
+    # CLIMS's SGD poly (momentum 0.9, wd 5e-4, poly 0.9 every 10 steps) at lr 0.01 with no head
+    # multiplier (nothing is pretrained, so no part needs a faster lr), BatchNorm trained,
+    # plain CE; iterations: the plateau rule's budget; test at scale 1.0
+    "synth": dict(seg_lr=0.01, seg_batch_size=16, seg_iter_size=1, seg_iterations=2000, seg_crop=64,
+                  seg_scales="0.75,1.0,1.25", seg_mean="123.675,116.28,103.53",
+                  seg_std="58.395,57.12,57.375", seg_bgr=False, seg_head_lr_mult=1.0,
+                  seg_head_bias_lr_mult=1.0, seg_freeze_bn=False, seg_msc_loss=False,
+                  seg_test_scales="1.0", seg_loss="ce"),
 }
 
 

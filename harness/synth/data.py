@@ -29,7 +29,8 @@ ALIASES = {"aeroplane": ("airplane", "plane"), "bird": ("fowl",), "boat": ("ship
 GENERATOR_VERSION = 1
 # Split ids keep the splits' random streams disjoint for the same dataset seed.
 # `heldout`: labelled, disjoint from eval, the split `--threshold-split heldout` picks t on.
-SPLIT_IDS = {"train": 1, "eval": 2, "teacher": 3, "teacher_holdout": 4, "heldout": 5}
+# `segval`: labelled, where the segmentation stage alone is scored (docs/protocol-segmentation.md)
+SPLIT_IDS = {"train": 1, "eval": 2, "teacher": 3, "teacher_holdout": 4, "heldout": 5, "segval": 6}
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ class SynthDataset(SegDataset):
             return super().mask(i)
         return self._masks[i]
 
+    def full_mask(self, i: int) -> np.ndarray:
+        """The scene's pixel labels on any split, the train split's included: only for the
+        segmentation stage's fully supervised bound (`--masks gt`), never for a method."""
+        return self._masks[i]
+
     def context_map(self, i: int) -> np.ndarray:
         return self._ctx[i]
 
