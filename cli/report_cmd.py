@@ -151,6 +151,8 @@ def report_command(
         raise BenchError("--run/--variant go with --table per-class")
     elif compare:
         _emit_comparison(table, compare, select, runs_dir, fmt, out)
+    elif table == FINAL:
+        _emit_final(select, runs_dir, fmt, out)
     else:
         _emit(table, select, runs_dir, fmt, out, plot_path, wandb_log)
 
@@ -162,6 +164,21 @@ def _list_tables() -> None:
     for name in table_names():
         typer.echo(f"{name:12s} {get_table(name).title}")
     typer.echo(f"{NAME:12s} {TITLE} of --run RUN_ID or --variant NAME")
+    from reports.final import NAME as FINAL_NAME
+    from reports.final import TITLE as FINAL_TITLE
+
+    typer.echo(f"{FINAL_NAME:12s} {FINAL_TITLE}")
+
+
+FINAL = "final"  # reports/final.py: the segmentation stage's table, its own compiler
+
+
+def _emit_final(select: CellSelection, runs_dir: Path | None, fmt: str | None,
+                out: Path | None) -> None:
+    from reports.final import compile_final, render, store_records
+
+    df = compile_final(store_records(runs_dir), select.dataset)
+    _write(render(df, _format(fmt, out) or "markdown"), out)
 
 
 @app.command("reproduce")
@@ -188,6 +205,16 @@ def reproduce_command(
     """Run the TABLE cells missing from the results store (resumable), then report."""
     from reports import get_table
     from reports.reproduce import reproduce
+
+    if table == FINAL:  # its cells are runs with --segment and bench segment --masks gt
+        from reports.final import reproduce_final, seed_list
+
+        result = reproduce_final(select.dataset, seed_list(select.seeds), list(select.sets),
+                                 select.epochs, options, device, lambda m: typer.echo(m, err=True),
+                                 dry_run)
+        typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}", err=True)
+        _emit_final(select, options.runs_dir, fmt, out)
+        return
 
     get_table(table)  # a bad table, --threshold or seed list fails before any run
     if status:

@@ -76,6 +76,27 @@ def row(tables: str | tuple[str, ...], label: str, value: float | None, source: 
 
 
 @dataclass(frozen=True)
+class FinalRow:
+    """A row of the final-segmentation table (`bench report --table final`, reports/final.py):
+    a segmentation model trained on a method's pseudo masks, or on the ground truth (`variant`
+    "": the fully supervised row), with the VOC val / VOC test / COCO val mIoU its source
+    publishes (None where it gives none)."""
+
+    label: str
+    variant: str  # the method variant whose masks it trains on; "" = ground truth (FS)
+    model: str  # the segmentation model's registered name (harness/segment)
+    val: float | None
+    test: float | None
+    coco: float | None
+    source: str
+    note: str = ""
+
+    @property
+    def supervised(self) -> bool:
+        return not self.variant
+
+
+@dataclass(frozen=True)
 class PaperTable:
     """A table a family's paper adds to `bench report` (reports.tables.Table's fields; its
     rows are every paper's rows naming it)."""
@@ -121,6 +142,15 @@ class FamilyPaper:
         self.rows: list[PaperRow] = []
         self.tables: list[PaperTable] = []
         self.sweeps: list[PaperSweep] = []
+        self.final: list[FinalRow] = []
+
+    def final_row(self, label: str, model: str, val: float | None, test: float | None,
+                  coco: float | None, source: str, variant: str = "", note: str = "") -> FinalRow:
+        """Add a row to the final-segmentation table (`variant` "": trained on ground truth)."""
+        if variant and variant.split("/", 1)[0] != self.family:
+            raise BenchError(f"final row {label!r}: variant {variant!r} is not of {self.family!r}")
+        self.final.append(FinalRow(label, variant, model, val, test, coco, source, note))
+        return self.final[-1]
 
     def table(self, name: str, title: str, **fields: Any) -> PaperTable:
         """Add table `name` to `bench report` (PaperTable's fields); rows name it."""
@@ -174,6 +204,11 @@ def paper(family: str) -> FamilyPaper:
 def rows(table: str) -> list[PaperRow]:
     """Every family's rows of `table`, in table order, then in declaration order."""
     return [r for p in papers() for r in p.rows if table in r.tables]
+
+
+def final_rows() -> list[FinalRow]:
+    """Every family's final-segmentation rows, in table order, then in declaration order."""
+    return [r for p in papers() for r in p.final]
 
 
 def tables() -> list[PaperTable]:

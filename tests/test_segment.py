@@ -190,3 +190,35 @@ def test_voc_run_and_segment_from_pngs_end_to_end(monkeypatch, capsys, tmp_path,
     seg = json.loads(out.strip().splitlines()[-1])
     assert seg["seg_miou"] == pytest.approx(_miou(Path(seg["path"]) / "seg", gts, 21), abs=1e-9)
     assert seg["provenance"]["segment"]["labels"] != "gt" and seg["variant"] == "segment/masks"
+
+
+def _record(store, variant: str, seed: int, miou: float, model: str = "deeplabv2") -> None:
+    run = store.begin("segment", variant, seed)
+    run.finish({"run_id": run.run_id, "method": variant.split("/")[0], "variant": variant,
+                "dataset": "voc", "seed": seed, "status": "ok", "seg_miou": miou,
+                "provenance": {"segment": {"model": model}}, "finished_at": f"2026-12-06T0{seed}"})
+
+
+def test_report_final_prints_published_and_measured(monkeypatch, capsys, tmp_path):
+    """`bench report --table final`: the papers' numbers as transcribed, and a measured cell
+    from two hand-made FS records (70.0, 72.0 → 71.00 ± 1.41, n 2; Δ to 77.7 = −6.70, to
+    QA-CLIMS's FS 77.6 = −6.60); a record of another model is not counted."""
+    from harness.store import ResultsStore
+
+    store = ResultsStore(tmp_path / "runs")
+    _record(store, "segment/gt", 0, 70.0)
+    _record(store, "segment/gt", 1, 72.0)
+    _record(store, "segment/gt", 2, 99.0, model="deeplab-synth")
+    code, out, err = _bench(monkeypatch, capsys, "report", "--table", "final", "--dataset", "voc",
+                            "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    rows = {ln.split("|")[1].strip() + "/" + ln.split("|")[3].strip(): ln for ln in out.splitlines()
+            if ln.startswith("| ") and not ln.startswith("| row")}
+    sem = rows["SemPLeS (M2F-Swin-L)/SemPLeS Table 2 (= SemPLeS Table 3, on FMA-WSSS)"]
+    assert "| 83.4 | 82.9 | 56.1 |" in sem and "no runs: `bench run semples" in sem
+    qa = rows["QA-CLIMS (R101 V2)/QA-CLIMS Tables 2, 3"]
+    assert "| 72.4 | 72.3 | 43.2 |" in qa
+    fs = rows["FS (DL2-R101)/SemPLeS Table 3"]
+    assert "| 77.7 | 79.7 |" in fs and "71.00 ± 1.41 (2) | -6.70 |" in fs
+    assert "71.00 ± 1.41 (2) | -6.60 |" in rows["FS (DeepLabV2)/QA-CLIMS Table 2"]
+    assert "| 70.4 | 70.0 |" in rows["CLIMS (DL2-R101)/SemPLeS Tables 2, 3"]

@@ -34,7 +34,7 @@ from harness.segment.settings import SegSettings, is_seg_setting
 from harness.stages import StageSpec
 
 MODEL_FILE, CURVE_FILE = "model.pt", "losses.json"
-CHECKPOINT_EVERY = 500  # iterations between resumable checkpoints (--set is for the recipe)
+CHECKPOINT_EVERY = 200  # iterations between resumable checkpoints (a kill loses fewer)
 # inference-only settings: they do not change the trained weights, so not the stage's key
 _TEST_ONLY = ("seg_test_scales", "seg_test_flip", "seg_merge", "seg_crf")
 

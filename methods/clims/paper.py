@@ -44,3 +44,11 @@ PAPER = FamilyPaper("clims", {
 def clims() -> dict:
     """CLIMS: CLIP matching of sigmoid-masked crops with manual background prompts."""
     return {}
+
+
+# the final segmentation tables (bench report --table final): DeepLabV2-R101 trained on CLIMS's
+# masks, as the two papers publish it (SemPLeS's † = its own reproduction of CLIMS)
+PAPER.final_row("CLIMS (DL2-R101)", "deeplabv2", 70.4, 70.0, None, "SemPLeS Tables 2, 3",
+                variant="clims", note="† reproduced by the SemPLeS authors")
+PAPER.final_row("CLIMS (DL2-R101)", "deeplabv2", 69.3, 68.7, None, "QA-CLIMS Table 2",
+                variant="clims")

@@ -175,3 +175,12 @@ def no_fat() -> dict:
 def full() -> dict:
     """QA-CLIMS: RITC contrast against the QAPE corpus (FRC + BRC + REG, FAT, all questions)."""
     return {}
+
+
+# the final segmentation tables (bench report --table final): Table 2 (VOC val/test) and
+# Table 3 (COCO val, R101 V2 only); DeepLabV1-WR38 is not a registered model here
+PAPER.final_row("QA-CLIMS (R101 V2)", "deeplabv2", 72.4, 72.3, 43.2, "QA-CLIMS Tables 2, 3",
+                variant="qa-clims")
+PAPER.final_row("QA-CLIMS (WR38 V1)", "deeplabv1-wr38", 75.6, 75.5, None, "QA-CLIMS Table 2",
+                variant="qa-clims", note="DeepLabV1-WideResNet-38: not registered")
+PAPER.final_row("FS (DeepLabV2)", "deeplabv2", 77.6, 79.7, None, "QA-CLIMS Table 2")
