@@ -11,6 +11,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from harness.compat import ensure_torchvision
@@ -408,3 +409,40 @@ def test_crf_with_clims_kernels_matches_pydensecrf_and_cleans_a_speck():
     d.addPairwiseBilateral(sxy=67, srgb=3, rgbim=np.ascontiguousarray(rgb), compat=4)
     assert np.array_equal(got, np.array(d.inference(10)).reshape(3, 12, 16).argmax(0))
     assert got[5, 3] == 1 and (got[:, :8] == 1).all() and (got[:, 8:] == 2).all()
+
+
+def test_label_resize_is_pils_nearest():
+    from harness.segment.losses import resize_labels
+
+    rng = np.random.default_rng(0)
+    for (h0, w0), (h, w) in [((375, 500), (281, 375)), ((500, 375), (750, 562)), ((321, 321), (41, 41))]:
+        a = rng.integers(0, 21, (h0, w0)).astype(np.uint8)
+        pil = np.asarray(Image.fromarray(a).resize((w, h), Image.NEAREST))
+        got = resize_labels(torch.from_numpy(a)[None].long(), (h, w))[0].numpy()
+        assert np.array_equal(got, pil)  # (torch's nearest-exact misses ~15 % of 500 → 375)
+
+
+def test_augment_scales_pads_with_ignore_and_crops():
+    from harness.segment.augment import augment
+
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    label = np.random.default_rng(2).integers(0, 3, (20, 20)).astype(np.uint8)
+    s = resolve_seg_settings("coco", ["seg_scales=0.5", "seg_crop=10", "seg_flip=false"])
+    img, lab = augment(rgb, label, s, np.random.default_rng(0))  # 20 → 10 = the crop: no draw left
+    assert np.array_equal(lab, np.asarray(Image.fromarray(label).resize((10, 10), Image.NEAREST)))
+    want = F.interpolate(torch.from_numpy(s.normalize(rgb))[None], size=(10, 10), mode="bilinear",
+                         align_corners=False)[0].numpy()
+    assert img.shape == (3, 10, 10) and np.allclose(img, want)
+    big = resolve_seg_settings("coco", ["seg_scales=1.0", "seg_crop=24", "seg_flip=false"])
+    img, lab = augment(rgb, label, big, np.random.default_rng(0))
+    # 20×20 padded bottom/right to 24×24 (only placement: top = left = 0)
+    assert (lab[20:] == 255).all() and (lab[:, 20:] == 255).all()
+    assert np.array_equal(lab[:20, :20], label) and not img[:, 20:].any() and not img[:, :, 20:].any()
+    flips = resolve_seg_settings("coco", ["seg_scales=1.0", "seg_crop=20"])
+    outs = [augment(rgb, label, flips, np.random.default_rng(k)) for k in range(8)]
+    kept = [np.array_equal(lab, label) for _, lab in outs]
+    flipped = [np.array_equal(lab, label[:, ::-1]) for _, lab in outs]
+    assert all(k != f for k, f in zip(kept, flipped, strict=True))  # one or the other, p 0.5
+    assert any(kept) and any(flipped)
+    for (img, _), f in zip(outs, flipped, strict=True):  # the image flips with its label
+        assert np.allclose(img, s.normalize(rgb)[:, :, ::-1] if f else s.normalize(rgb))
