@@ -4,6 +4,7 @@ the table's missing cells, then report)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -111,9 +112,23 @@ def _log_wandb(df, name: str, runs_dir: Path | None, plot_path: Path | None) -> 
     run.finish()
 
 
-@app.command("report")
+# `bench report list | table NAME | compare NAME A B | per-class`, one small command each;
+# `bench report --table NAME …` (the options on `report` itself) is the older spelling, kept
+report_app = typer.Typer(help="Paper tables from the results store, measured beside "
+                         "published; or a run's per-class table.")
+app.add_typer(report_app, name="report")
+
+Format = Annotated[str | None, typer.Option("--format", help="markdown, csv or latex "
+                                             "(default: terminal)")]
+Out = Annotated[Path | None, typer.Option("--out", help="write the formatted table to this file")]
+Plot = Annotated[Path | None, typer.Option("--plot", help="write a PNG plot (λ/ω curve or "
+                                           "per-class precision/recall bars)")]
+
+
+@report_app.callback(invoke_without_command=True)
 @opt.selection_params()
 def report_command(
+    ctx: typer.Context,
     table: str = typer.Option(None, "--table", "-t", help="table name (see --list), or "
                               "per-class with --run/--variant"),
     list_: bool = typer.Option(False, "--list", help="list the tables and their sources"),
@@ -136,6 +151,8 @@ def report_command(
     table's reference row with a 95 % CI, published, Δ; or a run's per-class table."""
     from reports.per_class import NAME
 
+    if ctx.invoked_subcommand is not None:
+        return
     if table is None and (run or variant) and not list_:
         table = NAME  # `--run ID` alone asks for that run's per-class table
     if list_ or table is None:
@@ -155,6 +172,47 @@ def report_command(
         _emit_final(select, runs_dir, fmt, out)
     else:
         _emit(table, select, runs_dir, fmt, out, plot_path, wandb_log)
+
+
+@report_app.command("list")
+def report_list() -> None:
+    """The tables and their sources."""
+    _list_tables()
+
+
+@report_app.command("table")
+@opt.selection_params()
+def report_table(name: str = typer.Argument(..., help="table name (bench report list)"),
+                 fmt: Format = None, out: Out = None, plot_path: Plot = None,
+                 wandb_log: bool = typer.Option(False, "--wandb", help="also log the table to "
+                                                "W&B (mode from WANDB_MODE, offline by default)"),
+                 runs_dir: opt.RunsDir = None, select: CellSelection = None) -> None:
+    """A paper table: measured mean ± std, n, paired Δ to the reference row with a 95 % CI,
+    published, Δ."""
+    _emit(name, select, runs_dir, fmt, out, plot_path, wandb_log)
+
+
+@report_app.command("compare")
+@opt.selection_params()
+def report_compare(name: str = typer.Argument(..., help="table name (bench report list)"),
+                   first: str = typer.Argument(..., help="row A: a label, a variant or a unique "
+                                               "part of a label"),
+                   second: str = typer.Argument(..., help="row B, as A"),
+                   fmt: Format = None, out: Out = None, runs_dir: opt.RunsDir = None,
+                   select: CellSelection = None) -> None:
+    """The paired Δ B − A between two rows of a table, with its 95 % CI."""
+    _emit_comparison(name, (first, second), select, runs_dir, fmt, out)
+
+
+@report_app.command("per-class")
+@opt.selection_params()
+def report_per_class(run: list[str] = typer.Option([], "--run", help="a run id (or unique "
+                                                   "prefix; repeatable)"),
+                     variant: str = typer.Option(None, help="the mean over this variant's runs"),
+                     fmt: Format = None, out: Out = None, plot_path: Plot = None,
+                     runs_dir: opt.RunsDir = None, select: CellSelection = None) -> None:
+    """Per-class IoU, precision, recall, FP and FN of runs (--run) or of a variant's cell."""
+    _emit_per_class(run, variant, select, runs_dir, fmt, out, plot_path)
 
 
 def _list_tables() -> None:

@@ -86,3 +86,21 @@ def test_bad_values_are_refused_before_anything_is_made(args, says, capsys, cach
 def test_report_of_an_unknown_run_is_one_line(capsys, tmp_path):
     assert_one_line_error(capsys, "--run nosuchid: no ok run", "report", "--run", "nosuchid",
                           "--runs-dir", str(tmp_path))
+
+
+def test_report_sub_commands_print_what_the_old_spellings_print(capsys, tmp_path):
+    """`bench report list|table|compare|per-class` and `bench report --list|--table …`: the
+    same output (an empty store: every cell missing, with the command that fills it)."""
+    runs = ["--runs-dir", str(tmp_path)]
+    pairs = [(["report", "list"], ["report", "--list"]),
+             (["report", "table", "seeds", "--format", "markdown", "--seeds", "2", *runs],
+              ["report", "--table", "seeds", "--format", "markdown", "--seeds", "2", *runs])]
+    for new, old in pairs:
+        code_new, out_new, _ = bench_in_process(capsys, *new)
+        code_old, out_old, _ = bench_in_process(capsys, *old)
+        assert code_new == code_old == 0 and out_new == out_old and out_new.strip()
+    code, out, _ = bench_in_process(capsys, "report", "list")
+    assert out.splitlines()[0].split()[0] == "ablation" and "per-class" in out
+    code, out, _ = bench_in_process(capsys, "report", "compare", "seeds", "CAM", "SemPLeS", *runs)
+    assert code == 0 and "no pair measured by both rows" in out
+    assert_one_line_error(capsys, "needs --run RUN_ID", "report", "per-class", *runs)

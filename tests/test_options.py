@@ -16,6 +16,8 @@ from cli import _register, app
 from harness.record import RunRecord
 from harness.run_options import RunOptions
 
+_register()  # every command on `app`, whichever test of this module runs first (or alone)
+
 RUN_INPUTS = ["--data-root", "--clip-weights", "--backbone-weights", "--vqa-path",
               "--cam-weights", "--allow-random-weights"]
 RUN_DIRS = ["--runs-dir", "--cache-dir", "--wandb", "--set", "--epochs"]
