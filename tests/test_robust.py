@@ -237,3 +237,224 @@ def test_damaged_synth_data_is_named_regenerated_and_the_run_goes_on(damage, mon
     assert data.read_bytes() == raw  # regenerated bit for bit
     code, _, err = _eval(monkeypatch, capsys, cams, cache)
     assert code == 0 and "warning" not in err
+
+
+# ---- 5. every OS failure names the path and the cause ---------------------------------------
+
+def test_report_out_a_directory_is_one_line_without_internal_names(monkeypatch, capsys,
+                                                                   tmp_path):
+    from tests.test_reports import write_record
+
+    write_record(tmp_path / "runs", "a", variant="qa-clims/no-fat", seed=0, seed_miou=60.0)
+    out = tmp_path / "table.md"
+    out.mkdir()
+    code, _, err = bench(monkeypatch, capsys, "report", "--table", "fat", "--runs-dir",
+                         tmp_path / "runs", "--out", out)
+    line = one_error_line(code, err)
+    assert line == f"error: --out {out} is a directory; give a file name"
+    assert "_write" not in err and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_write_the_os_refuses_names_the_file_and_leaves_no_temporary_file(
+        monkeypatch, capsys, tmp_path, cache_dir):
+    """A file-size limit (RLIMIT_FSIZE: what a full disk or quota does to a write) makes the
+    CAM stage's first epoch checkpoint fail: one line naming that file and the cause, and no
+    `.tmp` of the stage, the checkpoint or the run left behind."""
+    import resource
+    import signal
+
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    cache.mkdir()
+    (cache / "synth").symlink_to(cache_dir / "synth", target_is_directory=True)
+    args = ("run", "cam", "--seed", "77", "--wandb", "disabled", "--runs-dir", runs,
+            "--cache-dir", cache, "--device", "cpu", *_sets())
+    code, _, err = bench(monkeypatch, capsys, *args)  # the synth arrays exist after this
+    assert code == 0, err
+    shutil.rmtree(cache / "stages")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, limit[1]))
+    try:
+        code, _, err = bench(monkeypatch, capsys, *args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, old)
+    line = one_error_line(code, err)
+    assert line.startswith(f"error: cam: stage cam: epoch checkpoint {cache}/stages/cam/.") \
+        and "cannot write (" in line, line
+    assert not [p for p in cache.rglob("*") if ".tmp" in p.name]
+    assert not list(runs.glob(".inprogress-*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_cache_with_every_stage_serves_them_without_a_lock(tmp_path):
+    from harness.cache import StageCache
+
+    def build(folder: Path) -> None:
+        (folder / "out.txt").write_text("built")
+
+    root = tmp_path / "cache"
+    StageCache(root).get_or_build("s", {"a": 1}, build)
+    for lock in root.rglob("*.lock"):
+        lock.unlink()
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        folder, _ = StageCache(root).get_or_build("s", {"a": 1}, build)
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755)
+    assert (folder / "out.txt").read_text() == "built" and not list(root.rglob("*.lock"))
+
+
+def test_an_intact_stage_is_served_without_taking_its_lock(tmp_path, monkeypatch):
+    """What a read-only cache needs (tested as root too): a hit never opens the lock file."""
+    import harness.cache
+    from harness.cache import StageCache
+
+    def build(folder: Path) -> None:
+        (folder / "out.txt").write_text("built")
+
+    StageCache(tmp_path).get_or_build("s", {"a": 1}, build)
+    for lock in tmp_path.rglob("*.lock"):
+        lock.unlink()
+
+    def no_lock(path):
+        raise AssertionError(f"locked {path}")
+
+    monkeypatch.setattr(harness.cache, "file_lock", no_lock)
+    cache = StageCache(tmp_path)
+    folder, _ = cache.get_or_build("s", {"a": 1}, build)
+    assert cache.hits == ["s"] and (folder / "out.txt").read_text() == "built"
+
+
+def test_os_causes_are_words():
+    import errno
+
+    from harness.oserrors import os_cause
+
+    words = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+             errno.EACCES: "permission denied", errno.EISDIR: "is a directory"}
+    for code, said in words.items():
+        assert os_cause(OSError(code, os.strerror(code), "/x")) == said
+
+
+# ---- 6. SIGTERM behaves as SIGINT ------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sigterm_names_what_was_kept_and_dropped_and_leaves_nothing(cache_dir, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    cache.mkdir()
+    (cache / "synth").symlink_to(cache_dir / "synth", target_is_directory=True)
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache), "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", "cam", "--seed", "78", "--runs-dir", str(runs),
+         *_sets("cam_epochs=200")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env)
+    try:
+        deadline = time.time() + 300
+        while not list(cache.glob("stages/cam/.*.partial/last.pt")) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 143, err
+    assert lines[-1].startswith("interrupted (SIGTERM): no stage finished; dropped the unfinished "
+                                "stage cam (its finished epochs stay for --resume), this run's "
+                                "folder .inprogress-"), err
+    assert "Traceback" not in err
+    assert not list(runs.glob(".inprogress-*"))
+    assert not [p for p in cache.rglob("*") if ".tmp" in p.name]
+
+
+# ---- 7. records ----------------------------------------------------------------------------
+
+def test_a_record_missing_seed_miou_is_skipped_with_a_warning(monkeypatch, capsys, tmp_path):
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    write_record(runs, "good", variant="qa-clims/no-fat", seed=0, seed_miou=60.0)
+    write_record(runs, "bad", variant="qa-clims/no-fat", seed=1)
+    code, out, err = bench(monkeypatch, capsys, "runs", "--runs-dir", runs,
+                           "--cache-dir", tmp_path / "cache")
+    assert code == 0 and "1 finished runs (1 ok); 1 unreadable result files skipped" in out
+    assert f"warning: results store: skipped {runs / 'bad' / 'result.json'}: it has no " \
+           "seed_miou" in err
+
+
+def test_a_record_over_the_size_limit_is_skipped_unread(tmp_path, monkeypatch):
+    import harness.store
+    from harness.store import ResultsStore
+
+    path = tmp_path / "big" / "result.json"
+    path.parent.mkdir()
+    with open(path, "wb") as fh:  # a sparse 60 MB file: nothing is read, so nothing is written
+        fh.truncate(60 * 2**20)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+    said: list[str] = []
+    assert ResultsStore(tmp_path, warn=said.append).records() == []
+    assert said == [f"warning: results store: skipped {path}: 60 MB, over the "
+                    f"{harness.store.MAX_RECORD_BYTES // 2**20} MB a record may hold (not read)"]
+
+
+def test_the_tables_n_and_its_missing_cells_agree(tmp_path):
+    """Seed 5 alone: a one-seed cell is complete (n = 1, nothing missing); asking for two
+    seeds, the missing one is seed 0 (the shortfall), never a cell that is there."""
+    from reports.compile import compile_table
+    from reports.selection import CellSelection
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    write_record(runs, "a", variant="qa-clims/no-fat", seed=5, seed_miou=60.0)
+    one = compile_table("fat", runs_dir=runs, select=CellSelection(strict=False))
+    row = one[one["variant"] == "qa-clims/no-fat"].iloc[0]
+    assert row["n"] == 1 and row["command"] == ""
+    two = compile_table("fat", runs_dir=runs, select=CellSelection(seeds=2, strict=False))
+    row = two[two["variant"] == "qa-clims/no-fat"].iloc[0]
+    assert row["n"] == 1 and "--seed 0" in row["command"] and "--seed 5" not in row["command"]
+    assert CellSelection(seeds=[5, 6]).missing({(5, 0)}) == [(6, 0)]
+    assert CellSelection(seeds=3, teacher_seeds=2).missing({(5, 0), (0, 1)}) == [
+        (0, 0), (1, 0), (1, 1), (2, 1)]
+
+
+# ---- 9, 10. messages and provenance --------------------------------------------------------
+
+def test_item_9_messages_are_exact(monkeypatch, capsys, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    common = ("--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache")
+    code, _, err = bench(monkeypatch, capsys, "run", "cam", "--dataset", "voc", "--data-root",
+                         a_file, "--allow-random-weights", *common)
+    assert one_error_line(code, err).startswith(f"error: --data-root {a_file} is a file, not a "
+                                                "folder; expected ")
+    code, _, err = bench(monkeypatch, capsys, "run", "cam", "--cam-weights", tmp_path, *common)
+    assert one_error_line(code, err) == f"error: --cam-weights {tmp_path} is a directory; it " \
+                                        "takes a file"
+    code, _, err = bench(monkeypatch, capsys, "run", "clims", "--dataset", "voc", "--clip-weights",
+                         tmp_path, "--data-root", tmp_path, *common)
+    assert one_error_line(code, err).startswith("error: ")  # the data root is heard of first
+    from harness.teacher import load_real_teacher
+
+    with pytest.raises(Exception, match=f"--clip-weights {tmp_path} is a directory; it takes a "
+                                        "file"):
+        load_real_teacher("ViT-B-32", str(tmp_path), False, False)
+    code, _, err = bench(monkeypatch, capsys, "report", "--compare", "a", "b", *common[:2])
+    assert one_error_line(code, err) == "error: --compare needs --table: the table whose rows " \
+                                        "it compares"
+
+
+def test_gt_source_states_the_runs_own_split_and_count():
+    from harness.provenance import provenance
+
+    prov = provenance("voc", "eval", 30)
+    assert prov["gt_source"] == "VOC2012 SegmentationClass (train ids, 30 images)"
+    assert provenance("synth", "eval", 300)["gt_source"] == \
+        "synth generator masks (eval split, 300 images)"
