@@ -19,9 +19,8 @@ CAUSES = {
     errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
     errno.EPERM: "permission denied", errno.EISDIR: "is a directory",
-    errno.ENOTDIR: "a part of the path is not a folder", errno.EFBIG: "file too large",
-    errno.ENOENT: "no such file or folder",
-}
+    errno.EFBIG: "file too large",
+}  # any other errno: the OS's own words (strerror)
 # what torch.save's C++ writer says when the OS refuses a write (it raises RuntimeError)
 _TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "inline_container", "file write failed",
                          "unexpected pos")
