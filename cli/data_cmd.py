@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cli import app
+from harness.errors import BenchError
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -53,22 +54,52 @@ def show(dataset: str = typer.Argument("synth"),
 
 @data_app.command("teacher")
 def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
-            teacher_seed: int = typer.Option(0, help="the teacher's seed (runs: teacher_seed)")) -> None:
-    """Train (first use) or load the embedded synth teacher; print its gates (exit 1 if one fails)."""
+            teacher_seed: int = typer.Option(0, help="the teacher's seed (runs: teacher_seed)"),
+            rebuild: bool = typer.Option(False, "--rebuild", help="train the teacher here even "
+                                         "where one ships (the default seed's), and print its "
+                                         "gates beside the shipped one's"),
+            ship: bool = typer.Option(False, "--ship", help="with --rebuild (maintainers): write "
+                                      "the teacher trained here as the package's shipped one")
+            ) -> None:
+    """Load the embedded synth teacher (the shipped one, or trained here on first use); print
+    its gates (exit 1 if one fails)."""
     from harness.data import default_cache_dir
     from harness.progress import log, progress_bar
     from harness.registry import context_gates
     from harness.synth.data import SynthSpec
-    from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train
+    from harness.synth.shipped import load_shipped
+    from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train, teacher_path
 
     spec, pairs = TinyClipSpec(seed=teacher_seed), context_gates()
+    cache = cache_dir or default_cache_dir()
+    shipped = load_shipped(teacher_path(SynthSpec(), spec, cache), SynthSpec(), spec)
+    if rebuild:
+        from harness.artefacts import file_sha256
+
+        path = teacher_path(SynthSpec(), spec, cache)
+        for stale in path.parent.glob(f"{path.stem}.*"):  # train it again, here
+            if stale.suffix != ".lock":
+                stale.unlink()
     with progress_bar("synth teacher", spec.steps) as advance:
-        _, info = load_or_train(SynthSpec(), cache_dir or default_cache_dir(), spec, log=log, pairs=pairs,
+        _, info = load_or_train(SynthSpec(), cache, spec, log=log, pairs=pairs,
+                                shipped=not rebuild,
                                 progress=lambda s, n, loss: advance(loss=loss))
-    typer.echo(f"synth teacher (seed {teacher_seed}) at {info['path']}")
-    for gate, measured, required, passed in gate_rows(info, pairs):
+    where = "shipped with wsss-bench" if info.get("shipped") else "trained here"
+    typer.echo(f"synth teacher (seed {teacher_seed}, {where}) at {info['path']}")
+    beside = gate_rows(shipped[1], pairs) if rebuild and shipped else None
+    if beside:
+        typer.echo(f"  {'':6}{'gate':<48} {'here':>8}  {'shipped':>8}  "
+                   f"(shipped sha256 {file_sha256(shipped[1]['path'])[:12]}…)")
+    for i, (gate, measured, required, passed) in enumerate(gate_rows(info, pairs)):
         verdict = "pass" if passed else ("warn" if "not enforced" in required else "FAIL")
-        typer.echo(f"  {verdict}  {gate:<48} {measured:>8}  ({required})")
+        other = f"  {beside[i][1]:>8}" if beside else ""
+        typer.echo(f"  {verdict}  {gate:<48} {measured:>8}{other}  ({required})")
     typer.echo(f"  info  zero-shot sub-types {info['zero_shot_subtypes']:.1f}% (not gated); "
                f"CBS gate on this teacher's scale {info['cbs_gate']:.3f} (real CLIP: 0.26)")
     check_gate(info, pairs)
+    if ship:
+        from harness.synth.teacher import write_shipped
+
+        if not rebuild or teacher_seed != 0:
+            raise BenchError("--ship takes --rebuild and the default teacher seed 0")
+        write_shipped(cache, pairs, log=log)

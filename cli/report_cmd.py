@@ -58,6 +58,36 @@ def _emit_per_class(run_ids: list[str], variant: str | None, select: CellSelecti
         typer.echo(f"wrote {plot_path}", err=True)
 
 
+def _emit_worst(run_ids: list[str], n: int, runs_dir: Path | None) -> None:
+    from harness.store import ResultsStore
+    from reports.per_image import run_folder, worst_lines
+
+    if len(run_ids) != 1 or n < 1:
+        raise BenchError("--worst N (N ≥ 1) takes one --run RUN_ID")
+    store = ResultsStore(runs_dir)
+    rec, folder = run_folder(store.records(), run_ids[0], store.root)
+    for line in worst_lines(rec, folder, n):
+        typer.echo(line)
+
+
+def _emit_figure(kind: str, run_ids: list[str], names: list[str], n: int, out: Path | None,
+                 runs_dir: Path | None) -> None:
+    from harness.store import ResultsStore
+    from reports.figure import FigureRun, cams_figure
+    from reports.per_image import run_folder
+
+    if kind != "cams":
+        raise BenchError(f"--figure {kind}: the one figure is cams")
+    if out is None or not run_ids or n < 1:
+        raise BenchError("--figure cams needs --run RUN_ID (repeatable), --out FILE.png and "
+                         "--images N ≥ 1")
+    store = ResultsStore(runs_dir)
+    records = store.records()
+    runs = [FigureRun(*run_folder(records, run_id, store.root)) for run_id in run_ids]
+    for path in cams_figure(runs, names, n, out):
+        typer.echo(f"wrote {path}", err=True)
+
+
 def _emit_comparison(table: str, rows: tuple[str, str], select: CellSelection,
                      runs_dir: Path | None, fmt: str | None, out: Path | None) -> None:
     from reports.compare import compare_from_store, render_lines
@@ -145,6 +175,15 @@ def report_command(
     compare: tuple[str, str] = typer.Option(None, "--compare", metavar="A B",
                                             help="paired Δ B − A between two rows of --table "
                                             "(a label, a variant or a unique part of a label)"),
+    worst: int = typer.Option(None, "--worst", metavar="N", help="with --run: the run's N worst "
+                              "images (its images.jsonl)"),
+    figure: str = typer.Option(None, "--figure", help="cams: the qualitative figure of the "
+                               "--run runs (image, GT, each run's CAM overlay and mask) to --out, "
+                               "as PNG and PDF"),
+    images: int = typer.Option(6, "--images", help="--figure: rows, the images whose mIoU "
+                               "differs most between the runs (one run: its worst)"),
+    image: list[str] = typer.Option([], "--image", help="--figure: this image as a row "
+                                    "(repeatable; instead of choosing by disagreement)"),
     select: CellSelection = None,
 ) -> None:
     """A paper table from the results store: measured mean ± std, n, paired Δ to the
@@ -152,6 +191,12 @@ def report_command(
     from reports.per_class import NAME
 
     if ctx.invoked_subcommand is not None:
+        return
+    if worst is not None:
+        _emit_worst(run, worst, runs_dir)
+        return
+    if figure is not None:
+        _emit_figure(figure, run, image, images, out, runs_dir)
         return
     if table is None and (run or variant) and not list_:
         table = NAME  # `--run ID` alone asks for that run's per-class table

@@ -15,7 +15,7 @@ from harness.run_options import RunOptions
 @app.command("run")
 @opt.run_option_params()
 def run_command(
-    method: str = typer.Argument(..., help="method or variant, e.g. semples or semples/match-only"),
+    method: str = typer.Argument(None, help="method or variant, e.g. semples or semples/match-only"),
     dataset: str = typer.Option("synth", help=opt.DATASET_HELP),
     seed: int = typer.Option(0, help="training seed"),
     set_: opt.Sets = None,
@@ -25,14 +25,30 @@ def run_command(
     json_out: bool = typer.Option(False, "--json", help="print the result record as JSON on stdout"),
     threshold_split: str = typer.Option(None, help="also pick t on this held-out labelled split "
                                         "(synth: heldout; voc: heldout) and score at it"),
+    from_: str = typer.Option(None, "--from", help="replay this run (id, unique prefix or folder): "
+                              "its recorded config and inputs, in place of METHOD and settings"),
     options: RunOptions = RunOptions(),
 ) -> None:
     """Train METHOD, write CAMs of the evaluation split, evaluate and record the run."""
     from harness.runner import run_variant
 
-    record = run_variant(method, dataset, seed, opt.sets(set_), epochs, device, resume=resume,
-                         threshold_split=threshold_split, **options.run_kwargs())
+    if from_ is not None or method is None:
+        record = _replay(from_, method, options)
+    else:
+        record = run_variant(method, dataset, seed, opt.sets(set_), epochs, device, resume=resume,
+                             threshold_split=threshold_split, **options.run_kwargs())
     if json_out:
         typer.echo(json.dumps(record.to_dict(), default=str))
     else:
         print_summary(record.to_dict())
+
+
+def _replay(source: str | None, method: str | None, options: RunOptions):
+    from harness.errors import BenchError
+    from harness.progress import log
+    from harness.replay import replay
+
+    if source is None or method is not None:
+        raise BenchError("give METHOD, or --from RUN to replay a recorded run (not both)")
+    return replay(source, options.runs_root, log=log, cache_dir=options.cache_dir,
+                  wandb_mode=options.wandb_mode)

@@ -208,6 +208,8 @@ class RunConfig(RunInputs):
     # --segment MODEL: the segmentation stage's request (harness.segment.stage.SegmentRequest
     # as a dict; None: --segment none), its seg_* settings apart from `params` as the masks'
     segment: dict[str, Any] | None = None
+    # why the family's default pseudo masks were not made (harness.runner.default_masks)
+    masks_fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

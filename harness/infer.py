@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from harness.cam_model import CamModel, pixel_maps
 from harness.camio import write_cam
 from harness.data import SegDataset
+from harness.device_check import step_scope
 from harness.errors import in_stage
 from harness.progress import progress_bar
 
@@ -113,8 +114,10 @@ def infer_cams(model: CamModel, ds: SegDataset, out_dir: Path, device: torch.dev
     with in_stage("CAM inference"), \
             progress_bar("CAM inference", len(loader), enabled=show_progress) as advance:
         for batch in loader:
-            cams = image_cams(model, batch["image"].to(device), spec.scales, relu=spec.relu,
-                              flips=spec.flips, labels=batch["labels"].to(device)).cpu().numpy()
+            with step_scope():  # CUDA discipline, checked in tests (harness/device_check.py)
+                cams = image_cams(model, batch["image"].to(device), spec.scales, relu=spec.relu,
+                                  flips=spec.flips, labels=batch["labels"].to(device))
+            cams = cams.cpu().numpy()
             for j, i in enumerate(batch["index"].tolist()):
                 keys = np.nonzero(ds.labels(i))[0]
                 high = normalise(cams[j, keys], spec.normalisation)

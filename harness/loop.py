@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from harness.data.augment import augment_seed, draw_flip
+from harness.device_check import step_scope
 from harness.errors import NonFiniteLoss
 from harness.method import RunContext
 from harness.progress import progress_bar
@@ -98,7 +99,7 @@ def _train_stage(ctx: RunContext, stage: Stage) -> None:
                 batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
                 batch["flip"] = draw_flip(flips)
-                with autocast:
+                with autocast, step_scope():  # step_scope: CUDA discipline in tests
                     loss, parts = stage.loss_fn(batch)
                 if not torch.isfinite(loss):
                     shown = ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items())

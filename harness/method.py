@@ -202,10 +202,11 @@ class RunContext:
         """What identifies the teacher, for stage-cache keys: the synth teacher's own cache
         name (its spec and generator version), or the CLIP architecture and weights file."""
         if self.cfg.dataset == "synth":
+            from harness.synth.shipped import teacher_name
             from harness.synth.teacher import teacher_path
 
             path = teacher_path(self.data_options()["spec"], self.synth_teacher_spec(), self.cache_dir)
-            return {"teacher": path.stem}
+            return {"teacher": teacher_name(path)}
         # prompts are made of the class words, so the wording keys every prompt-based stage
         key = {"teacher": self.cfg.params.clip_arch, "weights": self.cfg.clip_weights,
                "class_names": self.cfg.params.class_names}

@@ -106,3 +106,10 @@ def run_provenance(ctx: Any, n_images: int, inference: InferenceSpec,
                       clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
                       clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
                       random_weights=bool(random_weights))
+
+
+def input_hashes(cfg: Any) -> dict[str, str | None]:
+    """sha256 of each input file the config names (a folder: None, checked for existence)."""
+    from harness.run_options import INPUT_PATHS
+
+    return {k: recorded_sha256(getattr(cfg, k)) for k in INPUT_PATHS if getattr(cfg, k) is not None}

@@ -24,8 +24,10 @@ from harness.evaluate import FIXED_THRESHOLD, SeedEvaluator, check_threshold_spl
 from harness.infer import infer_cams
 from harness.memory import large_tensors_from_mmap
 from harness.method import RunContext
+from harness.per_image import FILE as IMAGES_FILE
+from harness.per_image import ImageLog
 from harness.progress import log as default_log
-from harness.provenance import run_provenance
+from harness.provenance import input_hashes, run_provenance
 from harness.reads import refuse_unread
 from harness.record import SCHEMA_VERSION, RunRecord
 from harness.registry import get_method, get_variant
@@ -66,7 +68,8 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
         check_file(f"--{option.replace('_', '-')}", paths.get(option))
     # --epochs sets IRN's too (it is a stage this run trains: `stage_epochs`)
     mask_defaults = {**method.mask_defaults(dataset), **({"irn_epochs": epochs} if epochs else {})}
-    mask_settings = resolve_masks(mask_defaults, masks, list(mask_sets))
+    mask_settings, fallback = default_masks(resolve_masks(mask_defaults, masks, list(mask_sets)),
+                                            masks, v.family, dataset)
     from harness.segment.stage import request
 
     seg = request(segment, seg_weights, seg_sets, epochs, bool(paths.get("allow_random_weights")),
@@ -75,9 +78,27 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
                     device=resolve_device(device), params=params, **_config_inputs(paths),
                     threshold_split=paths.get("threshold_split") or None,
                     masks=mask_settings.to_dict() if mask_settings.pipeline != "none" else None,
-                    segment=seg.to_dict() if seg else None)
+                    segment=seg.to_dict() if seg else None,
+                    masks_fallback=fallback)
     # an input this run would record and key but never read: refused, or dropped (reads.py)
     return refuse_unread(cfg, RunOptions)
+
+
+def default_masks(settings, asked: str | None, family: str, dataset: str):
+    """(settings, why they fell back or None). Both reference pipelines end in a dense CRF,
+    whose binding (pydensecrf2) ships as source only: a C++ build, so it stays an extra
+    (`[masks]`) rather than fail a default install. A run whose masks are the family's
+    default (no --masks) on an install without it makes no masks and says so, once, in its
+    log and its record; its seed mIoU does not depend on them. --masks crf|irn still
+    refuses in one line (harness/masks/crf.py)."""
+    from harness.masks import crf
+
+    if asked is not None or settings.pipeline == "none" or crf.available():
+        return settings, None
+    why = (f"no pseudo masks: {family}'s reference masks on {dataset} ({settings.pipeline}) "
+           "need the dense CRF, not installed (pip install 'wsss-bench[masks]'); the seed mIoU "
+           "does not depend on them")
+    return dataclasses.replace(settings, pipeline="none"), why
 
 
 def _config_inputs(given: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +189,8 @@ def _run(cfg: RunConfig, runs_dir: Path | str | None, cache_dir: Path | None,
         if record["settings_from"] != cfg.dataset:
             log(f"{cfg.dataset}: {cfg.method} has no settings of its own for this dataset; "
                 f"its {record['settings_from']} settings apply (recorded as settings_from)")
+        if cfg.masks_fallback:
+            log(cfg.masks_fallback)  # the one visible line; the record keeps it too
         log(stage_epochs_line(record["stage_epochs"]))
         model = get_method(cfg.method)().train(ctx).to(ctx.device)
         scores, overlays = _evaluate(ctx, model, run_dir.path / "cams")
@@ -276,6 +299,8 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         # threads), so bit-identical reruns need the same count: record it
         "torch_threads": torch.get_num_threads(),
         "environment": fingerprint(),  # what can move a number between machines
+        "masks_fallback": cfg.masks_fallback,
+        "inputs": input_hashes(cfg),  # sha256 of the files it reads: `bench run --from` checks
     }
 
 
@@ -310,14 +335,19 @@ def _evaluate(ctx: RunContext, model, cam_dir: Path):
     ds, spec = ctx.dataset("eval"), ctx.inference
     split = getattr(ctx.cfg, "threshold_split", None)
     overlays = []
+    images: ImageLog | None = None
 
     def cams(split_ds, folder: Path):
         return infer_cams(model, split_ds, folder, ctx.device, spec,
                           show_progress=ctx.show_progress)
 
     def feed_eval(ev: SeedEvaluator, ds) -> None:
+        nonlocal images
+        images = ImageLog(ev)
         for i, (keys, high, gt, context) in enumerate(cams(ds, cam_dir)):
-            ev.add(keys, high, gt, context)
+            counts = ev.scorer(keys, high, gt, context)
+            ev.add_counts(counts)
+            images.add(ds.image_names[i], counts)
             if i < 4:
                 overlays.append((ds.image(i), _argmax_label(keys, high), gt))
 
@@ -327,6 +357,7 @@ def _evaluate(ctx: RunContext, model, cam_dir: Path):
 
     scores = split_scores(ds, feed_eval, ctx.dataset(split) if split else None, feed_held)
     scores.provenance = run_provenance(ctx, len(ds), spec, split)
+    images.write(cam_dir.parent / IMAGES_FILE, scores.best_threshold)  # beside result.json
     return scores, overlays
 
 

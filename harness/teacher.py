@@ -84,13 +84,19 @@ class Teacher(nn.Module):
         feats = masked_encode(self.clip.visual, self.mask_prompts, self._input(images), masks)
         return F.normalize(feats, dim=-1)
 
+    def tokens(self, texts: list[str]) -> torch.Tensor:
+        """Token ids on the cpu, whatever the default device: the caller moves them (the
+        tokenizer makes its tensor without a device; harness/device_check.py)."""
+        with torch.device("cpu"):
+            return self.tokenizer(texts)
+
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Normalised features of fixed texts, each encoded once per teacher instance."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if todo:
             device = self.mean.device
-            tokens = self.tokenizer(todo).to(device)
+            tokens = self.tokens(todo).to(device)
             feats = F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
             self._text_cache.update(zip(todo, feats, strict=True))
         return torch.stack([self._text_cache[t] for t in texts])
@@ -103,7 +109,7 @@ class Teacher(nn.Module):
         """
         k, length, _ = prompts.shape
         clip = self.clip
-        ids = self.tokenizer([PROMPT_PREFIX + " ."])[0].to(prompts.device)
+        ids = self.tokens([PROMPT_PREFIX + " ."])[0].to(prompts.device)
         n_prefix = int((ids != 0).sum()) - 3  # "a photo of": all but SOT, ".", EOT
         if 1 + n_prefix + length + 2 > self.context_length:
             raise BenchError(f"prompt_length {length} does not fit the teacher's context "

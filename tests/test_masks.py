@@ -336,3 +336,22 @@ def test_bad_mask_input_is_one_line(monkeypatch, capsys, tmp_path, odd_voc):
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code != 0 and len(errors) == 1 and "pydensecrf2" in errors[0] and "Traceback" not in err
     assert not (tmp_path / "cache" / "stages" / "cam").exists()  # nothing trained
+
+
+def test_default_voc_masks_fall_back_visibly_without_the_binding(monkeypatch):
+    """A default install has no pydensecrf2 (source only: a C++ build, so an extra): the
+    family's default masks are skipped with one line the record keeps; --masks crf asked
+    for explicitly is still resolved (and refused at the run's start, test above)."""
+    from harness.runner import _base_record, resolve_config
+
+    with_crf = resolve_config("semples", "voc", 0, [], device="cpu")
+    assert with_crf.masks["pipeline"] == "crf" and with_crf.masks_fallback is None
+    hide_densecrf(monkeypatch)
+    cfg = resolve_config("semples", "voc", 0, [], device="cpu")
+    assert cfg.masks is None
+    assert cfg.masks_fallback == (
+        "no pseudo masks: semples's reference masks on voc (crf) need the dense CRF, not "
+        "installed (pip install 'wsss-bench[masks]'); the seed mIoU does not depend on them")
+    assert _base_record(cfg, "r")["masks_fallback"] == cfg.masks_fallback
+    assert resolve_config("semples", "voc", 0, [], device="cpu", masks="crf").masks_fallback is None
+    assert resolve_config("semples", "synth", 0, [], device="cpu").masks_fallback is None

@@ -169,15 +169,16 @@ def test_a_run_refuses_a_teacher_that_fails_a_gate(synth_teacher, cache_dir, tmp
     from tests.conftest import TINY
     from tests.test_cli import assert_one_line_error, bench
 
-    _, info = synth_teacher
+    teacher, info = synth_teacher
     cache = tmp_path / "cache"
-    path = teacher_path(SynthSpec(), TinyClipSpec(), cache)
+    # teacher seed 1: no teacher ships for it, so the cached one is what the run loads
+    path = teacher_path(SynthSpec(), TinyClipSpec(seed=1), cache)
     path.parent.mkdir(parents=True)
-    shutil.copy(teacher_path(SynthSpec(), TinyClipSpec(), cache_dir), path)
+    torch.save(teacher.clip.state_dict(), path)
     path.with_suffix(".json").write_text(json.dumps({**info, "blank_min_margin": -0.3}))
     # as its build would have: the manifest covers the record that fails the gate
     write_manifest(path.with_suffix(".manifest.json"), [path, path.with_suffix(".json")])
-    proc = bench("run", "semples", *[a for s in TINY for a in ("--set", s)],
+    proc = bench("run", "semples", *[a for s in [*TINY, "teacher_seed=1"] for a in ("--set", s)],
                  "--runs-dir", str(tmp_path / "runs"), cache_dir=cache)
     assert_one_line_error(proc, "synth teacher fails its gates: a blank image is closer")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -246,6 +247,7 @@ def test_a_damaged_cached_teacher_is_named_and_trained_again(cache_dir, tmp_path
 
 def test_stage_keys_name_the_teacher_file(tmp_path):
     """A retrained (re-keyed) synth teacher re-keys every stage trained against it."""
+    from harness.artefacts import file_sha256
     from harness.method import RunContext
     from harness.runner import resolve_config
     from harness.synth.teacher import teacher_path
@@ -254,7 +256,11 @@ def test_stage_keys_name_the_teacher_file(tmp_path):
         cfg = resolve_config("semples", "synth", 0, list(sets), device="cpu")
         return RunContext(cfg, tmp_path, torch.device("cpu")).teacher_key()
 
-    assert key() == {"teacher": teacher_path(SynthSpec(), TinyClipSpec(), tmp_path).stem}
+    from harness.synth.shipped import shipped_paths
+
+    stem = teacher_path(SynthSpec(), TinyClipSpec(), tmp_path).stem
+    sha = file_sha256(shipped_paths(tmp_path / f"{stem}.pt")[0])
+    assert key() == {"teacher": f"{stem}-shipped-{sha[:12]}"}  # the shipped teacher, by its bytes
     assert key("p_cooccur=0.5") != key() and key("n_eval=16") == key()
     assert key("teacher_seed=1") == {
         "teacher": teacher_path(SynthSpec(), TinyClipSpec(seed=1), tmp_path).stem}
@@ -280,3 +286,62 @@ def test_the_run_decides_which_pair_gates_a_teacher_must_pass():
         check_gate(info, gates.PairGates(PAIRS.losses, ("refine", "clims")))
     with pytest.raises(BenchError, match="has no gate record .gt_wins_new"):
         check_gate(info, gates.PairGates({**PAIRS.losses, "new": None}))
+
+
+def test_shipped_teacher_is_the_packed_one_and_verified(tmp_path, monkeypatch):
+    """The default teacher ships (no training on a fresh machine): it loads from the package,
+    verified by its manifest, its gates pass; flipped bytes are one line naming the file."""
+    from harness.synth import shipped
+    from harness.synth.teacher import teacher_path
+
+    said: list[str] = []
+    teacher, info = load_or_train(SynthSpec(), tmp_path, log=said.append, pairs=PAIRS)
+    weights = shipped.shipped_paths(teacher_path(SynthSpec(), TinyClipSpec(), tmp_path))[0]
+    assert info["shipped"] and info["path"] == str(weights) and said == []
+    assert not list((tmp_path / "teachers").glob("*.pt"))  # nothing trained, nothing written
+    check_gate(info, PAIRS)
+    packed = torch.load(weights, weights_only=True)
+    assert packed[shipped.TOKENS].dtype == torch.float16 and len(packed[shipped.ROWS]) < 200
+    state = teacher.clip.state_dict()
+    rows = packed[shipped.ROWS].long()
+    assert torch.equal(state[shipped.TOKENS][rows], packed[shipped.TOKENS].float())
+    assert torch.equal(state["text_projection"], packed["text_projection"].float())
+    copy = tmp_path / "shipped"
+    shutil.copytree(shipped.SHIPPED_DIR, copy)
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    (copy / weights.name).write_bytes(bytes(data))
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", copy)
+    with pytest.raises(BenchError, match=f"shipped synth teacher {copy / weights.name} "
+                       "does not match its sha256"):
+        load_or_train(SynthSpec(), tmp_path, log=said.append, pairs=PAIRS)
+
+
+def test_pack_ships_only_trained_token_rows_and_unpack_rebuilds_the_rest():
+    """Rows that training never touched are the initial rows × AdamW's decay product, rebuilt
+    from the seed; the rows that moved ship (in fp16)."""
+    from harness.synth import shipped
+    from harness.synth.teacher import rebuilt_tokens
+
+    spec = TinyClipSpec(steps=5)
+    # what AdamW really does to a row whose gradient stays 0 (an unused token) over the schedule
+    row = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    opt = torch.optim.AdamW([row], lr=spec.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, spec.lr, total_steps=5, pct_start=0.1)
+    for _ in range(5):
+        row.grad = torch.zeros_like(row)
+        opt.step()
+        sched.step()
+    decay = shipped.weight_decay_factor(spec.lr, spec.steps, 0.05)
+    assert decay == pytest.approx(float(row.detach()[0]), rel=1e-12) and decay < 1
+    rebuilt = rebuilt_tokens(spec, 64)
+    assert torch.equal(rebuilt, rebuilt_tokens(spec, 64))  # seeded: the same table every time
+    tokens = rebuilt.clone()
+    tokens[[7, 300]] += 0.01  # two rows "trained"
+    state = {shipped.TOKENS: tokens, "w": torch.ones(2), "step": torch.tensor(3)}
+    packed = shipped.pack(state, rebuilt)
+    assert packed[shipped.ROWS].tolist() == [7, 300] and packed["w"].dtype == torch.float16
+    full = shipped.unpack(packed, rebuilt)
+    torch.testing.assert_close(full[shipped.TOKENS], tokens, atol=1e-3, rtol=1e-3)
+    assert torch.equal(full[shipped.TOKENS][300], tokens[300].half().float())
+    assert torch.equal(full["step"], torch.tensor(3))

@@ -50,6 +50,14 @@ def densecrf():
     return dcrf, utils
 
 
+def available() -> bool:
+    try:
+        densecrf()
+    except BenchError:
+        return False
+    return True
+
+
 def require_densecrf() -> None:
     """Fail before any training when a pipeline needs the CRF and the binding is missing."""
     densecrf()

@@ -81,8 +81,13 @@ def _generate(spec: SynthSpec, split: str, n: int, path: Path, manifest: Path) -
     from harness.cache import file_lock
     from harness.leftovers import owner_tag
     from harness.oserrors import unwritable
+    from harness.progress import progress_bar
 
-    made = [make_image(spec, split, i) for i in range(n)]
+    made = []
+    with progress_bar(f"synth {split} split (first use)", n) as advance:  # a one-off: shown
+        for i in range(n):
+            made.append(make_image(spec, split, i))
+            advance()
     arrays = {
         "images": np.stack([m[0] for m in made]),
         "masks": np.stack([m[1] for m in made]),

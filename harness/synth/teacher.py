@@ -61,6 +61,9 @@ class TinyClipSpec:
     recipe: int = 2
 
 
+WEIGHT_DECAY = 0.05  # the teacher's AdamW weight decay (the shipped teacher replays it)
+
+
 def build_tiny_clip(spec: TinyClipSpec, image_size: int):
     """A CLIP of open_clip's own architecture from a custom config, random weights."""
     ensure_torchvision()
@@ -278,7 +281,7 @@ def _train_teacher(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path, pairs:
     teacher_split = SynthSpec(**{**asdict(synth), "n_eval": spec.n_images})
     data = _Crops(SynthDataset(teacher_split, "teacher", cache_dir))
     tokens = tokenizer(captions())
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.05)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, spec.lr, total_steps=spec.steps, pct_start=0.1)
     for step in range(spec.steps):
         with single_threaded():
@@ -335,9 +338,12 @@ def teacher_path(synth: SynthSpec, spec: TinyClipSpec, cache_dir: Path) -> Path:
 
 
 def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None = None,
-                  progress=None, log=print, *, pairs: gates.PairGates) -> tuple[Teacher, dict]:
-    """The cached synth teacher, trained on first use (its pair gates: `pairs`, the run's
-    families' context losses; they are not in its key). Returns (teacher, info).
+                  progress=None, log=print, *, pairs: gates.PairGates,
+                  shipped: bool = True) -> tuple[Teacher, dict]:
+    """The shipped synth teacher where one ships for this spec (harness/synth/shipped.py;
+    `shipped=False`: never), else the cached one, trained on first use (its pair gates:
+    `pairs`, the run's families' context losses; they are not in its key). Returns
+    (teacher, info).
 
     Its weights and info file are checked against the manifest written beside them when
     they were trained; anything that does not match is named in one warning line and the
@@ -348,6 +354,9 @@ def load_or_train(synth: SynthSpec, cache_dir: Path, spec: TinyClipSpec | None =
     spec = spec or TinyClipSpec()
     path = teacher_path(synth, spec, cache_dir)
     info_path, manifest = path.with_suffix(".json"), path.with_suffix(".manifest.json")
+    found = load_shipped(path, synth, spec) if shipped else None
+    if found is not None:  # the shipped one wins over any trained here: one teacher everywhere
+        return found
     if path.exists() and check_manifest(manifest) is None:  # no lock: a read-only cache serves it
         info = json.loads(info_path.read_text())
         return _load_checked(path, synth, spec, info), info
@@ -408,6 +417,77 @@ def _load_checked(path: Path, synth: SynthSpec, spec: TinyClipSpec, info: dict) 
     teacher = _load(path, synth, spec)
     teacher.cbs_gate = info.get("cbs_gate")
     return teacher
+
+
+def rebuilt_tokens(spec: TinyClipSpec, image_size: int) -> torch.Tensor:
+    """The token rows training never touches, as they end: the table training starts from
+    (`spec.seed`'s first draws) times AdamW's weight decay over the schedule."""
+    from harness.synth.shipped import TOKENS, weight_decay_factor
+
+    with isolated_rng():
+        torch.manual_seed(spec.seed)
+        model, _ = build_tiny_clip(spec, image_size)
+    return (model.state_dict()[TOKENS].detach().clone()
+            * weight_decay_factor(spec.lr, spec.steps, WEIGHT_DECAY))
+
+
+def load_shipped(key_path: Path, synth: SynthSpec, spec: TinyClipSpec
+                 ) -> tuple[Teacher, dict] | None:
+    """(teacher, info) of the shipped teacher for this key, verified by its manifest; None
+    when none ships for it. A damaged shipped file is an install problem: one line."""
+    from harness.artefacts import check_manifest, load_tensors
+    from harness.synth.shipped import SHIPPED_DIR, shipped_paths, unpack
+
+    weights, info_path, manifest = shipped_paths(key_path)
+    if not manifest.exists():
+        return None
+    damage = check_manifest(manifest)
+    if damage is not None:
+        raise BenchError(f"the shipped synth teacher {SHIPPED_DIR / damage.file} {damage.cause}: "
+                         "reinstall wsss-bench (or delete the file to train the teacher here)")
+    model, tokenizer = build_tiny_clip(spec, synth.image_size)
+    model.load_state_dict(unpack(load_tensors(weights, "shipped synth teacher"),
+                                 rebuilt_tokens(spec, synth.image_size)))
+    model.eval().requires_grad_(False)
+    info = {**json.loads(info_path.read_text()), "path": str(weights)}
+    teacher = Teacher(model, tokenizer, name="synth-tiny-clip")
+    teacher.cbs_gate = info.get("cbs_gate")
+    return teacher, info
+
+
+def write_shipped(cache_dir: Path, pairs: gates.PairGates, log=print) -> Path:
+    """Make the shipped files from the default teacher trained here (trained now if the
+    cache has none): packed fp16 weights, the gates measured on them as they load, the
+    manifest. A maintainer's step (`bench data teacher --rebuild --ship`), after a
+    change of the teacher's recipe, spec or the synth generator."""
+    from dataclasses import asdict
+
+    from harness.artefacts import write_manifest
+    from harness.synth.shipped import SHIPPED_DIR, pack, shipped_paths, unpack
+
+    synth, spec = SynthSpec(), TinyClipSpec()
+    _, trained_info = load_or_train(synth, cache_dir, spec, log=log, pairs=pairs, shipped=False)
+    key_path = teacher_path(synth, spec, cache_dir)
+    weights, info_path, manifest = shipped_paths(key_path)
+    SHIPPED_DIR.mkdir(exist_ok=True)
+    rebuilt = rebuilt_tokens(spec, synth.image_size)
+    packed = pack(torch.load(key_path, weights_only=True), rebuilt)
+    torch.save(packed, weights)
+    model, tokenizer = build_tiny_clip(spec, synth.image_size)
+    model.load_state_dict(unpack(packed, rebuilt))
+    teacher = Teacher(model.eval().requires_grad_(False), tokenizer, name="synth-tiny-clip")
+    holdout = _Crops(SynthDataset(SynthSpec(**{**asdict(synth), "n_eval": spec.n_holdout}),
+                                  "teacher_holdout", cache_dir))
+    with single_threaded():
+        figures = measure(teacher, holdout, pairs)
+    info = {"teacher": "synth-tiny-clip", "shipped": True, "precision": "fp16",
+            "train_s": trained_info.get("train_s"), **figures}
+    info["gates"] = [dict(zip(("gate", "measured", "required", "passed"), row, strict=True))
+                     for row in gate_rows(info, pairs)]
+    info_path.write_text(json.dumps(info, indent=1))
+    write_manifest(manifest, [weights, info_path], teacher=key_path.stem)
+    log(f"wrote {weights} ({weights.stat().st_size} bytes), {info_path.name}, {manifest.name}")
+    return weights
 
 
 def load_synth_teacher(data_spec: SynthSpec, clip_spec: TinyClipSpec, cache_dir: Path,

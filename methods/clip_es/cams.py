@@ -39,7 +39,7 @@ def box_mask(cam: torch.Tensor, threshold: float) -> torch.Tensor:
     q = (cam.float() * 255).to(torch.uint8)
     on = (q > int(threshold * int(q.max()))).tolist()
     h, w = len(on), len(on[0])
-    mask = torch.zeros(h, w)
+    mask = torch.zeros(h, w, device=cam.device)  # on the run's device (device-discipline test)
     for y0, x0, y1, x1 in _component_boxes(on):
         mask[y0:min(y1, h - 1), x0:min(x1, w - 1)] = 1
     return mask
