@@ -150,7 +150,10 @@ def test_bench_segment_gt_on_synth_and_nan_is_one_line(monkeypatch, capsys, tmp_
 def odd_voc(tmp_path_factory) -> Path:
     from tests.fixtures_real import ODD_SIZES, make_voc
 
-    return make_voc(tmp_path_factory.mktemp("odd-voc-segment"), sizes=ODD_SIZES)
+    root = make_voc(tmp_path_factory.mktemp("odd-voc-segment"), sizes=ODD_SIZES)
+    # VOC test (images only): here the val image stands in for it
+    (root / "VOCdevkit/VOC2012/ImageSets/Segmentation/test.txt").write_text("2008_000008\n")
+    return root
 
 
 # the user's command, made small: 1 step of 1 crop of 65 px, CAM and IRN at their smallest
@@ -178,6 +181,14 @@ def test_voc_run_and_segment_from_pngs_end_to_end(monkeypatch, capsys, tmp_path,
     assert prov["model"] == "deeplabv2" and prov["recipe"] == "coco" and prov["init"] == "random"
     assert prov["train_masks"]["pipeline"] == "irn" and prov["train_masks"]["split"] == "train"
     assert rec["stage_epochs"]["segment"] == 1 and "segment" in rec["stage_cache"]["misses"]
+    # VOC test: the server's layout, 8-bit palette PNGs at the image's size, packed and named
+    import tarfile
+
+    with tarfile.open(prov["submission"]) as tar:
+        assert tar.getnames() == ["results/VOC2012/Segmentation/comp5_test_cls/2008_000008.png"]
+        png = Image.open(tar.extractfile(tar.getmembers()[0]))
+        assert png.mode == "P" and png.size == Image.open(voc / "JPEGImages/2008_000008.jpg").size
+    assert f"VOC test submission (1 images, comp5): {prov['submission']}" in err
 
     masks = tmp_path / "pngs"  # a folder of PNGs of the 4 train_aug images: their SBD masks
     masks.mkdir()

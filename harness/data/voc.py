@@ -206,6 +206,8 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     voc = find_root(root)
     if split == "train":
         ids = train_aug_ids(voc)
+    elif split == "test":  # VOC2012 test (its own download): images only, scored by the server
+        ids = read_ids(_need(voc, "ImageSets/Segmentation/test.txt"))
     elif split in ("eval", "val", "heldout"):
         listed = "train" if split == "eval" else "val"
         ids = read_ids(_need(voc, f"ImageSets/Segmentation/{listed}.txt"))
@@ -213,7 +215,7 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
             ids = ids[::HELDOUT_STRIDE]
     else:
         raise BenchError(f"VOC has no split {split!r} (train = train_aug, eval = train 1,464, val, "
-                         "heldout = every third val id)")
+                         "heldout = every third val id, test)")
     if limit:
         ids = ids[:limit]
     if not ids:
@@ -226,6 +228,8 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     if split == "train":
         return RealDataset("voc", split, CLASSES, ids, paths, train_labels(voc, ids, cache_dir),
                            augment=True, crop_size=crop_size or DEFAULT_CROP)
+    if split == "test":
+        return RealDataset("voc", split, CLASSES, ids, paths, np.zeros((len(ids), len(CLASSES))))
     seg = _need(voc, "SegmentationClass")
     mask_paths = [seg / f"{n}.png" for n in ids]
     n_missing, first = first_missing(mask_paths)

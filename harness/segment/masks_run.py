@@ -23,7 +23,7 @@ from harness.method import data_options
 from harness.record import SCHEMA_VERSION
 from harness.segment.data import folder_labels, gt_labels, val_split
 from harness.segment.settings import is_seg_setting
-from harness.segment.stage import SegmentJob, images_key, labels_key, request, segment
+from harness.segment.stage import SegmentJob, images_key, labels_key, request, segment, test_split
 from harness.store import ResultsStore, git_revision
 
 GT = "gt"
@@ -54,8 +54,9 @@ def segment_masks(masks: str | Path, model: str, dataset: str = "synth", seed: i
     job = SegmentJob(StageCache(cache, log=log), torch.device(device), seed, log, show_progress,
                      allow_random_weights)
     try:
+        test = test_split(lambda split: load_dataset(dataset, split, **opts), dataset)
         scores, prov = segment(job, req, train, labels, labels_id, images_key(dataset, train, root), val,
-                               run_dir.path / "seg")
+                               run_dir.path / "seg", test)
     except BaseException:
         run_dir.discard()
         raise

@@ -14,7 +14,14 @@ from typing import Any
 
 from harness.errors import in_stage
 from harness.segment.data import PlainView, folder_labels, val_split
-from harness.segment.stage import SegmentJob, SegmentRequest, images_key, labels_key, segment
+from harness.segment.stage import (
+    SegmentJob,
+    SegmentRequest,
+    images_key,
+    labels_key,
+    segment,
+    test_split,
+)
 
 MASKS = "masks"
 PREDICTIONS = "seg"  # the run folder's val predictions, <image>.png
@@ -69,6 +76,6 @@ def segment_after_run(ctx, cam_model, run_path: Path,
     val = ctx.dataset(val_split(ctx.cfg.dataset))
     scores, prov = segment(job_of(ctx), req, train, folder_labels(train, folder), labels_id,
                            images_key(ctx.cfg.dataset, train, ctx.cfg.data_root), val,
-                           run_path / PREDICTIONS)
+                           run_path / PREDICTIONS, test_split(ctx.dataset, ctx.cfg.dataset))
     prov["train_masks"] = {**mask_prov, "sha256": labels_id, "split": train.split}
     return scores, prov

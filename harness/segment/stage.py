@@ -107,6 +107,16 @@ def labels_key(ds: SegDataset, folder: Path) -> str:
     return files_key(mask_folder(Path(folder), ds.image_names))
 
 
+def test_split(load: Callable[[str], SegDataset], dataset: str) -> SegDataset | None:
+    """VOC test where the tree has it (ImageSets/Segmentation/test.txt), else None."""
+    if dataset != "voc":
+        return None
+    try:
+        return load("test")
+    except BenchError:
+        return None
+
+
 def images_key(dataset: str, ds: SegDataset, root: str | None) -> dict[str, Any]:
     """Which training images, for the key: the dataset, its root, the ids (hashed)."""
     ids = hashlib.sha256("\n".join(ds.image_names).encode()).hexdigest()[:16]
@@ -192,11 +202,25 @@ def evaluate(job: SegmentJob, model, settings: SegSettings, val: SegDataset,
         return score_predictions(written(), val.class_names)
 
 
+def submission(job: SegmentJob, model, settings: SegSettings, test: SegDataset, out: Path) -> Path:
+    """VOC test's predictions in the evaluation server's layout, packed (harness/segment/
+    submission.py); the CRF's labels where the recipe runs it, as CLIMS submits them."""
+    from harness.segment.infer import iter_predictions
+    from harness.segment.submission import write_submission
+
+    items = ((test.image_names[i], test.image(i), None) for i in range(len(test)))
+    with in_stage("segmentation inference (test)"):
+        preds = iter_predictions(model, items, settings, job.device)
+        return write_submission(out, ((p.image_id, p.label if p.label_crf is None else p.label_crf)
+                                      for p in preds))
+
+
 def segment(job: SegmentJob, req: SegmentRequest, train_ds: SegDataset, labels: LabelFn,
             labels_id: str, images: dict[str, Any], val: SegDataset,
-            out: Path | None = None) -> tuple[dict[str, Any], dict]:
+            out: Path | None = None, test: SegDataset | None = None) -> tuple[dict[str, Any], dict]:
     """Train on (train_ds, labels), score on `val` → (the record's seg_* fields, the stage's
-    provenance: model, recipe, loss, init and weights SHA-256); predictions into `out`."""
+    provenance: model, recipe, loss, init and weights SHA-256); predictions into `out`, and a
+    `test` split (no ground truth: VOC test) as the evaluation server's submission there."""
     model, settings, prov = train(job, req, train_ds, labels, labels_id, images)
     scores = evaluate(job, model, settings, val, out)
     prov.update(val_split=val.split, val_images=len(val), test_scales=list(settings.test_scales),
@@ -205,4 +229,8 @@ def segment(job: SegmentJob, req: SegmentRequest, train_ds: SegDataset, labels: 
     if "seg_miou_crf" in scores:
         line += f", +CRF {scores['seg_miou_crf']:.2f}"
     job.log(line)
+    if test is not None and out is not None:
+        prov["submission"] = str(submission(job, model, settings, test, out / "submission"))
+        job.log(f"VOC test submission ({len(test)} images, comp5): {prov['submission']} — upload "
+                "it to the PASCAL VOC evaluation server")
     return scores, prov
