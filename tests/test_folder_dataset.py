@@ -23,6 +23,7 @@ from PIL import Image
 
 from harness.data import GENERIC_BACKGROUND, SegDataset, background_texts, dataset_names, load_dataset
 from harness.errors import BenchError
+from harness.synth.data import SynthSpec
 from tests.test_real_data import bench, one_error_line
 
 CLASSES = ("starfish", "kelp", "sea_urchin")
@@ -178,7 +179,7 @@ class Named(SegDataset):
 
 
 def test_background_texts_per_dataset(reef, tmp_path):
-    from harness.synth.data import CONTEXTS, SynthSpec
+    from harness.synth.data import CONTEXTS
     from methods.clims.method import BACKGROUND_WORDS
 
     ds = load_dataset("folder", "train", root=reef)
@@ -194,6 +195,28 @@ def test_background_texts_per_dataset(reef, tmp_path):
     (root / "background.txt").write_text("\n")
     with pytest.raises(BenchError, match="background.txt is empty"):
         load_dataset("folder", "train", root=root)
+
+
+def test_clip_es_texts_per_dataset(reef, tmp_path):
+    """CLIP-ES's background set through the same hook; its synonyms stay VOC's and COCO's."""
+    from harness.synth.data import CONTEXTS
+    from harness.wording import photo_prompt
+    from methods.clip_es.method import background_texts as clip_es_background
+    from methods.clip_es.method import class_texts
+    from methods.clip_es.paper import BACKGROUND_VOC, TEMPLATE
+
+    assert class_texts("folder", ("person", "sea_urchin")) == [TEMPLATE.format("person"),
+                                                               TEMPLATE.format("sea urchin")]
+    assert class_texts("voc", ("person",)) == [TEMPLATE.format("person with clothes,people,human")]
+    ds = load_dataset("folder", "train", root=reef)
+    assert clip_es_background(ds) == [TEMPLATE.format(w) for w in GENERIC_BACKGROUND]
+    assert clip_es_background(Named("voc")) == [TEMPLATE.format(w) for w in BACKGROUND_VOC]
+    synth = load_dataset("synth", "eval", cache_dir=tmp_path / "cache", spec=SynthSpec(n_eval=4))
+    assert clip_es_background(synth) == [photo_prompt(c) for c in CONTEXTS]
+    root = shutil.copytree(reef, tmp_path / "reef")
+    (root / "background.txt").write_text("sand\nrock\n")
+    declared = load_dataset("folder", "train", root=root)
+    assert clip_es_background(declared) == [TEMPLATE.format("sand"), TEMPLATE.format("rock")]
 
 
 def test_class_words_are_the_folders_and_voc_quirks_stay_voc():
@@ -362,6 +385,7 @@ def reef_blip(tmp_path_factory) -> Path:
     ("clims", ["cam", "clims", "irn_labels", "irn", "masks_irn"]),
     ("semples", ["cam", "semples-a", "semples-b", "semples-c", "masks_crf"]),
     ("qa-clims", ["qape", "cam", "irn_labels", "irn", "masks_irn"]),
+    ("clip-es", []),  # training-free, no pseudo masks of its own
 ])
 def test_every_method_end_to_end_on_the_folder(reef, tmp_path, monkeypatch, capsys, method, stages,
                                                request):
@@ -380,7 +404,8 @@ def test_every_method_end_to_end_on_the_folder(reef, tmp_path, monkeypatch, caps
     evaluated = ["reef_01", "reef_02"]  # limit=2 of the eval split
     files = {n: reef / "images" / f"{n}.{IMAGES[n][1]}" for n in evaluated}
     assert_cams_at_image_sizes(record, files)
-    assert_masks_at_image_sizes(record, files)
+    if stages:
+        assert_masks_at_image_sizes(record, files)
     if method == "qa-clims":  # the corpus: BLIP asked about the user's own images, in its words
         corpus = next((tmp_path / "cache" / "stages" / "qape").glob("*/corpus.jsonl"))
         rows = [json.loads(line) for line in corpus.read_text().splitlines()]

@@ -31,10 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import MethodConfig, hp
+from harness.data import SegDataset
+from harness.data import background_texts as dataset_background
 from harness.infer import InferenceSpec
 from harness.method import Method, RunContext
 from harness.registry import register_method
-from harness.wording import photo_prompt
+from harness.wording import REFERENCE_WORDED, photo_prompt, prompt_class_names
 from methods.clip_es import cams
 from methods.clip_es.paper import BACKGROUND_COCO, BACKGROUND_VOC, PAPER, SYNONYMS, TEMPLATE
 
@@ -72,21 +74,22 @@ class ClipEsConfig(MethodConfig):
 
 
 def class_texts(dataset: str, names: tuple[str, ...]) -> list[str]:
-    """Each class's prompt: the reference's template and synonyms on real data; on synth the
-    teacher's own wording (the only one it was trained on)."""
+    """Each class's prompt: the reference's template and synonyms on voc and coco; on synth the
+    teacher's own wording (the only one it was trained on); any other dataset (a folder) its
+    class names in the reference's template, without VOC's and COCO's synonyms."""
     if dataset == "synth":
         return [photo_prompt(n) for n in names]
+    if dataset not in REFERENCE_WORDED:
+        return [TEMPLATE.format(n) for n in prompt_class_names(dataset, names)]
     return [TEMPLATE.format(SYNONYMS.get(n, n)) for n in names]
 
 
-def background_texts(dataset: str) -> list[str]:
-    """The background set: the reference's on voc and coco, synth's contexts on synth (what
-    co-occurs with its objects); any other dataset gets VOC's set."""
-    if dataset == "synth":
-        from harness.synth.data import CONTEXTS
-
-        return [photo_prompt(c) for c in CONTEXTS]
-    return [TEMPLATE.format(t) for t in (BACKGROUND_COCO if dataset == "coco" else BACKGROUND_VOC)]
+def background_texts(ds: SegDataset) -> list[str]:
+    """The background set (harness.data.background_texts): the dataset's own (synth's
+    contexts, in the teacher's wording; a folder's background.txt), else the reference's on
+    voc and coco, else the harness's generic set."""
+    words = dataset_background(ds, {"voc": BACKGROUND_VOC, "coco": BACKGROUND_COCO})
+    return [photo_prompt(w) if ds.name == "synth" else TEMPLATE.format(w) for w in words]
 
 
 @register_method
@@ -107,7 +110,7 @@ class ClipEs(Method):
         names = tuple(ctx.dataset("train").class_names)
         teacher = ctx.teacher
         texts = teacher.encode_text(class_texts(dataset, names)).float()
-        bg = (teacher.encode_text(background_texts(dataset)).float() if p.background
+        bg = (teacher.encode_text(background_texts(ctx.dataset("train"))).float() if p.background
               else texts[:0])
         ctx.log(f"clip-es: {len(names)} class texts, {len(bg)} background texts, nothing trains")
         return ClipEsModel(teacher, texts, bg, softmax=p.softmax, caa=p.caa,
