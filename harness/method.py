@@ -20,7 +20,7 @@ import torch
 
 from harness.cam_model import CamModel
 from harness.config import MethodConfig, RunConfig
-from harness.data import SegDataset, load_dataset
+from harness.data import SegDataset, has_fingerprint, load_dataset
 from harness.errors import BenchError
 from harness.infer import InferenceSpec
 from harness.registry import get_method
@@ -180,9 +180,8 @@ class RunContext:
             env_root = os.environ.get(f"BENCH_{self.cfg.dataset.upper()}_ROOT")
             key.update(root=self.cfg.data_root or env_root,
                        crop_size=p.crop_size if crop_size is None else crop_size)
-            files = self.dataset("train").fingerprint
-            if files:  # only where a dataset has one (a folder): every other key stays as it was
-                key["files"] = files
+            if has_fingerprint(self.cfg.dataset):  # a folder: every other key stays as it was
+                key["files"] = self.dataset("train").fingerprint
         return key
 
     def cam_stage_settings(self) -> dict[str, Any]:

@@ -76,16 +76,26 @@ def dataset_names() -> list[str]:
     return sorted(_entries())
 
 
-def load_dataset(name: str, split: str, **options: Any) -> SegDataset:
-    """Load `split` ("train" = image labels, "eval" = masks) of dataset `name`."""
+def _loader(name: str) -> Any:
     entries = _entries()
     if name not in entries:
         raise BenchError(f"unknown dataset {name!r}; known: {', '.join(sorted(entries))}")
     try:
-        load = entries[name].load()
+        return entries[name].load()
     except ModuleNotFoundError as exc:
         raise BenchError(f"dataset {name!r} is not available in this version ({exc})") from exc
-    return load(split=split, **options)
+
+
+def load_dataset(name: str, split: str, **options: Any) -> SegDataset:
+    """Load `split` ("train" = image labels, "eval" = masks) of dataset `name`."""
+    return _loader(name)(split=split, **options)
+
+
+def has_fingerprint(name: str) -> bool:
+    """Whether dataset `name`'s splits carry a `fingerprint` for stage keys: its loader says so
+    with a `fingerprints = True` attribute (a folder does). Only those are loaded to build a key:
+    the others' keys are made without reading their data, as before."""
+    return bool(getattr(_loader(name), "fingerprints", False))
 
 
 # A domain-neutral background set for a dataset that declares none (docs/own-data.md): what

@@ -333,6 +333,9 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     return ds
 
 
+load.fingerprints = True  # harness.data.has_fingerprint: stage keys read fingerprint()
+
+
 def fingerprint(folder: Folder) -> str:
     """SHA-256 of the text files and of each image's name and size, so that a relabelled,
     added or replaced image under the same root makes new stage keys (RunContext.data_key)."""
