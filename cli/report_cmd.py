@@ -260,6 +260,18 @@ def report_per_class(run: list[str] = typer.Option([], "--run", help="a run id (
     _emit_per_class(run, variant, select, runs_dir, fmt, out, plot_path)
 
 
+@report_app.command("page")
+def report_page(protocol: int = typer.Option(..., "--protocol", help="the protocol version "
+                                             "(docs/protocol-v2.md: 2)"),
+                out: Out = None, runs_dir: opt.RunsDir = None) -> None:
+    """A protocol's current results page: every paper table over its cells, as Markdown
+    (docs/results/index.md)."""
+    from harness.store import ResultsStore
+    from reports.page import page
+
+    _write(page(protocol, ResultsStore(runs_dir).records()), out)
+
+
 def _list_tables() -> None:
     from reports import get_table, table_names
     from reports.per_class import NAME, TITLE

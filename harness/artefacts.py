@@ -30,6 +30,16 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+def files_sha256(paths: list[Path]) -> str:
+    """SHA-256 over files in order (each one's name and bytes): the content key of a folder
+    of CAMs or masks that a stage reads."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Damage:
     """What is wrong with a verified artefact: which file, and why (a few words)."""

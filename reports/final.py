@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from methods.papers import FinalRow, final_rows
+from reports.render import num
 
 NAME = "final"
 TITLE = "Final segmentation (SemPLeS Tables 2–3, QA-CLIMS Tables 2–3)"
@@ -72,8 +73,7 @@ def compile_final(records: list[dict[str, Any]], dataset: str = "voc") -> pd.Dat
     return df
 
 
-def _num(x: Any, digits: int = 1) -> str:
-    return "-" if x is None or (isinstance(x, float) and x != x) else f"{x:.{digits}f}"
+TWO = "{:.2f}"  # the measured seg mIoU and its Δ, as the papers print them
 
 
 def lines(df: pd.DataFrame) -> list[str]:
@@ -83,10 +83,10 @@ def lines(df: pd.DataFrame) -> list[str]:
            "| row | seg. model | source | VOC val | VOC test | COCO val | measured (n) | Δ |",
            "|---|---|---|---|---|---|---|---|"]
     for r in df.to_dict("records"):
-        measured = (f"{_num(r['mean'], 2)} ± {_num(r['std'], 2)} ({r['n']})" if r["n"]
+        measured = (f"{num(r['mean'], TWO)} ± {num(r['std'], TWO)} ({r['n']})" if r["n"]
                     else f"no runs: `{r['command']}`")
-        out.append(f"| {r['row']} | {r['model']} | {r['source']} | {_num(r['val'])} | "
-                   f"{_num(r['test'])} | {_num(r['coco'])} | {measured} | {_num(r['delta'], 2)} |")
+        out.append(f"| {r['row']} | {r['model']} | {r['source']} | {num(r['val'])} | "
+                   f"{num(r['test'])} | {num(r['coco'])} | {measured} | {num(r['delta'], TWO)} |")
     out += ["", "VOC test is published only: it has no public ground truth (bench segment writes "
             "the evaluation server's submission). FS rows: the same model trained on the ground "
             "truth (bench segment --masks gt), the positive control."]

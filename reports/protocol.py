@@ -8,6 +8,8 @@ measured under the protocol and written here by hand with the command that measu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Measured 2026-12-01 under protocol version 2 (docs/protocol-v2.md) on main 19dd1ed, 10 pairs =
 # seeds 0–4 × teacher_seed 0, 1: `bench run semples --seed S --set teacher_seed=T` (λ = 0.05,
 # from `bench reproduce seeds --dataset synth --seeds 5 --teacher-seeds 2`) against
@@ -35,3 +37,22 @@ THRESHOLD_FIELDS = {"best": "best_threshold", "fixed": "fixed_threshold",
 # the labelled split `--threshold heldout` cells are run with (`bench run --threshold-split`);
 # synth and voc both have one, disjoint from the eval split
 HELDOUT_SPLIT = "heldout"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A registered protocol: the docs page that states it and the cells its claims need (run
+    seeds 0 … seeds-1 × teacher_seed 0 … teacher_seeds-1 on `dataset`). Its current results
+    page is `bench report page --protocol VERSION` over a store of its runs."""
+
+    version: int
+    page: str  # under docs/
+    seeds: int = 5
+    teacher_seeds: int = 2
+    dataset: str = "synth"
+
+
+# Version 1's training (momentum 0.9, no per-replica loss scale, …) is not main's: its only
+# results are its dated page. Version 2 is the one main runs (docs/protocol-v2.md).
+PROTOCOLS = {1: Protocol(1, "protocol.md"), 2: Protocol(2, "protocol-v2.md")}
+CURRENT_PROTOCOL = 2

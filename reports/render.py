@@ -14,7 +14,7 @@ MARKS = {"claim": " *", "ci": " †"}  # compile.delta_mark's verdicts as printe
 DASH = "—"
 
 
-def _num(v: float, fmt: str = "{:.1f}") -> str:
+def num(v: float, fmt: str = "{:.1f}") -> str:
     return DASH if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
 
@@ -42,27 +42,27 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "row": df["row"], "variant": df["variant"], "settings": df["settings"],
         "n": df["n"].astype(int).astype(str),
-        "seed mIoU": [_num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
+        "seed mIoU": [num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
                       for m, s in zip(df["mean"], df["std"], strict=True)],
         "Δ vs ref [95% CI]": _paired(df, "ref"),
-        pub_head: [_num(v) for v in df["published"]],
-        "Δ": [_num(v, "{:+.1f}") for v in df["delta"]],
+        pub_head: [num(v) for v in df["published"]],
+        "Δ": [num(v, "{:+.1f}") for v in df["delta"]],
         "source": [s.split(" (")[0] for s in df["source"]],
     })
     if df["context_fp"].notna().any():
-        out["context FP %"] = [_num(v) for v in df["context_fp"]]
+        out["context FP %"] = [num(v) for v in df["context_fp"]]
         out["FP Δ vs ref [95% CI]"] = _paired(df, "fp_ref")
     if "mask_n" in df and df["mask_n"].notna().any():
         out["Mask n"] = df["mask_n"].fillna(0).astype(int).astype(str)
-        out["Mask mIoU"] = [_num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
+        out["Mask mIoU"] = [num(m) + ("" if math.isnan(s) else f" ± {s:.1f}")
                             for m, s in zip(df["mask_mean"], df["mask_std"], strict=True)]
         out["Mask Δ vs ref [95% CI]"] = _paired(df, "mask_ref")
-        out["Mask published"] = [_num(v) for v in df["mask_published"]]
-        out["Mask Δ"] = [_num(v, "{:+.1f}") for v in df["mask_delta"]]
+        out["Mask published"] = [num(v) for v in df["mask_published"]]
+        out["Mask Δ"] = [num(v, "{:+.1f}") for v in df["mask_delta"]]
         if df["mask_context_fp"].notna().any():
-            out["Mask context FP %"] = [_num(v) for v in df["mask_context_fp"]]
+            out["Mask context FP %"] = [num(v) for v in df["mask_context_fp"]]
     if df["context_fp_negative"].notna().any():
-        out["neg. control FP %"] = [_num(v) for v in df["context_fp_negative"]]
+        out["neg. control FP %"] = [num(v) for v in df["context_fp_negative"]]
     if (df["dead_classes"] != "").any():
         out["dead classes"] = df["dead_classes"]
     out["threshold"], out["split"] = df["threshold"], df["split"]

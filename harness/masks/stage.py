@@ -12,13 +12,13 @@ plane) reuses the trained IRN.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness.artefacts import files_sha256
 from harness.camio import cam_folder, read_cam
 from harness.errors import BenchError, in_stage
 from harness.masks import crf
@@ -32,11 +32,7 @@ MASKS = "masks"  # the folder of PNGs inside a mask stage
 
 def cams_digest(folder: Path, names: list[str]) -> str:
     """SHA-256 over the CAM files of `names`, in order (name and bytes of each)."""
-    h = hashlib.sha256()
-    for path in cam_folder(folder, names):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    return files_sha256(cam_folder(folder, names))
 
 
 def _cams(folder: Path, ds, i: int, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

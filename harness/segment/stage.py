@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from harness.artefacts import files_sha256
 from harness.cache import StageCache
 from harness.data import SegDataset
 from harness.errors import BenchError, in_stage
@@ -91,20 +92,11 @@ def request(model: str | None, weights: str | Path | None, sets: list[str], epoc
     return req
 
 
-def files_key(paths: list[Path]) -> str:
-    """SHA-256 over files (each name and bytes, in order): the labels' content hash."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def labels_key(ds: SegDataset, folder: Path) -> str:
     """The content hash of the PNGs of `ds`'s images in `folder` (other files not read)."""
     from harness.masks.pngio import mask_folder
 
-    return files_key(mask_folder(Path(folder), ds.image_names))
+    return files_sha256(mask_folder(Path(folder), ds.image_names))
 
 
 def test_split(load: Callable[[str], SegDataset], dataset: str) -> SegDataset | None:
