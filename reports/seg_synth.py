@@ -1,0 +1,283 @@
+"""The synth segmentation measurement of docs/protocol-segmentation.md, read from a results
+store: the plateau budget, the cells (method × (seed, teacher_seed)), paired Δ with Student-t
+CIs, whether each mask ordering carries into the segmentation model, Kendall τ, the positive
+control and the held-out check. Pure functions over result.json dicts; the driver that runs
+the cells and writes the page is benchmarks/seg_synth.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reports.stats import PairedDelta, paired_delta
+
+MODEL = "deeplab-synth"
+FS = "FS"  # the row of `bench segment --masks gt`
+FS_VARIANT = "segment/gt"
+# the addendum's methods, in its order of measurement; clip-es trains nothing and is added
+# after the registered ones (not in the addendum: reported, never part of its claims)
+METHODS = ("cam", "semples", "clims", "qa-clims")
+EXTRA_METHODS = ("clip-es",)
+PAIRS = tuple((s, t) for t in (0, 1) for s in range(5))  # seeds 0–4 × teacher_seed 0, 1
+HELD_OUT = ((21, 7), (22, 7))
+# the plateau rule (addendum): 50-iteration blocks, < 3 % better than 2 blocks back, cap 2,000
+BLOCK, PLATEAU_X, PLATEAU_K, CURVE_ITERATIONS = 50, 0.03, 2, 2000
+# written by the driver into the runs folder: the budget curve, and methods that cannot run
+BUDGET_FILE, FAILED_FILE = "segsynth-budget.json", "segsynth-failed.json"
+
+Pair = tuple[int, int]
+
+
+def block_means(losses: Sequence[float], block: int = BLOCK) -> list[float]:
+    """The training loss averaged over consecutive blocks of `block` iterations (whole blocks)."""
+    return [statistics.fmean(losses[i:i + block]) for i in range(0, len(losses) - block + 1, block)]
+
+
+def plateau_budget(losses: Sequence[float], block: int = BLOCK, x: float = PLATEAU_X,
+                   k: int = PLATEAU_K, cap: int = CURVE_ITERATIONS) -> int:
+    """The first block end B with (L_{B−k} − L_B) / |L_{B−k}| < x, in iterations; `cap` when
+    the curve never plateaus (the addendum's rule)."""
+    means = block_means(losses, block)
+    for b in range(k, len(means)):
+        if (means[b - k] - means[b]) / abs(means[b - k]) < x:
+            return min((b + 1) * block, cap)
+    return cap
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's τ-b of two paired sequences (ties in either count as neither)."""
+    conc = disc = ties_a = ties_b = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        da, db = a[i] - a[j], b[i] - b[j]
+        if da == 0 and db == 0:
+            continue
+        if da == 0:
+            ties_a += 1
+        elif db == 0:
+            ties_b += 1
+        elif (da > 0) == (db > 0):
+            conc += 1
+        else:
+            disc += 1
+    denom = math.sqrt((conc + disc + ties_a) * (conc + disc + ties_b))
+    return (conc - disc) / denom if denom else math.nan
+
+
+def verdict(seed: PairedDelta | None, seg: PairedDelta | None) -> str:
+    """The addendum's claim for one pair of methods: carries / does not carry / not shown."""
+    if seed is None or seg is None or seed.n < 2:
+        return "too few pairs"
+    if not seed.excludes_zero():
+        return "no mask ordering (seed Δ's CI includes 0)"
+    if seg.excludes_zero():
+        return "carries" if (seg.mean > 0) == (seed.mean > 0) else "does not carry (reversed)"
+    return "not shown to carry (seg Δ's CI includes 0)"
+
+
+def load_records(runs_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(Path(runs_dir).glob("*/result.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("dataset") == "synth":
+            out.append(rec)
+    return out
+
+
+def _segment(rec: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (rec.get("provenance") or {}).get("segment") or {}
+
+
+def row_of(rec: Mapping[str, Any]) -> str:
+    return FS if rec.get("variant") == FS_VARIANT else str(rec.get("variant"))
+
+
+def cells(records: Iterable[Mapping[str, Any]], iterations: int) -> dict[str, dict[Pair, dict]]:
+    """row → {(seed, teacher_seed): the latest record} of the runs at this budget. FS records
+    carry no teacher (its labels are the ground truth: its init, data order and augmentation
+    depend on the run seed only), so one FS run of seed S stands in every pair (S, T)."""
+    out: dict[str, dict[Pair, dict]] = {}
+    for rec in sorted(records, key=lambda r: str(r.get("finished_at", ""))):
+        seg = _segment(rec)
+        if seg.get("model") != MODEL or seg.get("iterations") != iterations or rec.get("seg_miou") is None:
+            continue
+        row, seed = row_of(rec), int(rec["seed"])
+        if row == FS:
+            for s, t in (*PAIRS, *HELD_OUT):
+                if s == seed:
+                    out.setdefault(FS, {})[(s, t)] = dict(rec)
+            continue
+        teacher = int(((rec.get("config") or {}).get("params") or {}).get("teacher_seed", 0))
+        out.setdefault(row, {})[(seed, teacher)] = dict(rec)
+    return out
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The cells of one pair set, as the page reads them."""
+
+    cells: dict[str, dict[Pair, dict]]
+    pairs: tuple[Pair, ...]
+
+    def values(self, row: str, field: str) -> dict[Pair, float]:
+        got = self.cells.get(row, {})
+        return {p: float(got[p][field]) for p in self.pairs if p in got and got[p].get(field) is not None}
+
+    def rows(self) -> list[str]:
+        order = (FS, *METHODS, *EXTRA_METHODS)
+        return [r for r in order if self.values(r, "seg_miou")]
+
+    def delta(self, row: str, ref: str, field: str) -> PairedDelta | None:
+        return paired_delta(self.values(row, field), self.values(ref, field))
+
+
+def _ms(values: Iterable[float]) -> str:
+    v = list(values)
+    if not v:
+        return "-"
+    sd = statistics.stdev(v) if len(v) > 1 else math.nan
+    return f"{statistics.fmean(v):.2f} ± {sd:.2f}"
+
+
+def _delta(d: PairedDelta | None) -> str:
+    if d is None:
+        return "-"
+    if d.n < 2:
+        return f"{d.mean:+.2f} (n 1, no CI)"
+    return f"{d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] (n {d.n})"
+
+
+def table_lines(m: Measurement) -> list[str]:
+    """Per row: seed mIoU and seg mIoU mean ± std, n; paired Δ of seg mIoU vs cam and vs FS."""
+    out = ["| row | n | seed mIoU (best t) | seg_miou | Δ seg vs cam [95 % CI] | Δ seg vs FS [95 % CI] |",
+           "|---|---|---|---|---|---|"]
+    for row in m.rows():
+        seed, seg = m.values(row, "seed_miou"), m.values(row, "seg_miou")
+        vs_cam = m.delta(row, "cam", "seg_miou") if row != "cam" else None
+        vs_fs = m.delta(row, FS, "seg_miou") if row != FS else None
+        out.append(f"| {row} | {len(seg)} | {_ms(seed.values())} | {_ms(seg.values())} | "
+                   f"{_delta(vs_cam)} | {_delta(vs_fs)} |")
+    return out
+
+
+def ordering_lines(m: Measurement) -> list[str]:
+    """Every pair of methods (A, B): seed Δ and seg Δ (B − A) and the addendum's verdict."""
+    methods = [r for r in m.rows() if r in METHODS]
+    out = ["| A → B | seed Δ (B − A) [95 % CI] | seg Δ (B − A) [95 % CI] | ordering |",
+           "|---|---|---|---|"]
+    for a, b in itertools.combinations(methods, 2):
+        seed, seg = m.delta(b, a, "seed_miou"), m.delta(b, a, "seg_miou")
+        out.append(f"| {a} → {b} | {_delta(seed)} | {_delta(seg)} | {verdict(seed, seg)} |")
+    means = [(statistics.fmean(m.values(r, "seed_miou").values()),
+              statistics.fmean(m.values(r, "seg_miou").values())) for r in methods]
+    tau = kendall_tau([s for s, _ in means], [g for _, g in means]) if len(means) > 1 else math.nan
+    out += ["", f"Kendall τ-b of the method means, seed mIoU vs seg_miou ({len(methods)} methods: "
+            f"{', '.join(methods)}): **{tau:.2f}**."]
+    return out
+
+
+def control_lines(m: Measurement) -> list[str]:
+    """The positive control: FS − method paired Δ of seg_miou, mean ≥ 0 for every method."""
+    out, ok = [], True
+    for row in m.rows():
+        if row == FS:
+            continue
+        d = m.delta(FS, row, "seg_miou")
+        if d is None:
+            continue
+        holds = d.mean >= 0
+        ok &= holds
+        fail = " — CI wholly below 0: a FAILURE of the stage" if d.n >= 2 and d.high < 0 else ""
+        out.append(f"- FS − {row}: {_delta(d)}: {'yes' if holds else 'NO'}{fail}")
+    return [f"**FS ≥ every method: {'yes' if ok and out else 'no' if out else 'not measured'}.**",
+            "", *out]
+
+
+def held_out_lines(main: Measurement, held: Measurement) -> list[str]:
+    """The held-out check: does each main-pair direction hold at the held-out pairs? FS ≥
+    every method there, and each pairwise seg Δ's sign beside the main pairs' sign."""
+    if not held.rows():
+        return ["Not reached: no run at the held-out pairs (seeds 21, 22 × teacher_seed 7)."]
+    out = [f"Pairs {', '.join(f'{s}/{t}' for s, t in held.pairs)}; per pair Δ in brackets.", ""]
+    for row in held.rows():
+        if row != FS:
+            d = held.delta(FS, row, "seg_miou")
+            if d is not None:
+                out.append(f"- FS − {row}: {_per_pair(held, FS, row)}: FS ≥ {row} "
+                           f"{'holds' if d.mean >= 0 else 'does NOT hold'}")
+    methods = [r for r in held.rows() if r in METHODS]
+    for a, b in itertools.combinations(methods, 2):
+        seed_main, seg_main = main.delta(b, a, "seed_miou"), main.delta(b, a, "seg_miou")
+        if verdict(seed_main, seg_main) != "carries":
+            continue
+        d = held.delta(b, a, "seg_miou")
+        same = d is not None and (d.mean > 0) == (seg_main.mean > 0)
+        out.append(f"- {a} → {b} (carries on the main pairs, seg Δ {seg_main.mean:+.2f}): held-out "
+                   f"seg Δ {_per_pair(held, b, a)}: direction {'holds' if same else 'does NOT hold'}")
+    return out
+
+
+def _per_pair(m: Measurement, row: str, ref: str) -> str:
+    a, b = m.values(row, "seg_miou"), m.values(ref, "seg_miou")
+    per = [f"{a[p] - b[p]:+.2f}" for p in m.pairs if p in a and p in b]
+    d = m.delta(row, ref, "seg_miou")
+    return f"{d.mean:+.2f} ({', '.join(per)})" if d else "-"
+
+
+def cost_lines(m: Measurement, curve: Mapping[str, Any]) -> list[str]:
+    """What the CPU spent: wall seconds per cell by row (the records' wall_s)."""
+    out = [f"- budget curve (FS, 2,000 iterations, seed 0): {curve.get('wall_s', '-')} s"]
+    total = 0.0
+    for row in m.rows():
+        walls = [float(r["wall_s"]) for p, r in m.cells.get(row, {}).items()
+                 if p in m.pairs and r.get("wall_s")]
+        if walls:
+            total += statistics.fmean(walls)
+            out.append(f"- {row}: {statistics.fmean(walls):.0f} s per cell (mean of {len(walls)})")
+    out.append(f"- one pair, every row measured: about {total / 60:.1f} min of 2-core CPU")
+    return out
+
+
+def page(runs_dir: Path) -> str:
+    """The results page, from the runs folder's records and the budget curve (the driver's)."""
+    runs_dir = Path(runs_dir)
+    curve = json.loads((runs_dir / BUDGET_FILE).read_text())
+    recs = load_records(runs_dir)
+    got = cells(recs, curve["budget"])
+    main, held = Measurement(got, PAIRS), Measurement(got, HELD_OUT)
+    means = ", ".join(f"{v:.3f}" for v in curve["block_means"])
+    reached = {row: len(main.values(row, "seg_miou")) for row in main.rows()}
+    failed = json.loads((runs_dir / FAILED_FILE).read_text()) if (runs_dir / FAILED_FILE).exists() else {}
+    lines = [
+        "# Segmentation on synth: does the mask ordering carry into the segmentation model?", "",
+        "Generated by `python -m benchmarks.seg_synth report --runs-dir RUNS --out "
+        "docs/results/segmentation-synth.md` from the runs the driver made "
+        "(`flock /work/cpu.lock python -m benchmarks.seg_synth step --runs-dir RUNS`, one cell per "
+        "call). Rules: [the protocol addendum](../protocol-segmentation.md), registered before "
+        "these results.", "",
+        "## Budget (plateau rule)", "",
+        f"FS run seed 0, teacher_seed 0, {CURVE_ITERATIONS:,} iterations; training loss per block of "
+        f"{curve['block']} iterations: {means}.", "",
+        f"**Budget B = {curve['budget']} iterations** (first block end with < 3 % improvement over "
+        "the last 2 blocks; cap 2,000). Every cell below trains B iterations.", "",
+        "## Cost", "", *cost_lines(main, curve), "",
+        "## Pairs reached", "",
+        "Cells per row over the 10 registered pairs (seeds 0–4 × teacher_seed 0, 1): "
+        + ", ".join(f"{r} {n}" for r, n in reached.items()) + "."
+        + (f" Not run: {', '.join(f'{k} ({v})' for k, v in failed.items())}." if failed else ""),
+        "", "## Per row (registered pairs)", "", *table_lines(main), "",
+        "seed mIoU: the method's seed at its best threshold on synth's eval split (protocol v2); "
+        "seg_miou: the segmentation model on `segval`. FS has no seed.", "",
+        "## Orderings: seed Δ vs seg Δ", "", *ordering_lines(main), "",
+        "## Positive control", "", *control_lines(main), "",
+        "## Held-out check (seeds 21, 22 × teacher_seed 7)", "", *held_out_lines(main, held), ""]
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""The synth segmentation measurement's arithmetic (reports/seg_synth.py), by hand: the
+plateau budget, Kendall τ-b, the addendum's verdict, and which record fills which cell."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reports import seg_synth as S
+from reports.stats import PairedDelta
+
+
+def test_plateau_budget_by_hand():
+    """Blocks of 2: means 10, 8, 6, 5.9, 5.85. Block 3 (end 6): (10 − 6)/10 = 40 % ≥ 3 %;
+    block 4: (8 − 5.9)/8 = 26 %; block 5 (end 10): (6 − 5.85)/6 = 2.5 % < 3 % → B = 10."""
+    losses = [10, 10, 8, 8, 6, 6, 5.9, 5.9, 5.85, 5.85, 1, 1]
+    assert S.block_means(losses, 2)[:5] == [10, 8, 6, 5.9, 5.85]
+    assert S.plateau_budget(losses, block=2) == 10
+    assert S.plateau_budget([10, 8, 6, 4, 2], block=1, cap=5) == 5  # never flat: the cap
+
+
+def test_kendall_tau_b_by_hand():
+    assert S.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)  # 2 concordant, 1 not
+    # a tie in the first: (0, 1) counts in its denominator only → 2 / √(3 · 2)
+    assert S.kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert S.kendall_tau([3, 2, 1], [1, 2, 3]) == -1
+
+
+def _d(mean: float, half: float, n: int = 10) -> PairedDelta:
+    return PairedDelta(tuple(range(n)), mean, 1.0, half)
+
+
+def test_verdict_follows_the_addendum():
+    assert S.verdict(_d(2, 1), _d(3, 1)) == "carries"
+    assert S.verdict(_d(-2, 1), _d(-3, 1)) == "carries"
+    assert S.verdict(_d(2, 1), _d(-3, 1)) == "does not carry (reversed)"
+    assert S.verdict(_d(2, 1), _d(0.5, 1)).startswith("not shown to carry")
+    assert S.verdict(_d(0.5, 1), _d(3, 1)).startswith("no mask ordering")
+    assert S.verdict(_d(2, 1, n=1), _d(3, 1, n=1)) == "too few pairs"
+
+
+def _rec(variant: str, seed: int, miou: float, teacher: int = 0, iterations: int = 400) -> dict:
+    return {"variant": variant, "seed": seed, "seg_miou": miou, "seed_miou": miou - 10,
+            "finished_at": f"2026-12-06T{seed:02d}", "config": {"params": {"teacher_seed": teacher}},
+            "provenance": {"segment": {"model": "deeplab-synth", "iterations": iterations}}}
+
+
+def test_cells_spread_fs_over_teachers_and_keep_the_budget():
+    recs = [_rec("segment/gt", 1, 80.0), _rec("cam", 1, 60.0, teacher=1), _rec("cam", 1, 50.0),
+            _rec("cam", 2, 99.0, iterations=2000)]  # another budget: not a cell
+    got = S.cells(recs, 400)
+    assert set(got[S.FS]) == {(1, 0), (1, 1)} and set(got["cam"]) == {(1, 1), (1, 0)}
+    m = S.Measurement(got, S.PAIRS)
+    d = m.delta(S.FS, "cam", "seg_miou")  # pairs (1, 0): 80 − 50, (1, 1): 80 − 60
+    assert d.n == 2 and d.mean == pytest.approx(25.0)
+    assert m.rows() == [S.FS, "cam"]
