@@ -55,9 +55,10 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     cls = method.config_cls
     values = {**method.dataset_defaults(dataset), **v.overrides()}
     if epochs is not None:
-        if not method.epoch_fields:  # a third-party family that names no stage epochs
-            raise BenchError(f"{v.family} does not say which settings hold its stages' epochs "
-                             "(Method.epoch_fields), so --epochs cannot set them: use --set")
+        if not method.epoch_fields and segment in (None, "none"):  # no stage it could bound
+            raise BenchError(f"--epochs is not read by this run: {v.family} names no stage "
+                             "epochs (Method.epoch_fields; a family that trains nothing has "
+                             "none) and no --segment stage was asked for")
         values.update({name: epochs for name in method.epoch_fields.values()})
     from harness.segment.settings import is_seg_setting
 

@@ -184,11 +184,12 @@ def test_voc_run_and_segment_from_pngs_end_to_end(monkeypatch, capsys, tmp_path,
     # VOC test: the server's layout, 8-bit palette PNGs at the image's size, packed and named
     import tarfile
 
-    with tarfile.open(prov["submission"]) as tar:
+    assert prov["submission"] == "seg/submission/results.tar.gz"
+    with tarfile.open(Path(rec["path"]) / prov["submission"]) as tar:
         assert tar.getnames() == ["results/VOC2012/Segmentation/comp5_test_cls/2008_000008.png"]
         png = Image.open(tar.extractfile(tar.getmembers()[0]))
         assert png.mode == "P" and png.size == Image.open(voc / "JPEGImages/2008_000008.jpg").size
-    assert f"VOC test submission (1 images, comp5): {prov['submission']}" in err
+    assert f"VOC test submission (1 images, comp5): {prov['submission']} in the run folder" in err
 
     masks = tmp_path / "pngs"  # a folder of PNGs of the 4 train_aug images: their SBD masks
     masks.mkdir()

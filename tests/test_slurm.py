@@ -84,8 +84,8 @@ def test_two_job_synth_sweep(slurm, warm_cache, tmp_path):
     ids = {j["job_id"] for j in jobs}
     assert {t.user_attrs["worker"]["slurm_job"] for t in done} <= ids
     records = ResultsStore(runs).records()
-    assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.011, 0.022, 0.033]
-    assert {r["slurm_job"] for r in records} <= ids  # each run says which job made it
+    assert sorted(r.config["params"]["cam_lr"] for r in records) == [0.011, 0.022, 0.033]
+    assert {r.metric("slurm_job") for r in records} <= ids  # each run says which job made it
     logs = sorted((runs / "slurm" / name).glob("*_log.out"))
     assert len(logs) == 2 and all("worker finished" in p.read_text() for p in logs)
     # --status shows each job's Slurm state
@@ -115,9 +115,9 @@ def test_two_cell_reproduce_as_a_job_array(slurm, warm_cache, tmp_path, monkeypa
     assert res.exit_code == 0, res.output
     assert "ran 2, failed 0, skipped 0" in res.output
     records = ResultsStore(runs).records()
-    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert sorted(r.seed for r in records) == [0, 1]
     (jobs,) = [_jobs(runs, "reproduce-tiny-cam-synth")]
-    assert len(jobs) == 2 and {r["slurm_job"] for r in records} == {j["job_id"] for j in jobs}
+    assert len(jobs) == 2 and {r.metric("slurm_job") for r in records} == {j["job_id"] for j in jobs}
     assert len({j["job_id"].split("_")[0] for j in jobs}) == 1  # one array
     # submitting again finds nothing missing and submits nothing
     again = CliRunner().invoke(app, args)
@@ -167,7 +167,7 @@ def test_scancel_mid_trial_loses_nothing_and_counts_nothing_twice(slurm, warm_ca
     complete = sorted(t.params["cam_lr"] for t in trials.values() if t.state.name == "COMPLETE")
     assert complete == [0.015, 0.025, 0.035]  # every point once: nothing lost, nothing twice
     records = ResultsStore(runs).records()
-    assert sorted(r["config"]["params"]["cam_lr"] for r in records) == [0.015, 0.025, 0.035]
+    assert sorted(r.config["params"]["cam_lr"] for r in records) == [0.015, 0.025, 0.035]
     assert f"{victim[1]} cancelled" in out
 
 

@@ -220,28 +220,30 @@ def test_encode_image_is_differentiable_wrt_input_only(synth_teacher):
 def test_a_damaged_cached_teacher_is_named_and_trained_again(cache_dir, tmp_path):
     """Flipped bytes in the cached teacher: one warning naming the file, then the same
     teacher trained again (a few steps: the check, not the teacher, is under test)."""
+    from harness.registry import context_gates
     from harness.synth.teacher import teacher_path
 
     spec = TinyClipSpec(steps=3, batch_size=16)
+    pairs = context_gates()  # this spec is not shipped: it trains, and its gates are measured
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "synth").symlink_to((cache_dir / "synth").resolve(), target_is_directory=True)
     said: list[str] = []
-    first, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
+    first, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=pairs)
     path = teacher_path(SynthSpec(), spec, cache)
     assert path.with_suffix(".manifest.json").is_file() and not list(path.parent.glob("*.tmp"))
     data = bytearray(path.read_bytes())
     data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
     path.write_bytes(bytes(data))
     said.clear()
-    second, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
+    second, _ = load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=pairs)
     assert said[0] == (f"warning: synth teacher {path} does not match its sha256 (its bytes "
                        "changed after its build wrote them); training the teacher again")
     for (name, a), b in zip(first.clip.state_dict().items(), second.clip.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
     said.clear()
-    load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=PAIRS)
+    load_or_train(SynthSpec(), cache, spec, log=said.append, pairs=pairs)
     assert said == []  # intact again: loaded, not trained
 
 

@@ -222,7 +222,9 @@ def segment(job: SegmentJob, req: SegmentRequest, train_ds: SegDataset, labels: 
         line += f", +CRF {scores['seg_miou_crf']:.2f}"
     job.log(line)
     if test is not None and out is not None:
-        prov["submission"] = str(submission(job, model, settings, test, out / "submission"))
-        job.log(f"VOC test submission ({len(test)} images, comp5): {prov['submission']} — upload "
-                "it to the PASCAL VOC evaluation server")
+        # relative to the run folder, which is renamed from .inprogress-… once the run ends
+        packed = submission(job, model, settings, test, out / "submission")
+        prov["submission"] = str(packed.relative_to(out.parent))
+        job.log(f"VOC test submission ({len(test)} images, comp5): {prov['submission']} in the "
+                "run folder — upload it to the PASCAL VOC evaluation server")
     return scores, prov
