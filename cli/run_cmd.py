@@ -15,6 +15,7 @@ from harness.run_options import RunOptions
 @app.command("run")
 @opt.run_option_params()
 def run_command(
+    ctx: typer.Context,
     method: str = typer.Argument(None, help="method or variant, e.g. semples or semples/match-only"),
     dataset: str = typer.Option("synth", help=opt.DATASET_HELP),
     seed: int = typer.Option(0, help="training seed"),
@@ -33,6 +34,8 @@ def run_command(
     from harness.runner import run_variant
 
     if from_ is not None or method is None:
+        if from_ is not None:
+            _refuse_beside_replay(ctx)
         record = _replay(from_, method, options)
     else:
         record = run_variant(method, dataset, seed, opt.sets(set_), epochs, device, resume=resume,
@@ -41,6 +44,23 @@ def run_command(
         typer.echo(json.dumps(record.to_dict(), default=str))
     else:
         print_summary(record.to_dict())
+
+
+# what `--from` reads besides the run: where results, caches and W&B go, and how to print.
+# Any other option would be replaced by the record's value without a word (issue 32: an input
+# a run does not read is refused in one line), so given with --from it is refused.
+_BESIDE_REPLAY = ("method", "from_", "json_out", "runs_dir", "cache_dir", "wandb")
+
+
+def _refuse_beside_replay(ctx: typer.Context) -> None:
+    from harness.errors import BenchError
+
+    given = [p.opts[0] for p in ctx.command.params if p.name not in _BESIDE_REPLAY
+             and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    if given:
+        raise BenchError(f"--from replays the run as it was recorded, so it does not read "
+                         f"{', '.join(given)}: leave {'it' if len(given) == 1 else 'them'} "
+                         "out (run METHOD to change a setting)")
 
 
 def _replay(source: str | None, method: str | None, options: RunOptions):

@@ -117,6 +117,30 @@ def test_an_input_the_run_does_not_read_is_refused_in_one_line(args, says, monke
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize(("args", "named"), [
+    (["--seed", "3"], "--seed"),
+    (["--seed", "0"], "--seed"),  # the default value, given: still not read
+    (["--set", "lr=1", "--epochs", "2"], "--set, --epochs"),
+    (["--dataset", "voc", "--cam-weights", "{file}", "--resume"],
+     "--dataset, --resume, --cam-weights"),
+])
+def test_an_option_beside_from_is_refused_not_replaced_by_the_record(args, named, monkeypatch,
+                                                                     capsys, tmp_path):
+    """`bench run --from RUN --seed 3` ran the recorded seed without a word; an option the
+    replay does not read is refused before the run is even looked up."""
+    given = [a.format(file=__file__) for a in args]
+    code, _, err = bench(monkeypatch, capsys, "run", "--from", "nope", *given, "--runs-dir",
+                         tmp_path / "runs", "--wandb", "disabled", "--json")
+    assert one_error_line(code, err) == (
+        f"error: --from replays the run as it was recorded, so it does not read {named}: leave "
+        f"{'them' if ',' in named else 'it'} out (run METHOD to change a setting)")
+    # where the results and caches go are read: the replay goes on to look the run up
+    code, _, err = bench(monkeypatch, capsys, "run", "--from", "nope", "--runs-dir",
+                         tmp_path / "runs", "--cache-dir", tmp_path / "cache", "--json")
+    assert one_error_line(code, err) == (f"error: --from nope: no run folder with this id in "
+                                         f"{tmp_path / 'runs'}")
+
+
 def test_every_run_option_that_names_a_file_declares_when_it_is_read():
     """A new weights or data option cannot slip through: it declares `read_when`."""
     import dataclasses
