@@ -36,12 +36,12 @@ def print_mask_eval(record: dict[str, Any], title: str, console: Console | None 
 def _mask_table(record: dict[str, Any], title: str) -> Table:
     head = Table(title=title, show_header=False)
     head.add_row("mask mIoU", shown(record.get("mask_miou")))
-    head.add_row("background leak", shown(record.get("mask_background_leak"), " %") +
+    head.add_row("background leak", shown(record.get("mask_background_leak"), unit=" %") +
                  "  (foreground labels on background)")
     if record.get("mask_context_fp") is not None:
-        head.add_row("context_fp of the masks", shown(record.get("mask_context_fp"), " %") +
+        head.add_row("context_fp of the masks", shown(record.get("mask_context_fp"), unit=" %") +
                      "  (co-occurring context labelled as the class)")
-        head.add_row("  negative control", shown(record.get("mask_context_fp_negative"), " %"))
+        head.add_row("  negative control", shown(record.get("mask_context_fp_negative"), unit=" %"))
     return head
 
 
@@ -61,19 +61,19 @@ def _scores_table(record: dict[str, Any], title: str) -> Table:
         split = (record.get("provenance") or {}).get("threshold_rule", {}).get("seed_miou_heldout", "")
         head.add_row("seed mIoU (t from held-out split)",
                      f"{record['seed_miou_heldout']:.2f}  (t = {record['threshold_heldout']:.2f}; {split})")
-    head.add_row("background leak", shown(record.get("background_leak"), " %") +
+    head.add_row("background leak", shown(record.get("background_leak"), unit=" %") +
                  "  (foreground predictions on background, at best t)")
     if record.get("context_fp") is not None or record.get("dead_classes"):
-        head.add_row("context_fp (60 % recall)", shown(record.get("context_fp"), " %") +
+        head.add_row("context_fp (60 % recall)", shown(record.get("context_fp"), unit=" %") +
                      "  (co-occurring context labelled as the class)")
-        head.add_row("  negative control", shown(record.get("context_fp_negative"), " %") +
+        head.add_row("  negative control", shown(record.get("context_fp_negative"), unit=" %") +
                      "  (other context, same thresholds)")
-        head.add_row("  at best t (old figure)", shown(record.get("context_fp_best_t"), " %"))
+        head.add_row("  at best t (old figure)", shown(record.get("context_fp_best_t"), unit=" %"))
         head.add_row("  dead classes (< 60 % recall)", ", ".join(record.get("dead_classes") or [])
                      or "none")
         head.add_row("oracle (co-occurring ctx zeroed)",
                      f"mIoU {shown(record.get('oracle_seed_miou'))}, context_fp "
-                     f"{shown(record.get('oracle_context_fp'), ' %')}")
+                     f"{shown(record.get('oracle_context_fp'), unit=' %')}")
     return head
 
 

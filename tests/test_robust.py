@@ -483,3 +483,32 @@ def test_gt_source_states_the_runs_own_split_and_count():
     assert prov["gt_source"] == "VOC2012 SegmentationClass (train ids, 30 images)"
     assert provenance("synth", "eval", 300)["gt_source"] == \
         "synth generator masks (eval split, 300 images)"
+
+
+def test_the_summary_prints_the_records_percentages_as_recorded():
+    """The records hold percentages (37.5 = 37.5 %); the summary printed them through a
+    format spec of " %" (Python's percent type: ×100), so 37.5 showed as 3750.000000%."""
+    from rich.console import Console
+
+    from cli.summary import print_eval, print_mask_eval
+
+    record = {"seed_miou": 55.3, "best_threshold": 0.65, "seed_miou_fixed": 21.28,
+              "fixed_threshold": 0.15, "background_leak": 37.5, "context_fp": 2.27,
+              "context_fp_negative": 1.19, "context_fp_best_t": 4.36, "dead_classes": [],
+              "oracle_seed_miou": 72.69, "oracle_context_fp": 0.0,
+              "per_class": {"boat": {"iou": 54.91, "precision": 77.8, "recall": 65.12,
+                                     "fp": 15.67, "fn": 29.42}},
+              "mask_miou": 60.0, "mask_background_leak": 12.5, "mask_context_fp": 3.0,
+              "mask_context_fp_negative": 1.5,
+              "mask_per_class": {"boat": {"iou": 60.0, "precision": 70.0, "recall": 80.0,
+                                          "fp": 10.0, "fn": 30.0}}}
+    console = Console(record=True, width=160)
+    print_eval(record, "run", console)
+    print_mask_eval(record, "masks", console)
+    text = " ".join(console.export_text().split())
+    for shown in ("background leak │ 37.50 %", "context_fp (60 % recall) │ 2.27 %",
+                  "negative control │ 1.19 %", "at best t (old figure) │ 4.36 %",
+                  "context_fp 0.00 %", "background leak │ 12.50 %",
+                  "context_fp of the masks │ 3.00 %", "negative control │ 1.50 %"):
+        assert shown in text, text
+    assert "3750" not in text
