@@ -161,10 +161,6 @@ class StageCache:
         return load_tensors(folder / name, f"stage file of {folder.parent.name}",
                             map_location=map_location)
 
-    def note(self, name: str, key: str) -> None:
-        """A stage trained without a cache entry (its key serves --resume only)."""
-        self.keys.append((name, key))
-
     def partial_dir(self, name: str, key: str) -> Path:
         """Where a stage keeps per-epoch checkpoints for --resume while it trains."""
         return self.path(name, key).parent / f".{key}.partial"

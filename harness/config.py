@@ -5,7 +5,10 @@ tests/test_settings.py): the field defaults here, the family's dataset defaults 
 settings on that dataset, methods/*/paper.py), the variant's overrides, --epochs (every
 stage), then each --set.
 
-Each method family subclasses `MethodConfig` with its own hyperparameters. A field's
+Each method family subclasses `MethodConfig` (what every run reads) with its own settings
+only: a family that trains a mask generator inherits the generator's optimisation
+(GeneratorConfig; its stages train through harness.generator_stage) and, where it starts
+from the cached CAM classifier, the CAM stage's settings (methods/cam). A field's
 metadata carries its valid range (`ge`, `gt`, `le`, `lt`, `choices`) and a help line, so
 one validator gives every out-of-range value the same one-line message.
 """
@@ -16,7 +19,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.errors import BenchError
 from harness.reads import LIMIT, ON_REAL_DATA, ON_SYNTH
@@ -34,39 +37,20 @@ def hp(default: Any, help: str = "", **bounds: Any) -> Any:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Settings every method shares: optimisation, backbone, and the synth benchmark."""
+    """What every family's run reads: its data (the synth sizes, `limit`, the crop), the loader's
+    batch and the teacher's architecture and wording. A family subclasses it with its own
+    settings only (a family that trains a mask generator: GeneratorConfig; the CAM stage's
+    settings are methods/cam's)."""
 
-    epochs: int = hp(6, "training epochs of the method's main stage", ge=1)
+    # settings a family inherits from a shared declaration, not hyperparameters of its own
+    # (RunConfig.hparams): a class with this True in its own body declares such settings
+    shared_settings: ClassVar[bool] = True
+
     batch_size: int = hp(32, "images per step", ge=1)
-    lr: float = hp(0.01, "base learning rate", gt=0)
-    weight_decay: float = hp(1e-4, "weight decay", ge=0)
-    # IRN's misc/torchutils.py PolyOptimizer (used by IRN train_cam, CLIMS and QA-CLIMS) calls
-    # `SGD.__init__(params, lr, weight_decay)`: the third positional argument of torch's SGD
-    # is momentum, so the references train with momentum = weight_decay = 1e-4 (weight decay
-    # comes from the param-group dicts) and their own `momentum=0.9` is only the poly power.
-    momentum: float = hp(1e-4, "SGD momentum of the method's stages (1e-4: what the references' "
-                         "PolyOptimizer really runs; 0.9 is what they evidently meant)", ge=0, lt=1)
-    align_corners: bool = hp(True, "upsample the generator's maps to the image with "
-                             "align_corners=True, as every reference does (False: ours before)")
-    optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
-    schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
-    head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head (the cached "
-                             "CAM stage always uses its own 10×)", gt=0)
-    backbone: str = hp("synth-cnn", "mask generator backbone (deit_small_weaktr: WeakTr's DeiT-S, "
-                       "one CLS token per class and a 3×3 head, for its checkpoints)",
-                       choices=("synth-cnn", "resnet50", "deit_small_patch16_224",
-                                "deit_small_weaktr"))
     clip_arch: str = hp("ViT-B-32", "open_clip architecture of the teacher on real data",
                    read_when=ON_REAL_DATA)
     crop_size: int = hp(0, "training crop size on real data (0 = dataset default)", ge=0,
                     read_when=ON_REAL_DATA)
-    cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
-    cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
-    cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
-    cam_momentum: float = hp(1e-4, "SGD momentum of the cached CAM stage (IRN train_cam's "
-                             "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
-    cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
-                            "(0 = crop_size)", ge=0, read_when=ON_REAL_DATA)
     # the embedded benchmark, its defaults those of harness.synth.data.SynthSpec
     p_cooccur: float = hp(_SYNTH.p_cooccur, "synth: probability an object sits on its context",
                           ge=0, le=1, read_when=ON_SYNTH)
@@ -86,11 +70,6 @@ class MethodConfig:
     def replace(self, **changes: Any) -> MethodConfig:
         return dataclasses.replace(self, **changes)
 
-    def teacher_mask_prompts(self) -> bool:
-        """Whether these settings need the real teacher's mask prompts (OVSeg's mask-adapted
-        CLIP, harness/mask_clip.py); a family that encodes masked regions so overrides it."""
-        return False
-
     def validate(self) -> MethodConfig:
         for f in dataclasses.fields(self):
             _check(f.name, getattr(self, f.name), f.metadata)
@@ -99,9 +78,55 @@ class MethodConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def optimisation(self) -> dict[str, Any]:
+        """How the run's stages step, for its record (a family that trains nothing: its batch)."""
+        return {"batch_size": self.batch_size}
+
     @classmethod
     def field_help(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def shared_fields(cls) -> frozenset[str]:
+        """The settings `cls` inherits from shared declarations (`shared_settings`), so not
+        its family's own hyperparameters."""
+        return frozenset(f.name for c in cls.__mro__ if c.__dict__.get("shared_settings")
+                         for f in dataclasses.fields(c))
+
+
+@dataclass(frozen=True)
+class GeneratorConfig(MethodConfig):
+    """A family that trains a mask generator: its backbone, the optimisation of its main
+    stage (`StageOptim()`) and the resampling of the generator's maps."""
+
+    shared_settings: ClassVar[bool] = True
+
+    epochs: int = hp(6, "training epochs of the method's main stage", ge=1)
+    lr: float = hp(0.01, "base learning rate", gt=0)
+    weight_decay: float = hp(1e-4, "weight decay", ge=0)
+    # IRN's misc/torchutils.py PolyOptimizer (used by IRN train_cam, CLIMS and QA-CLIMS) calls
+    # `SGD.__init__(params, lr, weight_decay)`: the third positional argument of torch's SGD
+    # is momentum, so the references train with momentum = weight_decay = 1e-4 (weight decay
+    # comes from the param-group dicts) and their own `momentum=0.9` is only the poly power.
+    momentum: float = hp(1e-4, "SGD momentum of the method's stages (1e-4: what the references' "
+                         "PolyOptimizer really runs; 0.9 is what they evidently meant)", ge=0, lt=1)
+    align_corners: bool = hp(True, "upsample the generator's maps to the image with "
+                             "align_corners=True, as every reference does (False: ours before)")
+    optimizer: str = hp("sgd", "optimizer", choices=("sgd", "adamw"))
+    schedule: str = hp("poly", "learning-rate schedule", choices=("poly", "cosine", "constant"))
+    head_lr_mult: float = hp(10.0, "learning-rate multiplier of the classifier head (the cached "
+                             "CAM stage always uses its own 10×)", gt=0)
+    backbone: str = hp("synth-cnn", "mask generator backbone (deit_small_weaktr: WeakTr's DeiT-S, "
+                       "one CLS token per class and a 3×3 head, for its checkpoints)",
+                       choices=("synth-cnn", "resnet50", "deit_small_patch16_224",
+                                "deit_small_weaktr"))
+
+    def optimisation(self) -> dict[str, Any]:
+        """How the main stage steps and the maps resample (harness.runner.optimisation_record)."""
+        return {"optimizer": self.optimizer, "schedule": self.schedule, "lr": self.lr,
+                "batch_size": self.batch_size, "weight_decay": self.weight_decay,
+                "momentum": self.momentum if self.optimizer == "sgd" else None,
+                "align_corners": self.align_corners}
 
 
 SEED_MAX = 2**32 - 1  # what numpy's and torch's seeding accept
@@ -221,6 +246,6 @@ class RunConfig(RunInputs):
         return {f.name: getattr(self, f.name) for f in config_fields()}
 
     def hparams(self) -> dict[str, Any]:
-        """The method's own hyperparameters (fields beyond the shared MethodConfig)."""
-        shared = {f.name for f in dataclasses.fields(MethodConfig)}
+        """The method's own hyperparameters (fields beyond the shared declarations)."""
+        shared = self.params.shared_fields()
         return {k: v for k, v in self.params.to_dict().items() if k not in shared}

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from harness.cam_model import CamModel
-from harness.config import MethodConfig, RunConfig
+from harness.config import GeneratorConfig, MethodConfig, RunConfig
 from harness.data import SegDataset, has_fingerprint, load_dataset
 from harness.errors import BenchError
 from harness.infer import InferenceSpec
@@ -33,7 +33,8 @@ class Method:
     """Base of every method family."""
 
     name: ClassVar[str]
-    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    # its settings; a family that declares none trains a generator without settings of its own
+    config_cls: ClassVar[type[MethodConfig]] = GeneratorConfig
     needs_teacher: ClassVar[bool] = True
     # stage name → the setting holding its epochs; `--epochs N` sets every one of them
     epoch_fields: ClassVar[dict[str, str]] = {}
@@ -78,6 +79,12 @@ class Method:
         scalar), at fixed settings. The synth teacher's pair gates measure each one on
         held-out pairs (harness/synth/gates.py); {} = none."""
         return {}
+
+    @classmethod
+    def teacher_mask_prompts(cls, params: MethodConfig) -> bool:
+        """Whether these settings need the real teacher's mask prompts (OVSeg's mask-adapted
+        CLIP, harness/mask_clip.py); a family that encodes masked regions so overrides it."""
+        return False
 
     # the names among `context_losses()` the synth teacher must pass (the others are measured
     # and printed "not enforced yet")
@@ -163,7 +170,7 @@ class RunContext:
                                                    **self.data_options(crop_size))
         return cache[split, crop_size]
 
-    # the data, the teacher and the CAM stage's own settings enter a stage's key as inputs
+    # the data and the teacher enter a stage's key as inputs
     # (data_key, teacher_key, ...): these read the full settings, also inside a build
 
     def data_options(self, crop_size: int | None = None) -> dict[str, Any]:
@@ -184,13 +191,6 @@ class RunContext:
                 key["files"] = self.dataset("train").fingerprint
         return key
 
-    def cam_stage_settings(self) -> dict[str, Any]:
-        """The CAM stage's own batch and crop (0 = the method's), resolved: one baseline
-        per (dataset, seed) whichever method asks for it."""
-        p = self.cfg.params
-        return {"batch_size": p.cam_batch_size or p.batch_size,
-                "crop_size": p.cam_crop_size or p.crop_size}
-
     def synth_teacher_spec(self):
         """The embedded teacher this run uses (synth only): its recipe with `teacher_seed`."""
         from harness.synth.teacher import TinyClipSpec
@@ -209,9 +209,13 @@ class RunContext:
         # prompts are made of the class words, so the wording keys every prompt-based stage
         key = {"teacher": self.cfg.params.clip_arch, "weights": self.cfg.clip_weights,
                "class_names": self.cfg.params.class_names}
-        if self.cfg.params.teacher_mask_prompts():  # only then: every other key stays as it was
+        if self.teacher_mask_prompts():  # only then: every other key stays as it was
             key["mask_prompts"] = True
         return key
+
+    def teacher_mask_prompts(self) -> bool:
+        """Whether this run needs the real teacher's mask prompts (its family says)."""
+        return get_method(self.cfg.method).teacher_mask_prompts(self.cfg.params)
 
     def prompt_names(self) -> tuple[str, ...]:
         """The words for each class in prompts and questions (`class_names=voc|clims`)."""
@@ -229,7 +233,7 @@ class RunContext:
             teacher, info = untrained_synth_teacher(self.data_options()["spec"],
                                                     self.synth_teacher_spec())
         elif self.cfg.dataset == "synth":
-            if self.cfg.params.teacher_mask_prompts():
+            if self.teacher_mask_prompts():
                 raise BenchError("the synth teacher has no mask prompts: on synth the masked "
                                  "regions go through the plain encoder (--set clip_encoder=plain)")
             from harness.registry import context_gates
@@ -244,7 +248,7 @@ class RunContext:
 
             teacher, info = load_real_teacher(self.cfg.params.clip_arch, self.cfg.clip_weights,
                                               self.cfg.allow_random_weights,
-                                              self.cfg.params.teacher_mask_prompts())
+                                              self.teacher_mask_prompts())
         self.teacher_info.update(info)
         return teacher.to(self.device)
 

@@ -50,13 +50,15 @@ def _check(cfg: RunConfig, cache_dir: Path | None, log: Callable[[str], None]) -
         ctx.teacher  # noqa: B018 - loads the CLIP weights (or the synth teacher)
         info = ctx.teacher_info
         opened.append(f"teacher {info.get('weights') or info.get('path') or 'synth'}")
-    model = build_generator(cfg.params.backbone, len(train.class_names), cfg.backbone_weights,
-                            cfg.allow_random_weights)
-    opened.append(f"backbone {cfg.params.backbone}"
-                  + (f" from {cfg.backbone_weights}" if cfg.backbone_weights else ""))
-    if cfg.cam_weights:
-        load_cam_checkpoint(model, cfg.cam_weights)
-        opened.append(f"CAM baseline {cfg.cam_weights}")
+    backbone = getattr(cfg.params, "backbone", None)  # None: the family trains no generator
+    if backbone is not None:
+        model = build_generator(backbone, len(train.class_names), cfg.backbone_weights,
+                                cfg.allow_random_weights)
+        opened.append(f"backbone {backbone}"
+                      + (f" from {cfg.backbone_weights}" if cfg.backbone_weights else ""))
+        if cfg.cam_weights:
+            load_cam_checkpoint(model, cfg.cam_weights)
+            opened.append(f"CAM baseline {cfg.cam_weights}")
     vqa = Path(cfg.vqa_path) if cfg.vqa_path is not None else None
     if vqa is not None and not vqa.is_dir() and not (vqa.suffix == ".npy" and vqa.is_file()):
         raise BenchError(f"--vqa-path {cfg.vqa_path} is neither a folder (save_pretrained of "

@@ -55,7 +55,8 @@ DATA_ROOT = ReadWhen("on real data only (synth is generated, it has no root)",
 CLIP_WEIGHTS = ReadWhen("on real data only (synth has its embedded teacher)",
                         lambda cfg: cfg.dataset != "synth", used=lambda cfg: _family(cfg).needs_teacher)
 BACKBONE_WEIGHTS = ReadWhen("by a backbone with ImageNet weights only (not synth-cnn: "
-                            "--set backbone=...)", lambda cfg: cfg.params.backbone != "synth-cnn")
+                            "--set backbone=...)",
+                            lambda cfg: getattr(cfg.params, "backbone", "synth-cnn") != "synth-cnn")
 VQA_PATH = ReadWhen("by a model answerer only (on synth qa-clims answers from the scenes: "
                     "--set vqa=blip to ask a model)",
                     lambda cfg: cfg.dataset != "synth" or _answers_by_model(cfg),

@@ -307,21 +307,11 @@ def _base_record(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 
 def optimisation_record(cfg: RunConfig) -> dict[str, Any]:
     """How this run's stages step, as the references step: the optimiser (SGD momentum 1e-4
-    is IRN PolyOptimizer's real value, see harness.config `momentum`), the per-step loss scale
-    (`loss_replicas`: summed losses divided by the reference's data-parallel replicas) and the
-    resampling of the maps."""
-    p = cfg.params
-    out: dict[str, Any] = {
-        "optimizer": p.optimizer, "schedule": p.schedule, "lr": p.lr, "batch_size": p.batch_size,
-        "weight_decay": p.weight_decay,
-        "momentum": p.momentum if p.optimizer == "sgd" else None,
-        "cam_stage": {"optimizer": "sgd", "lr": p.cam_lr, "momentum": p.cam_momentum,
-                      "batch_size": p.cam_batch_size or p.batch_size},
-        "align_corners": p.align_corners,
-    }
-    if hasattr(p, "loss_replicas"):
-        out["loss_replicas"] = p.loss_replicas
-    return out
+    is IRN PolyOptimizer's real value, see harness.config GeneratorConfig `momentum`), the per-step
+    loss scale (`loss_replicas`: summed losses divided by the reference's data-parallel
+    replicas) and the resampling of the maps; each family's settings say
+    (`MethodConfig.optimisation`)."""
+    return cfg.params.optimisation()
 
 
 def _check_threshold_split(ctx: RunContext) -> None:

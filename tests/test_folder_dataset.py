@@ -392,7 +392,7 @@ def reef_blip(tmp_path_factory) -> Path:
     ("cam", ["cam", "irn_labels", "irn", "masks_irn"]),
     ("clims", ["cam", "clims", "irn_labels", "irn", "masks_irn"]),
     ("semples", ["cam", "semples-a", "semples-b", "semples-c", "masks_crf"]),
-    ("qa-clims", ["qape", "cam", "irn_labels", "irn", "masks_irn"]),
+    ("qa-clims", ["qape", "cam", "qa-clims", "irn_labels", "irn", "masks_irn"]),
     ("clip-es", []),  # training-free, no pseudo masks of its own
 ])
 def test_every_method_end_to_end_on_the_folder(reef, tmp_path, monkeypatch, capsys, method, stages,

@@ -20,10 +20,10 @@ BENCH = [sys.executable, "-c", "from cli import main; main()"]
 PAPER = '''
 from methods.papers import FamilyPaper, row
 
-PAPER = FamilyPaper("toy", {"synth": {}}, grids={"cam_lr": (0.3, 0.7)},
+PAPER = FamilyPaper("toy", {"synth": {}}, grids={"lr": (0.3, 0.7)},
                     method="toyplug.method:Toy", order=5)
 PAPER.table("toy-table", "Toy table", description="rows a plugin adds", reference="Toy")
-PAPER.sweep("toy_lr", "cam_lr", "toy CAM learning rate")
+PAPER.sweep("toy_lr", "lr", "toy learning rate")
 
 
 @PAPER.variant("toy", rows=[row(("seeds", "toy-table"), "Toy", 12.3, "Toy paper")])
@@ -35,7 +35,7 @@ def toy() -> dict:
 @PAPER.variant("toy/half", rows=[row("toy-table", "Toy half", 4.5, "Toy paper")])
 def half() -> dict:
     """The toy family's one ablation."""
-    return {"cam_lr": 0.3}
+    return {"lr": 0.3}
 '''
 METHOD = '''
 from harness.generator import build_generator
@@ -98,7 +98,7 @@ def test_the_plugin_sweep_is_a_grid_over_its_paper_values(plugin):
     code = ("import json; from sweeps import get_sweep; s = get_sweep('toy_lr'); "
             "print(json.dumps([s.method, s.sampler_kind, s.grid()]))")
     assert json.loads(_run(plugin, sys.executable, "-c", code)) == [
-        "toy", "grid", {"cam_lr": [0.3, 0.7]}]
+        "toy", "grid", {"lr": [0.3, 0.7]}]
 
 
 @pytest.mark.slow
@@ -107,6 +107,8 @@ def test_the_plugin_family_runs_and_the_registry_tests_pass_with_it(plugin, tmp_
                              "--set", "n_train=8", "--runs-dir", str(tmp_path / "runs"),
                              "--cache-dir", str(tmp_path / "cache")).strip().splitlines()[-1])
     assert (record["method"], record["variant"], record["status"]) == ("toy", "toy/half", "ok")
-    assert record["config"]["params"]["cam_lr"] == 0.3
+    # a family that declares no settings has a trained generator's (GeneratorConfig), not
+    # the CAM stage's, which belong to the families that start from it
+    assert record["config"]["params"]["lr"] == 0.3 and "cam_lr" not in record["config"]["params"]
     _run(plugin, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          str(REPO / "tests" / "test_registry.py"))

@@ -190,7 +190,7 @@ def assert_scored(record: dict, stages: list[str]) -> None:
     ("cam", ["cam", *IRN]),
     ("clims", ["cam", "clims", *IRN]),
     ("semples", ["cam", "semples-a", "semples-b", "semples-c", "masks_crf"]),
-    ("qa-clims", ["qape", "cam", *IRN]),  # its own stage is trained each run, not cached
+    ("qa-clims", ["qape", "cam", "qa-clims", *IRN]),
 ])
 def test_family_end_to_end_on_odd_sized_voc(monkeypatch, capsys, tmp_path, odd_voc, method,
                                             stages, request):

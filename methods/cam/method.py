@@ -7,28 +7,76 @@ cached stage: CLIMS and QA-CLIMS start from it, as their reference code does.
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import torch.nn.functional as F
 
+from harness.config import GeneratorConfig, hp
 from harness.data.augment import flipped
 from harness.generator import CamNet, build_generator
-from harness.loop import Stage, train_stage
+from harness.generator_stage import (
+    Fixed,
+    StageOptim,
+    Trainable,
+    load_module,
+    stage_spec,
+    train_generator_stage,
+)
 from harness.method import Method, RunContext
+from harness.reads import ON_REAL_DATA
 from harness.registry import register_method
 from harness.stages import StageSpec
 from methods.cam.paper import PAPER
 
+
+@dataclass(frozen=True)
+class CamConfig(GeneratorConfig):
+    """The cached CAM classifier stage's own settings (every family that starts from it
+    inherits them: one baseline per dataset and seed, whichever method asks)."""
+
+    shared_settings: ClassVar[bool] = True
+
+    cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
+    cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
+    cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
+    cam_momentum: float = hp(1e-4, "SGD momentum of the cached CAM stage (IRN train_cam's "
+                             "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
+    cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
+                            "(0 = crop_size)", ge=0, read_when=ON_REAL_DATA)
+
+    def cam_stage(self) -> dict[str, Any]:
+        """The CAM stage's own batch and crop (0 = the method's), resolved."""
+        return {"batch_size": self.cam_batch_size or self.batch_size,
+                "crop_size": self.cam_crop_size or self.crop_size}
+
+    def optimisation(self) -> dict[str, Any]:
+        return {**super().optimisation(),
+                "cam_stage": {"optimizer": CAM_OPTIM.optimizer.value, "lr": self.cam_lr,
+                              "momentum": self.cam_momentum,
+                              "batch_size": self.cam_stage()["batch_size"]}}
+
+
 # The CAM stage is one checkpoint shared by every method that starts from it, so it trains
-# with its own settings (cam_lr, cam_epochs and this head multiplier, the IRN reference's
-# 10×), never with the downstream method's optimizer settings.
-CAM_HEAD_LR_MULT = 10.0
+# with its own settings (cam_lr, cam_epochs, cam_momentum) and IRN train_cam's fixed recipe
+# (SGD poly, weight decay 1e-4, head 10×), never with the downstream method's optimizer.
+# momentum: IRN train_cam's PolyOptimizer really runs 1e-4 (harness.config GeneratorConfig).
+CAM_OPTIM = StageOptim(epochs="cam_epochs", lr="cam_lr", momentum="cam_momentum",
+                       optimizer=Fixed("sgd"), schedule=Fixed("poly"), weight_decay=Fixed(1e-4),
+                       head_lr_mult=Fixed(10.0))
+CAM_HEAD_LR_MULT = CAM_OPTIM.head_lr_mult.value
 
 
 def cam_stage_spec(ctx: RunContext) -> StageSpec:
-    """The CAM stage reads its own settings; its batch and crop resolved (0 = the method's),
-    so every method asking for one (dataset, seed) shares one baseline."""
-    own = ctx.cam_stage_settings()
-    return StageSpec("cam", settings=("backbone", "cam_epochs", "cam_lr", "cam_momentum"),
+    """The CAM stage's full declaration (its key: tests/test_settings.py)."""
+    return stage_spec(_cam_spec(ctx), CAM_OPTIM)
+
+
+def _cam_spec(ctx: RunContext) -> StageSpec:
+    """The CAM stage reads its own settings (and CAM_OPTIM's); its batch and crop resolved
+    (0 = the method's), so every method asking for one (dataset, seed) shares one baseline."""
+    own = ctx.cfg.params.cam_stage()
+    return StageSpec("cam", settings=("backbone",),
                      inputs={"data": ctx.data_key(own["crop_size"]), "seed": ctx.cfg.seed,
                              "batch_size": own["batch_size"], "head_lr_mult": CAM_HEAD_LR_MULT,
                              "backbone_weights": ctx.cfg.backbone_weights})
@@ -48,28 +96,17 @@ def trained_cam(ctx: RunContext) -> tuple[CamNet, str]:
     """The CAM classifier of this run's data and seed, trained once and cached."""
     if ctx.cfg.cam_weights:  # a given baseline (e.g. the authors' res50_cam.pth): no training
         return given_cam(ctx)
-    own = ctx.cam_stage_settings()
-    spec = cam_stage_spec(ctx)
-    key = spec.key(ctx.cfg.params)
+    own = ctx.cfg.params.cam_stage()
 
-    def build(folder):
-        p = ctx.params  # the settings `spec` declares
+    def setup(_) -> Trainable:
         model = new_generator(ctx)  # initialised from the stage's own seed
-        stage = Stage("cam", key, {"generator": model},
-                      model.param_groups(p.cam_lr, CAM_HEAD_LR_MULT),
-                      lambda b: classification_loss(model, b), p.cam_epochs,
-                      optimizer="sgd", schedule="poly", weight_decay=1e-4,
-                      momentum=p.cam_momentum,  # IRN train_cam's PolyOptimizer: 1e-4
-                      batches=lambda epoch: ctx.loader("train", own["batch_size"],
-                                                       seed_offset=epoch,
-                                                       crop_size=own["crop_size"]))
-        train_stage(ctx, stage)
-        torch.save(model.state_dict(), folder / "generator.pt")
+        return Trainable({"generator": model}, lambda b: classification_loss(model, b),
+                         batches=lambda epoch: ctx.loader("train", own["batch_size"],
+                                                          seed_offset=epoch,
+                                                          crop_size=own["crop_size"]))
 
-    folder, key = ctx.stage(spec, build)
-    model = new_generator(ctx)
-    model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
-    return model.eval(), key
+    folder, key = train_generator_stage(ctx, _cam_spec(ctx), CAM_OPTIM, setup)
+    return load_module(ctx, folder, new_generator(ctx)).eval(), key
 
 
 def given_cam(ctx: RunContext) -> tuple[CamNet, str]:
@@ -90,6 +127,7 @@ class Cam(Method):
 
     name = "cam"
     paper = PAPER
+    config_cls = CamConfig
     needs_teacher = False
     epoch_fields = {"cam": "cam_epochs"}
 

@@ -10,19 +10,20 @@ pairs (CLIMS, CVPR'22, Eq. 1-5; CVI-SZU/CLIMS step/train_clims.py):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from harness.config import MethodConfig, hp
+from harness.config import hp
 from harness.data import background_texts
 from harness.data.augment import flipped
 from harness.generator import CamNet
-from harness.loop import Stage, train_stage
+from harness.generator_stage import StageOptim, Trainable, load_module, train_generator_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
 from harness.stages import StageSpec
 from harness.wording import photo_prompt
-from methods.cam.method import trained_cam
+from methods.cam.method import CamConfig, trained_cam
 from methods.clims.paper import PAPER
 from methods.clip_losses import (
     SIM_MAX,
@@ -60,7 +61,7 @@ class_prompt = background_prompt = photo_prompt
 
 
 @dataclass(frozen=True)
-class ClimsConfig(MethodConfig):
+class ClimsConfig(CamConfig):
     """CLIMS settings; the loss weights are the reference code's."""
 
     w_otm: float = hp(10.0, "weight of L_OTM (object-text matching)", ge=0)
@@ -73,6 +74,9 @@ class ClimsConfig(MethodConfig):
     cbs_threshold: float = hp(0.26, "L_CBS acts only where sim(fg, bg prompt) exceeds this "
                               "(real CLIP's scale; a teacher with its own `cbs_gate` overrides it)",
                               ge=-1, le=1)
+
+    def optimisation(self) -> dict[str, Any]:
+        return {**super().optimisation(), "loss_replicas": self.loss_replicas}
 
 
 def clims_losses(vf: torch.Tensor, vb: torch.Tensor, text: torch.Tensor, bg_text: torch.Tensor,
@@ -133,11 +137,12 @@ def clims_objective(parts: dict[str, torch.Tensor], p: ClimsConfig) -> torch.Ten
             + p.w_cbs * parts["cbs"] / p.loss_replicas + p.w_reg * parts["reg"])
 
 
-# what the CLIMS stage reads: its optimisation, the loss weights and scale, the resampling,
-# the batch (the loader's) and the L_CBS threshold (`cbs_gate`)
-CLIMS_STAGE_SETTINGS = ("lr", "head_lr_mult", "epochs", "optimizer", "schedule", "weight_decay",
-                        "momentum", "batch_size", "w_otm", "w_btm", "w_cbs", "w_reg",
-                        "cbs_threshold", "loss_replicas", "align_corners")
+# what the CLIMS stage reads: its optimisation (the generator's: epochs, lr, optimizer,
+# schedule, weight decay, momentum, head multiplier), and the loss weights and scale, the
+# resampling, the batch (the loader's) and the L_CBS threshold (`cbs_gate`)
+CLIMS_OPTIM = StageOptim()
+CLIMS_STAGE_SETTINGS = ("batch_size", "w_otm", "w_btm", "w_cbs", "w_reg", "cbs_threshold",
+                        "loss_replicas", "align_corners")
 
 
 @register_method
@@ -174,19 +179,11 @@ class Clims(Method):
         spec = StageSpec("clims", settings=CLIMS_STAGE_SETTINGS,
                          inputs={"data": ctx.data_key(), "seed": ctx.cfg.seed, "cam": cam_key,
                                  "teacher": ctx.teacher_key(), "bg_words": words})
-        key = spec.key(ctx.cfg.params)
 
-        def build(folder):
-            p = ctx.params  # the settings `spec` declares
-            stage = Stage("clims", key, {"generator": model},
-                          model.param_groups(p.lr, p.head_lr_mult),
-                          lambda b: clims_step(model, teacher, b, text, bg_text, p, gate),
-                          p.epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay, momentum=p.momentum)
-            train_stage(ctx, stage)
-            torch.save(model.state_dict(), folder / "generator.pt")
+        def setup(_) -> Trainable:
+            p = ctx.params  # the settings the stage declares
+            return Trainable({"generator": model},
+                             lambda b: clims_step(model, teacher, b, text, bg_text, p, gate))
 
-        folder, _ = ctx.stage(spec, build)
-        model.load_state_dict(ctx.stages.load(folder, "generator.pt", ctx.device))
-        return model.eval()
-
+        folder, _ = train_generator_stage(ctx, spec, CLIMS_OPTIM, setup)
+        return load_module(ctx, folder, model).eval()

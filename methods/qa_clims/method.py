@@ -20,19 +20,21 @@ FG_VQA.forward, label_weight_init 0.5; clip_loss.py normalises only the image fe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from harness.clip_ops import masked
-from harness.config import MethodConfig, hp
+from harness.config import hp
 from harness.data.augment import flipped
 from harness.errors import BenchError
 from harness.generator import CamNet
-from harness.loop import Stage, train_stage
+from harness.generator_stage import StageOptim, Trainable, load_module, train_generator_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
 from harness.stages import StageSpec
+from methods.cam.method import CamConfig
 from methods.qa_clims.paper import PAPER
 from methods.vqa import QUESTION_SETS
 
@@ -40,7 +42,7 @@ ALL_QUESTIONS = "fine,alias,object,scene"
 
 
 @dataclass(frozen=True)
-class QAClimsConfig(MethodConfig):
+class QAClimsConfig(CamConfig):
     alpha: float = hp(10.0, "QA-CLIMS weight of L_FRC (foreground region contrast)", ge=0)
     beta: float = hp(8.0, "QA-CLIMS weight of L_BRC (background region contrast)", ge=0)
     gamma: float = hp(0.2, "QA-CLIMS weight of L_REG (area regularisation)", ge=0)
@@ -65,7 +67,11 @@ class QAClimsConfig(MethodConfig):
                            choices=("mask-adapted", "plain"))
 
     def teacher_mask_prompts(self) -> bool:
+        """Whether the real teacher needs OVSeg's mask prompts (harness/mask_clip.py)."""
         return self.clip_encoder == "mask-adapted"
+
+    def optimisation(self) -> dict[str, Any]:
+        return {**super().optimisation(), "loss_replicas": self.loss_replicas}
 
     def validate(self) -> QAClimsConfig:
         super().validate()
@@ -254,12 +260,13 @@ def ritc_loss(model: CamNet, teacher, texts: CorpusTexts, p: QAClimsConfig, batc
 # ----------------------------------------------------------------------------- the method
 
 
-# what the RITC stage reads: its optimisation, the batch (the loader's), the corpus texts
-# it is given (questions, bg_less_pairs) and the loss (RITC's weights, FAT, τ, the scale)
-QA_CLIMS_STAGE_SETTINGS = ("lr", "head_lr_mult", "epochs", "optimizer", "schedule", "weight_decay",
-                           "momentum", "batch_size", "questions", "bg_less_pairs", "alpha", "beta",
-                           "gamma", "omega", "tau", "fat", "brc_form", "loss_replicas",
-                           "align_corners", "clip_encoder")
+# what the RITC stage reads: its optimisation (the generator's), the batch (the loader's),
+# the corpus texts it is given (questions, bg_less_pairs) and the loss (RITC's weights, FAT,
+# τ, the scale)
+QA_CLIMS_OPTIM = StageOptim()
+QA_CLIMS_STAGE_SETTINGS = ("batch_size", "questions", "bg_less_pairs", "alpha", "beta", "gamma",
+                           "omega", "tau", "fat", "brc_form", "loss_replicas", "align_corners",
+                           "clip_encoder")
 
 
 @register_method
@@ -270,6 +277,10 @@ class QAClims(Method):
     paper = PAPER
     config_cls = QAClimsConfig
     epoch_fields = {"cam": "cam_epochs", "qa-clims": "epochs"}
+
+    @classmethod
+    def teacher_mask_prompts(cls, params: QAClimsConfig) -> bool:
+        return params.teacher_mask_prompts()
 
     def train(self, ctx: RunContext) -> CamNet:
         from methods.cam.method import trained_cam
@@ -284,18 +295,14 @@ class QAClims(Method):
                             len(ds.class_names), ctx.device, ctx.prompt_names(), p.bg_less_pairs)
         ctx.log(f"qa-clims: {len(texts.vocab)} distinct texts encoded once "
                 f"(questions: {p.questions})")
-        # not cached (it trains on every run): its key names its --resume checkpoints
         spec = StageSpec("qa-clims", settings=QA_CLIMS_STAGE_SETTINGS,
                          inputs={"data": ctx.data_key(), "cam": cam_key, "corpus": corpus_key,
                                  "seed": ctx.cfg.seed, "teacher": ctx.teacher_key()})
-        key = spec.key(ctx.cfg.params)
-        ctx.stages.note("qa-clims", key)
-        with ctx.reading(spec):
-            p = ctx.params  # the settings `spec` declares
-            stage = Stage("qa-clims", key, {"generator": model},
-                          model.param_groups(p.lr, p.head_lr_mult),
-                          lambda batch: ritc_loss(model, teacher, texts, p, batch), p.epochs,
-                          optimizer=p.optimizer, schedule=p.schedule, weight_decay=p.weight_decay,
-                          momentum=p.momentum)
-            train_stage(ctx, stage)
-        return model.eval()
+
+        def setup(_) -> Trainable:
+            p = ctx.params  # the settings the stage declares
+            return Trainable({"generator": model},
+                             lambda batch: ritc_loss(model, teacher, texts, p, batch))
+
+        folder, _ = train_generator_stage(ctx, spec, QA_CLIMS_OPTIM, setup)
+        return load_module(ctx, folder, model).eval()

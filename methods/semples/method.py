@@ -37,16 +37,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.config import MethodConfig, hp
+from harness.config import hp
 from harness.data.augment import flipped
 from harness.errors import BenchError
 from harness.generator import CamNet
+from harness.generator_stage import (
+    Fixed,
+    StageOptim,
+    Trainable,
+    load_module,
+    train_generator_stage,
+)
 from harness.infer import InferenceSpec
-from harness.loop import Stage, train_stage
 from harness.method import Method, RunContext
 from harness.registry import register_method
 from harness.stages import StageSpec
-from methods.cam.method import new_generator, trained_cam
+from methods.cam.method import CamConfig, new_generator, trained_cam
 from methods.clims.method import class_prompt
 from methods.clip_losses import (
     crops,
@@ -65,7 +71,7 @@ PROMPT_LOSSES = ("both", "image", "text", "none")
 
 
 @dataclass(frozen=True)
-class SemplesConfig(MethodConfig):
+class SemplesConfig(CamConfig):
     """SemPLeS settings (paper §4.1); `epochs` is stage (a)'s."""
 
     optimizer: str = hp("adamw", "optimizer", choices=("sgd", "adamw"))
@@ -245,15 +251,20 @@ class Semples(Method):
 
 
 # What each stage reads (harness/stages.py): the key, folder and record derive from these.
-# Every stage: the generator's architecture, the loader's batch, the maps' resampling.
+# Every stage: the generator's architecture, the loader's batch, the maps' resampling; its
+# epochs are one round's share (`_per_round`), an input of its key.
 BASE_SETTINGS = ("backbone", "batch_size", "align_corners")
-# (a) and (c) train S: its optimisation, the masks' eps and L_match's λ_b
-GENERATOR_SETTINGS = (*BASE_SETTINGS, "lr", "head_lr_mult", "optimizer", "schedule",
-                      "weight_decay", "momentum", "mask_eps", "lambda_b")
+# (a), (c) and joint train S with the generator's optimisation (lr, head multiplier, optimizer,
+# schedule, weight decay, momentum); (b) the prompts alone, at prompt_lr without weight decay
+# (release main2.py), with S's optimizer, schedule and momentum
+GENERATOR_OPTIM = StageOptim(epochs=None)
+PROMPT_OPTIM = StageOptim(epochs=None, lr="prompt_lr", weight_decay=Fixed(0.0), head_lr_mult=None)
+# (a) and (c) also read the masks' eps and L_match's λ_b
+GENERATOR_SETTINGS = (*BASE_SETTINGS, "mask_eps", "lambda_b")
 PROMPT_SETTINGS = ("prompt_length", "prompt_init")  # the prompts' shape and initialisation
-# (b) trains the prompts against the frozen S of (a): their optimisation and Eq. 2's terms
-PROMPT_STAGE_SETTINGS = (*BASE_SETTINGS, *PROMPT_SETTINGS, "prompt_lr", "optimizer", "schedule",
-                         "momentum", "prompt_mask_eps", "prompt_losses", "lambda_T")
+# (b) trains the prompts against the frozen S of (a): Eq. 2's terms
+PROMPT_STAGE_SETTINGS = (*BASE_SETTINGS, *PROMPT_SETTINGS, "prompt_mask_eps", "prompt_losses",
+                         "lambda_T")
 REFINE_SETTINGS = (*GENERATOR_SETTINGS, "lambda_refine")  # (c): + λ·L_refine
 JOINT_SETTINGS = (*GENERATOR_SETTINGS, *PROMPT_SETTINGS, "prompt_lr", "prompt_losses", "lambda_T",
                   "lambda_refine")
@@ -289,7 +300,7 @@ class SemplesRun:
                        p.prompt_init, seed=self.ctx.cfg.seed).to(self.ctx.device)
 
     def _load_gen(self, folder) -> CamNet:
-        return self._with_state(self.ctx.stages.load(folder, "generator.pt", self.ctx.device))
+        return load_module(self.ctx, folder, new_generator(self.ctx))
 
     def _with_state(self, state: dict) -> CamNet:
         model = new_generator(self.ctx)
@@ -297,58 +308,44 @@ class SemplesRun:
         return model
 
     def _load_prompts(self, folder) -> Prompts:
-        prompts = self._new_prompts()
-        prompts.load_state_dict(self.ctx.stages.load(folder, "prompts.pt", self.ctx.device))
-        return prompts
+        return load_module(self.ctx, folder, self._new_prompts(), "prompts")
 
     # the stages
     def _train_generator(self, spec: StageSpec, start: Callable[[], CamNet], prompt_folder,
                          epochs: int) -> tuple[Any, str]:
         """Train S from `start()` with L_match (+ λ·L_refine against frozen prompts)."""
-        name, key = spec.name, spec.key(self.ctx.cfg.params)
-
-        def build(folder):
+        def setup(_) -> Trainable:
             p = self.p
             model, ub = start(), None
             if prompt_folder is not None:
                 with torch.no_grad():  # prompts frozen: u^b once for the whole stage
                     ub = self.teacher.encode_prompts(
                         self._load_prompts(prompt_folder).embeddings).float()
-            stage = Stage(name, key, {"generator": model}, model.param_groups(p.lr, p.head_lr_mult),
-                          lambda b: generator_step(model, self.teacher, b, self.text, ub, p),
-                          epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay, momentum=p.momentum)
-            train_stage(self.ctx, stage)
-            torch.save(model.state_dict(), folder / "generator.pt")
+            return Trainable({"generator": model},
+                             lambda b: generator_step(model, self.teacher, b, self.text, ub, p))
 
-        return self.ctx.stage(spec, build)
+        return train_generator_stage(self.ctx, spec, GENERATOR_OPTIM, setup, epochs=epochs)
 
     def stage_a(self, start: Callable[[], CamNet], init_key: str) -> tuple[Any, str]:
-        epochs = self.p.epochs
-        spec = self._spec("semples-a", GENERATOR_SETTINGS, init=init_key, epochs=epochs)
-        return self._train_generator(spec, start, None, epochs)
+        spec = self._spec("semples-a", GENERATOR_SETTINGS, init=init_key)
+        return self._train_generator(spec, start, None, self.p.epochs)
 
     def stage_b(self, gen_key: str, gen_folder, prompt_key: str | None, prompt_folder,
                 round_: int) -> tuple[Any, str]:
         """Learn prompts against the frozen generator `gen_key` (continuing `prompt_key`)."""
-        epochs = self._per_round(self.p.prompt_epochs)
         spec = self._spec("semples-b", PROMPT_STAGE_SETTINGS, generator=gen_key,
-                          prompts_from=prompt_key, round=round_, epochs=epochs)
-        key = spec.key(self.ctx.cfg.params)
+                          prompts_from=prompt_key, round=round_)
 
-        def build(folder):
+        def setup(o) -> Trainable:
             p = self.p
             model = self._load_gen(gen_folder).eval().requires_grad_(False)
             prompts = self._load_prompts(prompt_folder) if prompt_folder else self._new_prompts()
-            stage = Stage("semples-b", key, {"prompts": prompts},
-                          [{"params": list(prompts.parameters()), "lr": p.prompt_lr}],
-                          lambda b: prompt_step(model, self.teacher, prompts, b, self.text, p),
-                          epochs, optimizer=p.optimizer, schedule=p.schedule, weight_decay=0.0,
-                          momentum=p.momentum)
-            train_stage(self.ctx, stage)
-            torch.save(prompts.state_dict(), folder / "prompts.pt")
+            return Trainable({"prompts": prompts},
+                             lambda b: prompt_step(model, self.teacher, prompts, b, self.text, p),
+                             groups=[{"params": list(prompts.parameters()), "lr": o.lr}])
 
-        return self.ctx.stage(spec, build)
+        return train_generator_stage(self.ctx, spec, PROMPT_OPTIM, setup, keep=("prompts",),
+                                     epochs=self._per_round(self.p.prompt_epochs))
 
     def random_prompts(self) -> tuple[Any, str]:
         """Table 4 row 2: the prompts at their random init, never learned."""
@@ -364,12 +361,12 @@ class SemplesRun:
     def stage_c(self, gen_key: str, start: Callable[[], CamNet], prompt_key: str | None,
                 prompt_folder, round_: int) -> tuple[Any, str]:
         """Re-train S from `start()` (key `gen_key`) with L_match + λ·L_refine, prompts frozen."""
-        epochs = self._per_round(self.p.refine_epochs)
         # loading the frozen prompts reads their shape (λ = 0 has none)
         settings = (*REFINE_SETTINGS, *PROMPT_SETTINGS) if prompt_folder else REFINE_SETTINGS
         spec = self._spec("semples-c", settings, generator=gen_key, prompts=prompt_key,
-                          round=round_, epochs=epochs)
-        return self._train_generator(spec, start, prompt_folder, epochs)
+                          round=round_)
+        return self._train_generator(spec, start, prompt_folder,
+                                     self._per_round(self.p.refine_epochs))
 
     def _per_round(self, epochs: int) -> int:
         # Alternating keeps the total budget of (b) and (c): each round gets 1/R of it.
@@ -381,26 +378,22 @@ class SemplesRun:
         # The scheme table compares schemes at equal epochs of the FINAL generator: joint's S
         # trains refine_epochs, as sequential's (c) and alternate's R rounds of refine_epochs/R
         # (the protocol's rule; before, joint trained epochs + refine_epochs, a confound).
-        epochs = self.p.refine_epochs
-        spec = self._spec("semples-joint", JOINT_SETTINGS, init=init_key, epochs=epochs)
-        key = spec.key(self.ctx.cfg.params)
+        spec = self._spec("semples-joint", JOINT_SETTINGS, init=init_key)
 
-        def build(folder):
+        def setup(o) -> Trainable:
             p = self.p
-            groups = model.param_groups(p.lr, p.head_lr_mult)
+            groups = model.param_groups(o.lr, o.head_lr_mult)
             if p.prompt_losses != "none":
                 groups.append({"params": list(prompts.parameters()), "lr": p.prompt_lr,
                                "weight_decay": 0.0})
             else:
                 prompts.requires_grad_(False)
-            stage = Stage("semples-joint", key, {"generator": model, "prompts": prompts}, groups,
-                          lambda b: joint_step(model, self.teacher, prompts, b, self.text, p),
-                          epochs, optimizer=p.optimizer, schedule=p.schedule,
-                          weight_decay=p.weight_decay, momentum=p.momentum)
-            train_stage(self.ctx, stage)
-            torch.save(model.state_dict(), folder / "generator.pt")
+            return Trainable({"generator": model, "prompts": prompts},
+                             lambda b: joint_step(model, self.teacher, prompts, b, self.text, p),
+                             groups=groups)
 
-        folder, _ = self.ctx.stage(spec, build)
+        folder, _ = train_generator_stage(self.ctx, spec, GENERATOR_OPTIM, setup,
+                                          epochs=self.p.refine_epochs)
         return self._load_gen(folder).eval()
 
     def train(self) -> CamNet:
