@@ -96,7 +96,7 @@ class Trainable:
 
 def stage_spec(spec: StageSpec, optim: StageOptim, epochs: int | None = None) -> StageSpec:
     """`spec` with the settings `optim` reads (and the caller's `epochs` as an input)."""
-    if (optim.epochs is None) != (epochs is None):
+    if (optim.epochs is None) == (epochs is None):
         raise ValueError(f"stage {spec.name}: epochs come from the declaration or the call, once")
     inputs = dict(spec.inputs) if epochs is None else {**spec.inputs, "epochs": epochs}
     return StageSpec(spec.name, (*spec.settings, *optim.settings()), inputs)
