@@ -154,7 +154,7 @@ class RunContext:
 
     @contextlib.contextmanager
     def reading(self, spec: StageSpec) -> Iterator[None]:
-        """`params` is `spec`'s declared settings only, inside (also for an uncached stage)."""
+        """`params` is `spec`'s declared settings only, inside."""
         before = self._reading
         self._reading = DeclaredSettings(self.cfg.params, spec)
         try:
