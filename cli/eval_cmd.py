@@ -24,7 +24,7 @@ def eval_command(
     dataset: str = typer.Option("synth", help="dataset whose evaluation split they cover"),
     set_: opt.Sets = None,
     threshold_split: str = typer.Option(None, help="pick t on this held-out labelled split "
-                                        "(synth: heldout; voc: heldout = a fixed third of val) "
+                                        "(synth: heldout; voc: heldout = a fixed third of val; folder: val) "
                                         "and score the eval split at it"),
     threshold_cams: Path = typer.Option(None, help="CAM files of the threshold split "
                                         "(default: the --cams folder)"),

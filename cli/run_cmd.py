@@ -25,7 +25,7 @@ def run_command(
     resume: bool = typer.Option(False, help="continue interrupted stages from their last epoch"),
     json_out: bool = typer.Option(False, "--json", help="print the result record as JSON on stdout"),
     threshold_split: str = typer.Option(None, help="also pick t on this held-out labelled split "
-                                        "(synth: heldout; voc: heldout) and score at it"),
+                                        "(synth: heldout; voc: heldout; folder: val) and score at it"),
     from_: str = typer.Option(None, "--from", help="replay this run (id, unique prefix or folder): "
                               "its recorded config and inputs, in place of METHOD and settings"),
     options: RunOptions = RunOptions(),

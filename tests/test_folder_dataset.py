@@ -120,6 +120,20 @@ def test_a_16_bit_grayscale_image_keeps_its_range(tmp_path):
     assert (rgb[..., 0] == rgb[..., 2]).all()
 
 
+def test_masks_named_png_in_capitals_and_bilevel_masks_count(reef, tmp_path):
+    """masks/NAME.PNG is a mask (images/ accepts NAME.PNG too; it was silently unevaluated),
+    and a mode "1" PNG is a single-channel mask of 0s and 1s."""
+    root = shutil.copytree(reef, tmp_path / "reef")
+    (root / "masks" / "reef_02.png").rename(root / "masks" / "reef_02.PNG")
+    bilevel = object_mask(IMAGES["reef_06"][0], [1]) == 1
+    Image.fromarray(bilevel).convert("1").save(root / "masks" / "reef_06.png")
+    assert Image.open(root / "masks" / "reef_06.png").mode == "1"
+    ds = load_dataset("folder", "eval", root=root)
+    assert ds.image_names == ["reef_01", "reef_02", "reef_03", "reef_04", "reef_06"]
+    np.testing.assert_array_equal(ds.mask(1), object_mask(IMAGES["reef_02"][0], [2]))
+    np.testing.assert_array_equal(ds.mask(4), bilevel.astype(np.uint8))
+
+
 def test_split_files_win_and_derived_val_avoids_them(reef, tmp_path):
     root = shutil.copytree(reef, tmp_path / "reef")
     (root / "splits").mkdir()
@@ -272,6 +286,8 @@ DAMAGES = {
                   r"mask .*reef_02\.png is 45×60 but its image .*reef_02\.png is 45×61"),
     "mask values": (lambda r: _mask(r, "reef_06", np.full((45, 45), 7)),
                     r"mask .*reef_06\.png has value 7 outside 0…3 and 255"),
+    "mask a JPEG": (lambda r: Image.new("L", (45, 61)).save(r / "masks" / "reef_02.jpg"),
+                    r"mask .*reef_02\.jpg is a JPEG, whose compression changes label values"),
     "mask in colour": (lambda r: Image.new("RGB", (53, 37)).save(r / "masks" / "reef_01.png"),
                        r"mask .*reef_01\.png is a RGB image; masks are single-channel"),
     "image with no label": (

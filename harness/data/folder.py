@@ -166,7 +166,17 @@ def find_masks(root: Path, images: dict[str, Path]) -> dict[str, Path]:
     folder = root / "masks"
     if not folder.is_dir():
         return {}
-    masks = {p.stem: p for p in sorted(folder.glob("*.png"))}
+    masks: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in (".jpg", ".jpeg"):  # silently unevaluated otherwise
+            raise BenchError(f"mask {p} is a JPEG, whose compression changes label values at "
+                             f"every edge; {MASK_HELP}")
+        if p.suffix.lower() != ".png" or not p.is_file():
+            continue
+        if p.stem in masks:
+            raise BenchError(f"{folder} holds both {masks[p.stem].name} and {p.name}: one mask "
+                             "per image name")
+        masks[p.stem] = p  # NAME.png or NAME.PNG, as images/ accepts either
     orphan = [p for name, p in masks.items() if name not in images]
     if orphan:
         raise BenchError(f"mask {orphan[0]} has no image of that name in {root / 'images'} "
@@ -190,7 +200,7 @@ def check_image(path: Path) -> tuple[int, int]:
 def decode_mask(path: Path, n_classes: int) -> np.ndarray:
     """A mask PNG → uint8 labels, or one line: not single-channel, or a value not a label."""
     im = read_png(path)
-    if im.mode not in ("L", "P", "I", "I;16"):
+    if im.mode not in ("1", "L", "P", "I", "I;16"):  # "1": a bilevel mask, values 0 and 1
         raise BenchError(f"mask {path} is a {im.mode} image; {MASK_HELP}")
     m = np.asarray(im).astype(np.int64)
     values = np.unique(m)
