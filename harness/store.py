@@ -88,8 +88,8 @@ class RunDir:
 # one, and reading it whole would take seconds and gigabytes (issue 32: a 2 GB file, 20 s).
 MAX_RECORD_BYTES = 50 * 2**20
 # what every record holds, and what a finished (ok) one adds: what `bench runs` counts and a
-# table scores by (a record without them was listed as ok and made a silent n = 0)
-REQUIRED_FIELDS = ("status", "seed")
+# table selects and scores by (a record without them was listed as ok and made a silent n = 0)
+REQUIRED_FIELDS = ("status", "seed", "variant", "dataset")
 REQUIRED_OK_FIELDS = ("seed_miou",)
 
 

@@ -415,6 +415,26 @@ def test_a_record_missing_seed_miou_is_skipped_with_a_warning(monkeypatch, capsy
            "seed_miou" in err
 
 
+@pytest.mark.parametrize("field", ["variant", "dataset"])
+def test_a_record_missing_what_a_table_selects_by_is_skipped_with_a_warning(field, monkeypatch,
+                                                                          capsys, tmp_path):
+    """A record without its variant or dataset was listed as ok by `bench runs` and counted
+    in no cell of any table (n = 0, no SKIPPED line), as one without seed_miou was."""
+    from tests.test_reports import write_record
+
+    runs = tmp_path / "runs"
+    write_record(runs, "good", variant="semples", seed=0, seed_miou=60.0)
+    write_record(runs, "bad", variant="semples", seed=1, seed_miou=61.0)
+    bad = runs / "bad" / "result.json"
+    bad.write_text(json.dumps({k: v for k, v in json.loads(bad.read_text()).items() if k != field}))
+    code, out, err = bench(monkeypatch, capsys, "runs", "--runs-dir", runs)
+    assert code == 0 and "1 finished runs (1 ok); 1 unreadable result files skipped" in out
+    assert f"warning: results store: skipped {bad}: it has no {field}" in err
+    code, out, err = bench(monkeypatch, capsys, "report", "-t", "ablation", "--format",
+                           "markdown", "--runs-dir", runs)
+    assert code == 0 and "SKIPPED: 1 result file" in out + err
+
+
 def test_a_record_over_the_size_limit_is_skipped_unread(tmp_path, monkeypatch):
     import harness.store
     from harness.store import ResultsStore
