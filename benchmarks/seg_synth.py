@@ -25,6 +25,7 @@ from pathlib import Path
 from reports import seg_synth as S
 
 BUDGET_FILE, FAILED_FILE = S.BUDGET_FILE, S.FAILED_FILE
+ALL_ROWS = (S.FS, *S.METHODS, *S.EXTRA_METHODS)
 
 
 def _bench(args: list[str]) -> dict:
@@ -66,15 +67,15 @@ def run_curve(runs: Path) -> None:
     print(f"plateau budget: {b} iterations", flush=True)
 
 
-def wanted(held_out: bool) -> list[tuple[str, S.Pair]]:
+def wanted(held_out: bool, rows: tuple[str, ...] = ALL_ROWS) -> list[tuple[str, S.Pair]]:
     pairs = S.HELD_OUT if held_out else S.PAIRS
-    return [(row, p) for p in pairs for row in (S.FS, *S.METHODS, *S.EXTRA_METHODS)]
+    return [(row, p) for p in pairs for row in ALL_ROWS if row in rows]
 
 
-def todo(runs: Path, b: int, held_out: bool) -> list[tuple[str, S.Pair]]:
+def todo(runs: Path, b: int, held_out: bool, rows: tuple[str, ...] = ALL_ROWS) -> list[tuple[str, S.Pair]]:
     have = S.cells(S.load_records(runs), b)
     failed = _failed(runs)
-    return [(row, p) for row, p in wanted(held_out)
+    return [(row, p) for row, p in wanted(held_out, rows)
             if p not in have.get(row, {}) and row not in failed]
 
 
@@ -100,14 +101,14 @@ def run_cell(runs: Path, b: int, row: str, pair: S.Pair) -> None:
         print(f"{row}: does not run here ({e}); skipped from now on", flush=True)
 
 
-def step(runs: Path, held_out: bool) -> bool:
+def step(runs: Path, held_out: bool, rows: tuple[str, ...] = ALL_ROWS) -> bool:
     """Run the next missing cell; False when nothing is left."""
     runs.mkdir(parents=True, exist_ok=True)
     b = budget(runs)
     if b is None:
         run_curve(runs)
         return True
-    left = todo(runs, b, held_out)
+    left = todo(runs, b, held_out, rows)
     if not left:
         return False
     run_cell(runs, b, *left[0])
@@ -120,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", type=Path, required=True)
     ap.add_argument("--held-out", action="store_true", help="the held-out pairs (step, status)")
     ap.add_argument("--out", type=Path, help="report: write the page here (else stdout)")
+    ap.add_argument("--rows", default=",".join(ALL_ROWS),
+                    help="step: only these rows, in the addendum's order (FS and cam first when "
+                         "time is short), e.g. FS,cam,semples")
     args = ap.parse_args(argv)
     if args.what == "step":
-        return 0 if step(args.runs_dir, args.held_out) else 1
+        return 0 if step(args.runs_dir, args.held_out, tuple(args.rows.split(","))) else 1
     if args.what == "status":
         b = budget(args.runs_dir)
         left = todo(args.runs_dir, b, args.held_out) if b else wanted(args.held_out)
