@@ -47,9 +47,9 @@ def show(dataset: str = typer.Argument("synth"),
             ax.axis("off")
     fig.suptitle(f"{dataset} / {split}: images (top) and masks (bottom; 0 = background)", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    typer.echo(f"wrote {out}")
+    from harness.oserrors import save_figure
+
+    typer.echo(f"wrote {save_figure(fig, out, 'picture', dpi=110)}")
 
 
 @data_app.command("teacher")

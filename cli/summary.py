@@ -3,13 +3,13 @@ at matched recall with its controls, and per-class IoU, precision, recall, FP an
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from harness.oserrors import save_figure
 from harness.text import shown
 
 
@@ -110,7 +110,5 @@ def write_pr_plot(record: dict[str, Any], path: Path, title: str) -> None:
     ax.set_title(title if t is None else f"{title}, t = {t:.2f}")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    save_figure(fig, path, "plot", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)

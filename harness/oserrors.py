@@ -12,6 +12,7 @@ import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from harness.errors import BenchError
 
@@ -50,9 +51,11 @@ def _full(folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < 1 << 20
 
 
-def unwritable(what: str, path: Path, exc: BaseException) -> BenchError:
-    """One line: `what path: cannot write (cause)`."""
-    path = Path(getattr(exc, "filename", None) or path)
+def unwritable(what: str, path: Path, exc: BaseException, temp: Path | None = None) -> BenchError:
+    """One line: `what path: cannot write (cause)`. The path the OS names where it is not
+    `temp`, the temporary file the write went through (a folder it could not make, say)."""
+    named = getattr(exc, "filename", None)
+    path = Path(named) if named and (temp is None or Path(named) != temp) else Path(path)
     folder = path if path.is_dir() else path.parent
     return BenchError(f"{what} {path}: cannot write ({os_cause(exc, folder)})")
 
@@ -80,5 +83,18 @@ def saving(path: Path, what: str) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if is_write_failure(exc):
-            raise unwritable(what, path, exc) from None
+            raise unwritable(what, path, exc, tmp) from None
         raise
+
+
+def save_figure(fig: Any, path: Path, what: str = "figure", **savefig: Any) -> Path:
+    """`fig.savefig` into `path` (a .png where it has no suffix) through `saving`: a write the
+    OS refuses is one line naming `path` and the cause, and leaves no partial file."""
+    path = Path(path)
+    path = path if path.suffix else path.with_suffix(".png")
+    if path.is_dir():
+        raise BenchError(f"{what} {path} is a directory; give a file name")
+    with saving(path, what) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, format=path.suffix[1:], **savefig)  # the format: tmp ends in .tmp
+    return path

@@ -144,11 +144,10 @@ def draw(rows: list[list[np.ndarray]], titles: list[str], names: list[str], out:
     for r, name in enumerate(names):
         fig.text(4 / width, 1 - (TOP + r * (PANEL + GAP) + PANEL / 2) / height, name,
                  ha="left", va="center", fontsize=7)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in (out.with_suffix(".png"), out.with_suffix(".pdf")):
-        fig.savefig(path, dpi=DPI)
-        written.append(path)
+    from harness.oserrors import save_figure
+
+    written = [save_figure(fig, out.with_suffix(suffix), "figure", dpi=DPI)
+               for suffix in (".png", ".pdf")]
     plt.close(fig)
     return written
 

@@ -275,6 +275,8 @@ def plot(df: pd.DataFrame, path: Path | str) -> Path:
         ax.legend()
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from harness.oserrors import save_figure
+
+    path = save_figure(fig, path, "plot", dpi=110)
     plt.close(fig)
     return path

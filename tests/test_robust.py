@@ -280,6 +280,45 @@ def test_report_out_a_directory_is_one_line_without_internal_names(monkeypatch, 
     assert "_write" not in err and not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("kind", ["--out", "--plot"])
+def test_a_report_the_os_refuses_names_its_file_not_the_temporary_one(kind, monkeypatch, capsys,
+                                                                      tmp_path):
+    """`bench report --out/--plot` where the OS refuses the write: the line named the temporary
+    file the write went through (`.t.md.<pid>.tmp`; the plot's, without "cannot write") and a
+    refused plot left it behind. Now: the user's file and the cause, nothing left. Refused by
+    a file-size limit (what a full disk or quota does) and by a folder squatting on the
+    temporary name (the open fails, the OS naming the temporary file)."""
+    import resource
+    import signal
+
+    from tests.test_reports import write_record
+
+    write_record(tmp_path / "runs", "a", run_id="a", variant="qa-clims/no-fat", seed=0,
+                 seed_miou=60.0, per_class={"boat": {"iou": 40.0, "precision": 50.0, "recall": 60.0,
+                                     "fp": 30.0, "fn": 30.0}})
+    out = tmp_path / "out" / ("t.md" if kind == "--out" else "p.png")
+    out.parent.mkdir()
+    args = ["report", *(["--table", "fat", "--format", "markdown", "--out", out]
+                        if kind == "--out" else ["--run", "a", "--plot", out]),
+            "--runs-dir", tmp_path / "runs"]
+    what = "--out" if kind == "--out" else "plot"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, limit[1]))
+    try:
+        code, _, err = bench(monkeypatch, capsys, *args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, old)
+    assert one_error_line(code, err) == f"error: {what} {out}: cannot write (file too large)"
+    assert list(out.parent.iterdir()) == []
+    squat = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    squat.mkdir()
+    code, _, err = bench(monkeypatch, capsys, *args)
+    assert one_error_line(code, err) == f"error: {what} {out}: cannot write (is a directory)"
+    assert list(out.parent.iterdir()) == [squat]
+
+
 @pytest.mark.slow
 def test_a_write_the_os_refuses_names_the_file_and_leaves_no_temporary_file(
         monkeypatch, capsys, tmp_path, cache_dir):
