@@ -132,6 +132,14 @@ class Measurement:
         got = self.cells.get(row, {})
         return {p: float(got[p][field]) for p in self.pairs if p in got and got[p].get(field) is not None}
 
+    def runs(self, row: str) -> list[dict]:
+        """The distinct runs of a row over these pairs (one FS run stands in two pairs)."""
+        got = self.cells.get(row, {})
+        return list({(p[0] if row == FS else p): got[p] for p in self.pairs if p in got}.values())
+
+    def stat(self, row: str, field: str) -> list[float]:
+        return [float(r[field]) for r in self.runs(row) if r.get(field) is not None]
+
     def rows(self) -> list[str]:
         order = (FS, *METHODS, *EXTRA_METHODS)
         return [r for r in order if self.values(r, "seg_miou")]
@@ -144,8 +152,9 @@ def _ms(values: Iterable[float]) -> str:
     v = list(values)
     if not v:
         return "-"
-    sd = statistics.stdev(v) if len(v) > 1 else math.nan
-    return f"{statistics.fmean(v):.2f} ± {sd:.2f}"
+    if len(v) == 1:
+        return f"{v[0]:.2f} (one pair, no std)"
+    return f"{statistics.fmean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
 def _delta(d: PairedDelta | None) -> str:
@@ -161,11 +170,24 @@ def table_lines(m: Measurement) -> list[str]:
     out = ["| row | n | seed mIoU (best t) | seg_miou | Δ seg vs cam [95 % CI] | Δ seg vs FS [95 % CI] |",
            "|---|---|---|---|---|---|"]
     for row in m.rows():
-        seed, seg = m.values(row, "seed_miou"), m.values(row, "seg_miou")
+        seed, seg = m.stat(row, "seed_miou"), m.stat(row, "seg_miou")
         vs_cam = m.delta(row, "cam", "seg_miou") if row != "cam" else None
         vs_fs = m.delta(row, FS, "seg_miou") if row != FS else None
-        out.append(f"| {row} | {len(seg)} | {_ms(seed.values())} | {_ms(seg.values())} | "
+        out.append(f"| {row} | {len(seg)} | {_ms(seed)} | {_ms(seg)} | "
                    f"{_delta(vs_cam)} | {_delta(vs_fs)} |")
+    return out
+
+
+def per_pair_lines(m: Measurement) -> list[str]:
+    """Every cell's numbers: seed mIoU / seg_miou per (seed, teacher_seed)."""
+    pairs = [p for p in m.pairs if any(p in m.values(r, "seg_miou") for r in m.rows())]
+    out = ["| row | " + " | ".join(f"{s}/{t}" for s, t in pairs) + " |",
+           "|---|" + "---|" * len(pairs)]
+    for row in m.rows():
+        seed, seg = m.values(row, "seed_miou"), m.values(row, "seg_miou")
+        out.append(f"| {row} | " + " | ".join(
+            (f"{seed[p]:.2f} / " if p in seed else "") + f"{seg[p]:.2f}" if p in seg else "-"
+            for p in pairs) + " |")
     return out
 
 
@@ -238,8 +260,7 @@ def cost_lines(m: Measurement, curve: Mapping[str, Any]) -> list[str]:
     out = [f"- budget curve (FS, 2,000 iterations, seed 0): {curve.get('wall_s', '-')} s"]
     total = 0.0
     for row in m.rows():
-        walls = [float(r["wall_s"]) for p, r in m.cells.get(row, {}).items()
-                 if p in m.pairs and r.get("wall_s")]
+        walls = m.stat(row, "wall_s")
         if walls:
             total += statistics.fmean(walls)
             out.append(f"- {row}: {statistics.fmean(walls):.0f} s per cell (mean of {len(walls)})")
@@ -260,6 +281,9 @@ def page(runs_dir: Path) -> str:
     main, held = Measurement(got, PAIRS), Measurement(got, HELD_OUT)
     means = ", ".join(f"{v:.3f}" for v in curve["block_means"])
     reached = {row: len(main.values(row, "seg_miou")) for row in main.rows()}
+    if FS in reached:
+        reached[FS] = f"{reached[FS]} (from {len(main.runs(FS))} runs)"
+    revs = sorted({str(r.get("git_rev", "?"))[:10] for rows in got.values() for r in rows.values()})
     failed = json.loads((runs_dir / FAILED_FILE).read_text()) if (runs_dir / FAILED_FILE).exists() else {}
     lines = [
         "# Segmentation on synth: does the mask ordering carry into the segmentation model?", "",
@@ -268,6 +292,7 @@ def page(runs_dir: Path) -> str:
         "(`flock /work/cpu.lock python -m benchmarks.seg_synth step --runs-dir RUNS`, one cell per "
         "call). Rules: [the protocol addendum](../protocol-segmentation.md), registered before "
         "these results.", "",
+        f"{len(recs)} records in the store; the cells' git revisions: {', '.join(revs) or '-'}.", "",
         "## Budget (plateau rule)", "",
         f"FS run seed 0, teacher_seed 0, {CURVE_ITERATIONS:,} iterations; training loss per block of "
         f"{curve['block']} iterations: {means}.", "",
@@ -276,9 +301,12 @@ def page(runs_dir: Path) -> str:
         "## Cost", "", *cost_lines(main, curve), "",
         "## Pairs reached", "",
         "Cells per row over the 10 registered pairs (seeds 0–4 × teacher_seed 0, 1): "
-        + ", ".join(f"{r} {n}" for r, n in reached.items()) + "."
+        + (", ".join(f"{r} {n}" for r, n in reached.items()) or "none") + "."
         + (f" Not run: {', '.join(f'{k} ({v})' for k, v in failed.items())}." if failed else ""),
         "", "## Per row (registered pairs)", "", *table_lines(main), "",
+        "Per pair (seed/teacher_seed): seed mIoU / seg_miou (FS: seg_miou; one FS run per seed "
+        "stands in both teacher seeds, its labels being the ground truth).", "",
+        *per_pair_lines(main), "",
         "seed mIoU: the method's seed at its best threshold on synth's eval split (protocol v2); "
         "seg_miou: the segmentation model on `segval`. FS has no seed.", "",
         "## Orderings: seed Δ vs seg Δ", "", *ordering_lines(main), "",

@@ -55,3 +55,27 @@ def test_cells_spread_fs_over_teachers_and_keep_the_budget():
     d = m.delta(S.FS, "cam", "seg_miou")  # pairs (1, 0): 80 − 50, (1, 1): 80 − 60
     assert d.n == 2 and d.mean == pytest.approx(25.0)
     assert m.rows() == [S.FS, "cam"]
+
+
+def test_page_from_a_store_by_hand(tmp_path):
+    """Two pairs (0/0, 1/0) of FS, cam and semples (FS's 2 runs also fill 0/1, 1/1):
+    semples − cam seed Δ +5, +7: mean 6, sd √2, CI ± t(0.975, 1) · √2/√2 = ± 12.71, which
+    includes 0 → 'no mask ordering'; FS − cam seg Δ 20, 22 → 21.00; FS ≥ every method."""
+    import json
+
+    recs = [_rec("segment/gt", 0, 90.0), _rec("segment/gt", 1, 92.0),  # FS: pairs (0|1, 0|1)
+            _rec("cam", 0, 70.0), _rec("cam", 1, 70.0), _rec("semples", 0, 75.0), _rec("semples", 1, 77.0)]
+    for i, r in enumerate(recs):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "result.json").write_text(json.dumps(
+            {**r, "status": "ok", "dataset": "synth", "wall_s": 60.0, "git_rev": "abc"}))
+    (tmp_path / S.BUDGET_FILE).write_text(json.dumps({"budget": 400, "block": 50, "block_means": [1.0, 0.5],
+                                                     "wall_s": 100.0}))
+    page = S.page(tmp_path)
+    assert "**Budget B = 400 iterations**" in page and "FS 4 (from 2 runs), cam 2, semples 2" in page
+    ci = "+6.00 [-6.71, +18.71] (n 2)"
+    assert f"| cam → semples | {ci} | {ci} | no mask ordering" in page
+    assert "- FS − cam: +21.00 [+8.29, +33.71] (n 2): yes" in page and "**FS ≥ every method: yes.**" in page
+    assert "seed mIoU vs seg_miou (2 methods: cam, semples): **1.00**" in page
+    assert "| FS | 2 | 81.00 ± 1.41 | 91.00 ± 1.41 | +21.00 [+8.29, +33.71] (n 2) | - |" in page
+    assert "one pair, every row measured: about 3.0 min" in page  # 60 s per run of each row
