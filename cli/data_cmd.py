@@ -67,8 +67,14 @@ def teacher(cache_dir: Path = typer.Option(None, envvar="BENCH_CACHE_DIR"),
     from harness.progress import log, progress_bar
     from harness.registry import context_gates
     from harness.synth.data import SynthSpec
-    from harness.synth.shipped import load_shipped
-    from harness.synth.teacher import TinyClipSpec, check_gate, gate_rows, load_or_train, teacher_path
+    from harness.synth.teacher import (
+        TinyClipSpec,
+        check_gate,
+        gate_rows,
+        load_or_train,
+        load_shipped,
+        teacher_path,
+    )
 
     spec, pairs = TinyClipSpec(seed=teacher_seed), context_gates()
     cache = cache_dir or default_cache_dir()

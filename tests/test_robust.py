@@ -571,3 +571,20 @@ def test_the_summary_prints_the_records_percentages_as_recorded():
                   "context_fp of the masks │ 3.00 %", "negative control │ 1.50 %"):
         assert shown in text, text
     assert "3750" not in text
+
+
+def test_bench_data_teacher_prints_the_shipped_teachers_gates(monkeypatch, capsys, tmp_path):
+    """`bench data teacher` stopped at an import (load_shipped from the wrong module) before
+    printing anything: the shipped teacher of seed 0 loads, nothing trains, and its gates are
+    the ones shipped with it (harness/synth/shipped/*.json)."""
+    from harness.synth.shipped import SHIPPED_DIR
+
+    shipped = json.loads(next(p for p in SHIPPED_DIR.glob("synth-*.json")
+                              if not p.name.endswith(".manifest.json")).read_text())
+    code, out, err = bench(monkeypatch, capsys, "data", "teacher", "--cache-dir", tmp_path)
+    assert code == 0, err
+    assert f"synth teacher (seed 0, shipped with wsss-bench) at {SHIPPED_DIR}" in out
+    objects = next(ln for ln in out.splitlines() if "zero-shot objects  " in ln)
+    assert objects.split()[:2] == ["pass", "zero-shot"] \
+        and float(objects.split()[3]) == round(shipped["zero_shot_objects"], 1)
+    assert not (tmp_path / "teachers").exists()  # nothing trained or copied into the cache
