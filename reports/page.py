@@ -27,9 +27,11 @@ def protocol(version: int) -> Protocol:
 
 def selection(p: Protocol) -> CellSelection:
     """The protocol's cells as a list of seeds, so only its pairs count (held-out seeds and
-    smoke runs in the same store do not)."""
+    smoke runs in the same store do not). Rows of different provenance are shown, flagged in
+    the table's legend, not refused: a page shows every table (the seeds table's CLIP-ES runs
+    no flip where the CAM row does)."""
     return CellSelection(dataset=p.dataset, seeds=tuple(range(p.seeds)),
-                         teacher_seeds=tuple(range(p.teacher_seeds)))
+                         teacher_seeds=tuple(range(p.teacher_seeds)), mixed_provenance=True)
 
 
 def _seed_text(n: int) -> str:
@@ -39,7 +41,8 @@ def _seed_text(n: int) -> str:
 def table_command(p: Protocol, name: str, verb: str = "report table") -> str:
     """The command that prints (or, `verb` reproduce, fills) one table of the page."""
     return (f"bench {verb} {name} --dataset {p.dataset} --seeds {_seed_text(p.seeds)} "
-            f"--teacher-seeds {_seed_text(p.teacher_seeds)}")
+            f"--teacher-seeds {_seed_text(p.teacher_seeds)}"
+            + (" --mixed-provenance" if verb == "report table" else ""))
 
 
 def _listing(values: set[str], most: int = 6) -> str:

@@ -6,23 +6,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from harness.errors import BenchError
 from harness.store import ResultsStore
 from reports import table_names
+from reports.compile import compile_table
 from reports.page import GENERATED, header, page
 from reports.protocol import CURRENT_PROTOCOL, PROTOCOLS
+from reports.selection import CellSelection
 from tests.test_app import assert_one_line_error, bench_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _record(root: Path, variant: str, seed: int, teacher: int, miou: float,
-            dataset: str = "synth") -> None:
+            dataset: str = "synth", flips: bool = True) -> None:
     name = f"{variant.replace('/', '-')}-{seed}-{teacher}-{dataset}"
     rec = {"method": variant.split("/")[0], "variant": variant, "dataset": dataset,
            "seed": seed, "seed_miou": miou, "status": "ok", "hparams": {},
            "config": {"params": {"teacher_seed": teacher}}, "per_class_iou": {},
            "finished_at": "2026-01-01T00:00:00", "package_version": "0.4.0.dev0",
-           "git_rev": "abc123def456"}
+           "git_rev": "abc123def456", "provenance": {"split": "eval", "flips": flips}}
     (root / name).mkdir(parents=True)
     (root / name / "result.json").write_text(json.dumps(rec))
 
@@ -54,6 +59,21 @@ def test_page_holds_each_table_over_the_protocols_pairs_only(tmp_path):
     assert ("SemPLeS learning schemes (SemPLeS Table 6): not measured; `bench "
             "reproduce scheme --dataset synth --seeds 0-4 --teacher-seeds 0-1` measures it."
             in text)
+
+
+def test_rows_of_different_provenance_are_shown_flagged_not_refused(tmp_path):
+    """The seeds table's CLIP-ES runs no flip where CAM does: `bench report table seeds`
+    refuses the mix without --mixed-provenance; the page shows the table, flagged."""
+    root = tmp_path / "runs"
+    _record(root, "cam", 0, 0, 42.0)
+    _record(root, "clip-es", 0, 0, 18.0, flips=False)
+    seeds = page(2, ResultsStore(root).records()).split("## seeds\n")[1].split("\n## ")[0]
+    assert "| CAM | cam |  | 1 | 42.0 | ref |" in seeds
+    assert "| CLIP-ES | clip-es |  | 1 | 18.0 | -24.0 n=1 |" in seeds
+    assert ("- FLAGGED: rows with different provenance in one column — flips: True (CAM) vs "
+            "False (CLIP-ES, CLIP-ES (SemPLeS))") in seeds
+    with pytest.raises(BenchError, match="pass --mixed-provenance"):
+        compile_table("seeds", ResultsStore(root).records(), select=CellSelection())
 
 
 def test_the_command_prints_the_page_and_refuses_an_unknown_protocol(tmp_path, capsys):
