@@ -100,12 +100,14 @@ def run_provenance(ctx: Any, n_images: int, inference: InferenceSpec,
         cam_ckpt = ctx.stages.folders["cam"] / "generator.pt"
     random_weights = not synth and cfg.allow_random_weights and (
         info.get("weights") == "random" or not cfg.backbone_weights)
-    return provenance(cfg.dataset, "eval", n_images,
-                      class_names=getattr(ctx.params, "class_names", "voc"),
-                      heldout_split=heldout_split, inference=inference, crf=False,
-                      clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
-                      clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
-                      random_weights=bool(random_weights))
+    record = provenance(cfg.dataset, "eval", n_images,
+                        class_names=getattr(ctx.params, "class_names", "voc"),
+                        heldout_split=heldout_split, inference=inference, crf=False,
+                        clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
+                        clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
+                        random_weights=bool(random_weights))
+    rule = getattr(ctx.dataset("eval"), "split_rule", "")  # a folder's derived splits
+    return {**record, "split_rule": rule} if rule else record
 
 
 def input_hashes(cfg: Any) -> dict[str, str | None]:

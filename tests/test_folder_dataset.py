@@ -92,6 +92,9 @@ def test_splits_without_split_files(reef):
     assert val.image_names == ["reef_05"]  # sha256("reef_05") is the lowest of the six
     assert evaluated.image_names == [n for n in masked if n != "reef_05"]
     assert train.image_names == [n for n in IMAGES if n != "reef_05"]
+    assert train.split_rule == val.split_rule == (
+        f"folder {reef}: train 8 (every labelled image but val), eval 5 (the images with masks "
+        "but val), val 1 (20% of the images with masks (lowest name hash), held out)")
     assert train.class_names == CLASSES and not train.has_masks and evaluated.has_masks
     i = train.image_names.index("reef_03")
     np.testing.assert_array_equal(train.labels(i), [1, 0, 1])  # starfish and sea_urchin
@@ -141,6 +144,17 @@ def test_split_files_win_and_derived_val_avoids_them(reef, tmp_path):
     (root / "splits" / "train.txt").write_text("reef_07\nreef_02\n")
     assert load_dataset("folder", "eval", root=root).image_names == ["reef_01", "reef_03"]
     assert load_dataset("folder", "train", root=root).image_names == ["reef_07", "reef_02"]
+    assert load_dataset("folder", "train", root=root).split_rule == (
+        f"folder {root}: train 2 (splits/train.txt), eval 2 (splits/eval.txt), val 1 (20% of "
+        "the images with masks not in splits/train.txt or splits/eval.txt (lowest name hash), "
+        "held out)")
+    # by name hash the masked images rank 05 04 02 01 06 03: eval.txt names 05 and 01, so val
+    # is a fifth of the other four, 04 (it was 05, shared with eval: a threshold picked on val
+    # peeked at eval's masks)
+    (root / "splits" / "train.txt").unlink()
+    (root / "splits" / "eval.txt").write_text("reef_05\nreef_01\n")
+    assert load_dataset("folder", "val", root=root).image_names == ["reef_04"]
+    assert "reef_04" not in load_dataset("folder", "train", root=root).image_names
     val = load_dataset("folder", "val", root=root).image_names
     assert len(val) == 1 and val[0] in ("reef_04", "reef_05", "reef_06")  # masked, not in eval
 
@@ -416,15 +430,18 @@ def test_every_method_end_to_end_on_the_folder(reef, tmp_path, monkeypatch, caps
     from tests.test_real_e2e import assert_cams_at_image_sizes, assert_masks_at_image_sizes
 
     extra = ["--vqa-path", request.getfixturevalue("reef_blip")] if method == "qa-clims" else []
+    monkeypatch.setattr("harness.data.folder._SAID", set())  # once per process: this run's
     record, err = run_reef(monkeypatch, capsys, method, reef, tmp_path, *extra)
     assert record["status"] == "ok" and record["dataset"] == "folder"
     assert record["stage_cache"]["misses"] == stages
     assert 0 <= record["seed_miou"] <= 100 and len(record["miou_by_threshold"]) > 1
     assert set(record["per_class_iou"]) == {"background", *CLASSES}
-    # VOC's settings, said once and recorded; the split rule said once
+    # VOC's settings, said once and recorded; the derived splits' rule said once and recorded
     assert record["settings_from"] == "voc"
     assert err.count("its voc settings apply") == 1
-    assert err.count("train 8 (every labelled image but val), eval 5") <= 1
+    rule = (f"folder {reef}: train 8 (every labelled image but val), eval 5 (the images with "
+            "masks but val), val 1 (20% of the images with masks (lowest name hash), held out)")
+    assert err.count(rule) == 1 and record["provenance"]["split_rule"] == rule
     evaluated = ["reef_01", "reef_02"]  # limit=2 of the eval split
     files = {n: reef / "images" / f"{n}.{IMAGES[n][1]}" for n in evaluated}
     assert_cams_at_image_sizes(record, files)

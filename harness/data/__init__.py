@@ -34,6 +34,9 @@ class SegDataset(torch.utils.data.Dataset):
     # what identifies the files beyond the root, for stage keys, where they may change under
     # the same root (a user's folder: labels fixed, images added); "" = the root does
     fingerprint: str = ""
+    # how the splits were made, where the dataset derives them (a folder without splits/):
+    # said once in the run's output and recorded as provenance.split_rule; "" = fixed splits
+    split_rule: str = ""
 
     def image(self, i: int) -> np.ndarray:  # HxWx3 uint8
         raise NotImplementedError

@@ -260,15 +260,20 @@ def make_splits(root: Path, labels: dict[str, np.ndarray],
     given = {s: p for s, p in given.items() if p.is_file()}
     masked = [n for n in labels if n in masks]
     splits = {s: read_split(p, labels, masks, s != "train") for s, p in given.items()}
+    # a derived val is held out of the given splits too: a threshold picked on it must not
+    # peek at eval's masks, nor a segmentation model be scored on images it trained on
+    files = [f"splits/{s}.txt" for s in ("train", "eval") if s in given]
     if "val" not in splits:
-        splits["val"] = held_out(masked)
+        taken = {n for s in ("train", "eval") for n in splits.get(s, ())}
+        splits["val"] = held_out([n for n in masked if n not in taken])
     val = set(splits["val"])
     splits.setdefault("train", [n for n in labels if n not in val])
     splits.setdefault("eval", [n for n in masked if n not in val])
     made = {
         "train": "every labelled image but val",
         "eval": "the images with masks but val",
-        "val": f"{VAL_FRACTION:.0%} of the images with masks (lowest name hash), held out",
+        "val": f"{VAL_FRACTION:.0%} of the images with masks"
+               + (f" not in {' or '.join(files)}" if files else "") + " (lowest name hash), held out",
     }
     parts = [f"{s} {len(splits[s])} ({'splits/' + s + '.txt' if s in given else made[s]})"
              for s in SPLITS]
@@ -325,7 +330,9 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
     say_once(folder.rule)
     names = folder.splits[split][:limit] if limit else folder.splits[split]
     if not names:
-        why = {"eval": "no image has a mask in masks/", "val": "fewer than two images have masks"}
+        why = {"eval": "no image has a mask in masks/",
+               "val": "it takes a fifth of the images with masks (one of two or more) that no "
+                      "splits/train.txt or eval.txt names"}
         raise BenchError(f"folder {folder.root} has no {split} split: {why.get(split, 'no image')} "
                          f"(or list its images in splits/{split}.txt)")
     labels = np.stack([folder.labels[n] for n in names])
@@ -340,6 +347,7 @@ def load(split: str, root: str | Path | None = None, limit: int = 0, crop_size: 
                          mask_fn=lambda i: decode_mask(mask_paths[i], k))
     ds.background_words = folder.background
     ds.fingerprint = fingerprint(folder)
+    ds.split_rule = folder.rule
     return ds
 
 
