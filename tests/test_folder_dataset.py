@@ -300,6 +300,9 @@ DAMAGES = {
                   r"mask .*reef_02\.png is 45×60 but its image .*reef_02\.png is 45×61"),
     "mask values": (lambda r: _mask(r, "reef_06", np.full((45, 45), 7)),
                     r"mask .*reef_06\.png has value 7 outside 0…3 and 255"),
+    "mask truncated": (  # its header (33 bytes) intact, its pixels cut
+        lambda r: (r / "masks" / "reef_04.png").write_bytes((r / "masks" / "reef_04.png").read_bytes()[:45]),
+        r"cannot read mask .*reef_04\.png"),
     "mask a JPEG": (lambda r: Image.new("L", (45, 61)).save(r / "masks" / "reef_02.jpg"),
                     r"mask .*reef_02\.jpg is a JPEG, whose compression changes label values"),
     "mask in colour": (lambda r: Image.new("RGB", (53, 37)).save(r / "masks" / "reef_01.png"),
