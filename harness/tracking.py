@@ -100,8 +100,11 @@ class Tracker:
         images = [wandb.Image(img, masks={"prediction": {"mask_data": pred, "class_labels": labels},
                                           "ground_truth": {"mask_data": gt, "class_labels": labels}})
                   for img, pred, gt in overlays]
-        if images:
+        if len({img.shape for img, _, _ in overlays}) == 1:
             self.run.log({"cam_overlays": images})
+        elif images:  # a list of sizes that differ: wandb prints a WARNING line in the run's
+            # output (a real dataset's images, VOC's or a folder's): one key per image
+            self.run.log({f"cam_overlays/{i}": im for i, im in enumerate(images)})
 
     def finish(self, exit_code: int = 0) -> None:
         if exit_code and self._error is not None:
