@@ -167,8 +167,11 @@ def test_epochs_is_refused_by_a_family_that_names_no_stage_epochs(monkeypatch):
     monkeypatch.setitem(registry._VARIANTS, "bare-family",
                         registry.Variant("bare-family", "bare-family", "", dict))
     assert _resolve("bare-family", "synth").params.epochs == 6  # no --epochs: fine
-    with pytest.raises(BenchError, match="bare-family does not say .* use --set"):
+    with pytest.raises(BenchError, match=r"--epochs is not read by this run: bare-family names "
+                       r"no stage epochs .* no --segment stage was asked for"):
         _resolve("bare-family", "synth", epochs=2)
+    # a --segment stage reads it (its iterations), so the same family takes it there
+    assert _resolve("bare-family", "synth", epochs=2, segment="deeplab-synth").segment["epochs"] == 2
 
 
 def test_settings_apply_in_order_dataset_variant_epochs_set(monkeypatch):
