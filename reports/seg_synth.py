@@ -264,8 +264,9 @@ def cost_lines(m: Measurement, curve: Mapping[str, Any]) -> list[str]:
         if walls:
             total += statistics.fmean(walls)
             out.append(f"- {row}: {statistics.fmean(walls):.0f} s per cell (mean of {len(walls)})")
-    out += [f"- one pair, every row measured: about {total / 60:.1f} min; the 10 registered pairs "
-            f"and the held-out 2: about {12 * total / 3600:.1f} h",
+    out += [f"- one pair of the rows measured here ({', '.join(m.rows())}): about {total / 60:.1f} "
+            f"min; the 10 registered pairs and the held-out 2 of them: about {12 * total / 3600:.1f} h "
+            "(rows not measured here add to it)",
             "", "Wall seconds of runs made one at a time on a 2-core CPU that other sessions used "
             "at the same time: a contended cost, not a clean one. The schedule was the addendum's "
             "order, pair by pair, until the session's deadline; the pairs reached are below."]

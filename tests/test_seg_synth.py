@@ -78,4 +78,5 @@ def test_page_from_a_store_by_hand(tmp_path):
     assert "- FS − cam: +21.00 [+8.29, +33.71] (n 2): yes" in page and "**FS ≥ every method: yes.**" in page
     assert "seed mIoU vs seg_miou (2 methods: cam, semples): **1.00**" in page
     assert "| FS | 2 | 81.00 ± 1.41 | 91.00 ± 1.41 | +21.00 [+8.29, +33.71] (n 2) | - |" in page
-    assert "one pair, every row measured: about 3.0 min" in page  # 60 s per run of each row
+    # 60 s per run of each row
+    assert "one pair of the rows measured here (FS, cam, semples): about 3.0 min" in page
