@@ -11,6 +11,7 @@ does (or train through harness.loop)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import torch
@@ -29,8 +30,11 @@ def _tiny_run(family: str, cache_dir, runs_dir, seed: int = 5) -> dict:
     from harness.registry import get_method
     from harness.runner import resolve_config, run
 
-    trains = bool(get_method(family).epoch_fields)  # a training-free family (CLIP-ES) has none
-    cfg = resolve_config(family, "synth", seed, TINY, epochs=1 if trains else None, device="cpu")
+    method = get_method(family)
+    trains = bool(method.epoch_fields)  # a training-free family (CLIP-ES) has none
+    fields = {f.name for f in dataclasses.fields(method.config_cls)}
+    sets = [s for s in TINY if s.partition("=")[0] in fields]  # its own settings only
+    cfg = resolve_config(family, "synth", seed, sets, epochs=1 if trains else None, device="cpu")
     return run(cfg, runs_dir=runs_dir, cache_dir=cache_dir, wandb_mode="disabled",
                show_progress=False, log=lambda m: None)
 
