@@ -5,6 +5,13 @@
 # Idempotent: a running cluster that answers `sinfo` is left as it is.
 # Usage: .ci/slurm-up.sh    (as root; about a minute the first time)
 set -euo pipefail
+# The daemons started below outlive this script: they must not inherit the caller's
+# descriptors (under `flock LOCK .ci/run`, munged kept LOCK held for as long as it ran).
+# 255 is the descriptor bash reads this script from.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  if [ "$n" -gt 2 ] && [ "$n" -ne 255 ]; then eval "exec $n>&-"; fi
+done
 
 node_up() { sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)$'; }
 if pgrep -x slurmctld >/dev/null && pgrep -x slurmd >/dev/null && node_up; then
