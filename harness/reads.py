@@ -63,6 +63,13 @@ VQA_PATH = ReadWhen("by a model answerer only (on synth qa-clims answers from th
                     used=_answers_by_model)
 CAM_WEIGHTS = ReadWhen("by a run that starts from the CAM classifier",
                        lambda cfg: True, used=lambda cfg: "cam" in _family(cfg).stage_epochs(cfg.params))
+# a flag, not a file: any run may be given it (one reproduce command for every cell), but only
+# a run that loads some pretrained model reads it; on synth that is a --segment stage, an
+# ImageNet backbone or a model answerer, elsewhere every run (its CLIP, backbone or BLIP)
+RANDOM_WEIGHTS = ReadWhen(
+    "by a run that loads pretrained weights", lambda cfg: True,
+    used=lambda cfg: (cfg.dataset != "synth" or bool(cfg.segment) or _answers_by_model(cfg)
+                      or getattr(cfg.params, "backbone", "synth-cnn") != "synth-cnn"))
 IRN_WEIGHTS = ReadWhen("with --masks irn only",
                        lambda cfg: bool(cfg.masks) and cfg.masks.get("pipeline") == "irn")
 

@@ -60,7 +60,8 @@ class RunOptions:
         "backbone=deit_small_weaktr)", config=True,
         read_when=reads.CAM_WEIGHTS)
     allow_random_weights: bool = option(
-        False, "smoke tests only: random CLIP/backbone/BLIP where no file is given", config=True)
+        False, "smoke tests only: random CLIP/backbone/BLIP where no file is given", config=True,
+        read_when=reads.RANDOM_WEIGHTS)
     runs_dir: Path | None = option(  # None: harness.store.default_runs_dir(), the one default
         help="results store (default ./runs)", envvar="BENCH_RUNS_DIR")
     cache_dir: Path | None = option(  # None: harness.data.default_cache_dir()

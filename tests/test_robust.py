@@ -148,7 +148,22 @@ def test_every_run_option_that_names_a_file_declares_when_it_is_read():
     from harness.run_options import INPUT_PATHS, RunOptions
 
     declared = {f.name for f in dataclasses.fields(RunOptions) if f.metadata.get("read_when")}
-    assert declared == set(INPUT_PATHS)
+    assert declared == {*INPUT_PATHS, "allow_random_weights"}
+
+
+def test_allow_random_weights_is_kept_only_where_a_pretrained_model_is_loaded():
+    """On synth nothing loads pretrained weights unless a --segment stage, an ImageNet
+    backbone or a model answerer does: the flag is dropped there (recorded as None)."""
+    from harness.runner import resolve_config
+
+    def kept(variant: str, dataset: str = "synth", **kw) -> bool | None:
+        return resolve_config(variant, dataset, device="cpu", allow_random_weights=True,
+                              **kw).allow_random_weights
+    assert kept("cam") is None and kept("semples") is None and kept("clip-es") is None
+    assert kept("cam", "voc") is True
+    assert kept("cam", segment="deeplab-synth") is True
+    assert kept("cam", sets=["backbone=resnet50"]) is True
+    assert kept("qa-clims", sets=["vqa=blip"]) is True
 
 
 def test_bench_eval_refuses_a_setting_synth_does_not_read(monkeypatch, capsys, tmp_path):
