@@ -12,17 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY
-
-
-def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`bench ARGS` in-process through the console entry point: (exit code, stdout, stderr)."""
-    from cli import main
-
-    monkeypatch.setattr(sys, "argv", ["bench", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    out = capsys.readouterr()
-    return int(exit_.value.code or 0), out.out, out.err
+from tests.test_real_data import bench
 
 
 def one_error_line(code: int, err: str) -> str:

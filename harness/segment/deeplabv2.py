@@ -109,23 +109,7 @@ class DeepLabV2(SegModel):
         """CL main.py:49-68 get_params + 178-198: every conv in `layer*` at 1× with decay, the
         ASPP weights at 10× with decay, the ASPP biases at 20× without. BatchNorm is in no group
         while frozen; unfrozen (not a CL recipe) it joins the backbone without decay."""
-        backbone = [m.weight for n, m in self.named_modules()
-                    if n.startswith("layer") and isinstance(m, nn.Conv2d)]
-        norms = [p for n, m in self.named_modules() if n.startswith("layer")
-                 and isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
-        aspp = [m for m in self.aspp.children()]
-        wd = settings.seg_weight_decay
-        groups = [dict(name="backbone", params=backbone, lr_mult=settings.seg_backbone_lr_mult,
-                       weight_decay=wd),
-                  dict(name="head_weight", params=[m.weight for m in aspp],
-                       lr_mult=settings.seg_head_lr_mult, weight_decay=wd),
-                  dict(name="head_bias", params=[m.bias for m in aspp],
-                       lr_mult=settings.seg_head_bias_lr_mult,
-                       weight_decay=wd if settings.seg_head_bias_decay else 0.0)]
-        if not self.frozen_bn:
-            groups.append(dict(name="norm", params=norms, lr_mult=settings.seg_backbone_lr_mult,
-                               weight_decay=0.0))
-        return groups
+        return aspp_param_groups(self, settings)
 
 
 # torchvision / timm ResNet names → KZ's (layerN in torchvision is layer(N+1) in KZ)
@@ -188,3 +172,24 @@ def deeplabv2(n_classes: int, settings: SegSettings, weights: Path | None = None
     if weights is not None:
         load_weights(model, Path(weights))
     return model
+
+
+def aspp_param_groups(model: nn.Module, settings: SegSettings) -> list[dict]:
+    """The optimiser groups of a `layer*` backbone under an `aspp` head (DeepLabV2 and the synth
+    model): backbone convs, ASPP weights, ASPP biases; BatchNorm only where not frozen."""
+    backbone = [m.weight for n, m in model.named_modules()
+                if n.startswith("layer") and isinstance(m, nn.Conv2d)]
+    norms = [p for n, m in model.named_modules() if n.startswith("layer")
+             and isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
+    aspp, wd = list(model.aspp.children()), settings.seg_weight_decay
+    groups = [dict(name="backbone", params=backbone, lr_mult=settings.seg_backbone_lr_mult,
+                   weight_decay=wd),
+              dict(name="head_weight", params=[m.weight for m in aspp],
+                   lr_mult=settings.seg_head_lr_mult, weight_decay=wd),
+              dict(name="head_bias", params=[m.bias for m in aspp],
+                   lr_mult=settings.seg_head_bias_lr_mult,
+                   weight_decay=wd if settings.seg_head_bias_decay else 0.0)]
+    if not model.frozen_bn:
+        groups.append(dict(name="norm", params=norms, lr_mult=settings.seg_backbone_lr_mult,
+                           weight_decay=0.0))
+    return groups

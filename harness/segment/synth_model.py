@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.segment.deeplabv2 import ASPP
+from harness.segment.deeplabv2 import ASPP, aspp_param_groups
 from harness.segment.losses import pixel_loss
 from harness.segment.models import SegModel, register_seg_model
 from harness.segment.settings import SegSettings
@@ -59,21 +59,7 @@ class SynthDeepLab(SegModel):
     def param_groups(self, settings: SegSettings) -> list[dict]:
         """As DeepLabV2's: backbone convs, ASPP weights, ASPP biases; BatchNorm (trained here)
         without decay."""
-        convs = [m.weight for n, m in self.named_modules()
-                 if n.startswith("layer") and isinstance(m, nn.Conv2d)]
-        norms = [p for n, m in self.named_modules() if n.startswith("layer")
-                 and isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
-        aspp, wd = list(self.aspp.children()), settings.seg_weight_decay
-        backbone = settings.seg_backbone_lr_mult
-        groups = [dict(name="backbone", params=convs, lr_mult=backbone, weight_decay=wd),
-                  dict(name="head_weight", params=[m.weight for m in aspp],
-                       lr_mult=settings.seg_head_lr_mult, weight_decay=wd),
-                  dict(name="head_bias", params=[m.bias for m in aspp],
-                       lr_mult=settings.seg_head_bias_lr_mult,
-                       weight_decay=wd if settings.seg_head_bias_decay else 0.0)]
-        if not self.frozen_bn:
-            groups.append(dict(name="norm", params=norms, lr_mult=backbone, weight_decay=0.0))
-        return groups
+        return aspp_param_groups(self, settings)
 
 
 @register_seg_model("deeplab-synth", recipes=("synth",))
