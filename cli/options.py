@@ -98,8 +98,9 @@ def sets(values: list[str] | None) -> list[str]:
 # ---- which runs make a table's cells (reports.compile.CellSelection): bench report, reproduce
 
 _SELECTION: dict[str, tuple[str, Any, Any]] = {
-    "dataset": ("dataset", Annotated[str, typer.Option(
-        "--dataset", help="the dataset the cells' runs are on: " + DATASET_HELP)], "synth"),
+    "dataset": ("dataset", Annotated[str | None, typer.Option(
+        "--dataset", help="the dataset the cells' runs are on (default: synth; the final "
+        "table: voc): " + DATASET_HELP)], None),
     "seeds": ("seeds", Annotated[str, typer.Option(
         "--seeds", help="seeds a complete cell has: N (0 … N-1), or only these: 10-14, 3,7, "
         "2-2 (one seed)")], "1"),
@@ -122,7 +123,9 @@ def selection_params() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def build(values: dict[str, Any]):
         from reports.compile import CellSelection, parse_seeds
 
-        return CellSelection(**{**values, "sets": tuple(values["sets"] or ()),
+        given = values["dataset"] is not None
+        return CellSelection(**{**values, "dataset": values["dataset"] or CellSelection.dataset,
+                                "dataset_given": given, "sets": tuple(values["sets"] or ()),
                                 "seeds": parse_seeds(values["seeds"]),
                                 "teacher_seeds": parse_seeds(values["teacher_seeds"],
                                                              "--teacher-seeds")})

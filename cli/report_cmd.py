@@ -286,13 +286,16 @@ def _list_tables() -> None:
 
 
 FINAL = "final"  # reports/final.py: the segmentation stage's table, its own compiler
+# its rows are the papers' VOC/COCO models (deeplabv2, mask2former, …), which synth does not
+# train, so with no --dataset it reads VOC runs and suggests VOC commands
+FINAL_DATASET = "voc"
 
 
 def _emit_final(select: CellSelection, runs_dir: Path | None, fmt: str | None,
                 out: Path | None) -> None:
     from reports.final import compile_final, render, store_records
 
-    df = compile_final(store_records(runs_dir), select.dataset)
+    df = compile_final(store_records(runs_dir), select.dataset_for(FINAL_DATASET))
     _write(render(df, _format(fmt, out) or "markdown"), out)
 
 
@@ -324,9 +327,9 @@ def reproduce_command(
     if table == FINAL:  # its cells are runs with --segment and bench segment --masks gt
         from reports.final import reproduce_final, seed_list
 
-        result = reproduce_final(select.dataset, seed_list(select.seeds), list(select.sets),
-                                 select.epochs, options, device, lambda m: typer.echo(m, err=True),
-                                 dry_run)
+        result = reproduce_final(select.dataset_for(FINAL_DATASET), seed_list(select.seeds),
+                                 list(select.sets), select.epochs, options, device,
+                                 lambda m: typer.echo(m, err=True), dry_run)
         typer.echo(f"ran {len(result['ran'])}, failed {len(result['failed'])}", err=True)
         _emit_final(select, options.runs_dir, fmt, out)
         return

@@ -58,7 +58,9 @@ class CellSelection:
     other pairs in the store count too; a list: only those); the extra settings every run was
     made with (`sets`, `epochs`); which seed mIoU is read (`threshold`: best, fixed or
     heldout). `strict=False` matches on variant + the row's own settings only; rows whose
-    records differ in provenance are refused unless `mixed_provenance` (then flagged)."""
+    records differ in provenance are refused unless `mixed_provenance` (then flagged).
+    `dataset_given`: False when the user named no --dataset, so a table whose rows are not
+    synth's (the final table's VOC/COCO models) can pick its own (`dataset_for`)."""
 
     dataset: str = "synth"
     seeds: Seeds = 1
@@ -68,6 +70,11 @@ class CellSelection:
     threshold: str = "best"
     strict: bool = True
     mixed_provenance: bool = False
+    dataset_given: bool = True
+
+    def dataset_for(self, default: str) -> str:
+        """The dataset the user named, else the table's own default."""
+        return self.dataset if self.dataset_given else default
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
