@@ -132,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         left = todo(args.runs_dir, b, args.held_out) if b else wanted(args.held_out)
         print(f"budget {b}; {len(left)} cells left; next: {left[:3]}; failed: {_failed(args.runs_dir)}")
         return 0
-    text = S.page(args.runs_dir)
-    if args.out:
-        args.out.write_text(text)
+    if args.out:  # the page and its figure beside it (seed mIoU against seg_miou)
+        png = args.out.with_suffix(".png")
+        _, _, main_pairs, held = S.measurements(args.runs_dir)
+        S.figure(main_pairs, held, png)
+        text = S.page(args.runs_dir, png.name)
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
     else:
-        print(text)
+        print(S.page(args.runs_dir))
     return 0
 
 

@@ -273,13 +273,55 @@ def cost_lines(m: Measurement, curve: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def page(runs_dir: Path) -> str:
-    """The results page, from the runs folder's records and the budget curve (the driver's)."""
+def figure(main: Measurement, held: Measurement, path: Path) -> None:
+    """seed mIoU (x) against seg_miou (y), one point per cell, a colour per method; held-out
+    cells hollow; FS as a band (its mean ± std over its runs): whether a better mask gives a
+    better model reads off the slope, and the positive control off the band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    fs = main.stat(FS, "seg_miou") + held.stat(FS, "seg_miou")
+    if fs:
+        mu, sd = statistics.fmean(fs), statistics.stdev(fs) if len(fs) > 1 else 0.0
+        ax.axhspan(mu - sd, mu + sd, color="0.85", label=f"FS {mu:.1f} ± {sd:.1f} (n {len(fs)})")
+    for k, row in enumerate(r for r in (*METHODS, *EXTRA_METHODS) if r in main.rows() + held.rows()):
+        for m, hollow in ((main, False), (held, True)):
+            seed, seg = m.values(row, "seed_miou"), m.values(row, "seg_miou")
+            both = [p for p in seg if p in seed]
+            if both:
+                ax.scatter([seed[p] for p in both], [seg[p] for p in both], s=28, color=f"C{k}",
+                           facecolors="none" if hollow else f"C{k}",
+                           label=f"{row}{' (held-out)' if hollow else ''}")
+    lo, hi = ax.get_xlim()
+    ax.plot([lo, hi], [lo, hi], ls=":", color="0.5", lw=1, label="seg = seed")
+    ax.set(xlabel="seed mIoU (best t, eval split)", ylabel="seg_miou (segval)",
+           title="Does a better pseudo mask give a better segmentation model?")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)  # a crash leaves no half-written figure
+
+
+def measurements(runs_dir: Path) -> tuple[dict[str, Any], list[dict], Measurement, Measurement]:
+    """The budget curve, the records, and the registered and held-out pair sets."""
     runs_dir = Path(runs_dir)
     curve = json.loads((runs_dir / BUDGET_FILE).read_text())
     recs = load_records(runs_dir)
     got = cells(recs, curve["budget"])
-    main, held = Measurement(got, PAIRS), Measurement(got, HELD_OUT)
+    return curve, recs, Measurement(got, PAIRS), Measurement(got, HELD_OUT)
+
+
+def page(runs_dir: Path, figure_name: str | None = None) -> str:
+    """The results page, from the runs folder's records and the budget curve (the driver's);
+    `figure_name`: a PNG beside the page (`figure`) that the page shows."""
+    runs_dir = Path(runs_dir)
+    curve, recs, main, held = measurements(runs_dir)
+    got = main.cells
     means = ", ".join(f"{v:.3f}" for v in curve["block_means"])
     reached = {row: len(main.values(row, "seg_miou")) for row in main.rows()}
     failed = json.loads((runs_dir / FAILED_FILE).read_text()) if (runs_dir / FAILED_FILE).exists() else {}
@@ -316,6 +358,8 @@ def page(runs_dir: Path) -> str:
         "seed mIoU: the method's seed at its best threshold on synth's eval split (protocol v2); "
         "seg_miou: the segmentation model on `segval`. FS has no seed.", "",
         "## Orderings: seed Δ vs seg Δ", "", *ordering_lines(main), "",
+        *([f"![seed mIoU against seg_miou, one point per cell]({figure_name})", ""]
+          if figure_name else []),
         "## Positive control", "", *control_lines(main), "",
         "## Held-out check (seeds 21, 22 × teacher_seed 7)", "", *held_out_lines(main, held), ""]
     return "\n".join(lines)

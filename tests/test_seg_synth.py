@@ -80,3 +80,20 @@ def test_page_from_a_store_by_hand(tmp_path):
     assert "| FS | 2 | 81.00 ± 1.41 | 91.00 ± 1.41 | +21.00 [+8.29, +33.71] (n 2) | - |" in page
     # 60 s per run of each row
     assert "one pair of the rows measured here (FS, cam, semples): about 3.0 min" in page
+
+
+def test_report_writes_the_page_and_its_figure(tmp_path):
+    """`report --out P.md` writes P.md linking P.png (seed mIoU against seg_miou), both whole
+    (no temporary file left), the figure a real PNG of the size it is drawn at (6 × 4.5 in at
+    120 dpi)."""
+    from PIL import Image
+
+    from benchmarks.seg_synth import main
+
+    test_page_from_a_store_by_hand(tmp_path)  # the same hand-made store
+    out = tmp_path / "docs" / "seg.md"
+    out.parent.mkdir()
+    assert main(["report", "--runs-dir", str(tmp_path), "--out", str(out)]) == 0
+    assert "![seed mIoU against seg_miou, one point per cell](seg.png)" in out.read_text()
+    assert Image.open(out.with_suffix(".png")).size == (720, 540)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["seg.md", "seg.png"]
