@@ -106,7 +106,13 @@ def run_provenance(ctx: Any, n_images: int, inference: InferenceSpec,
                         clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
                         clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
                         random_weights=bool(random_weights))
-    rule = getattr(ctx.dataset("eval"), "split_rule", "")  # a folder's derived splits
+    return with_split_rule(record, ctx.dataset("eval"))
+
+
+def with_split_rule(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """`record` plus the rule that derived `dataset`'s splits (a folder without split files:
+    harness/data/folder.py), so a score says which images it is over; unchanged for fixed splits."""
+    rule = getattr(dataset, "split_rule", "")
     return {**record, "split_rule": rule} if rule else record
 
 

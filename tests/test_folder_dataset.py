@@ -475,6 +475,8 @@ def test_eval_wandb_sweep_and_report_on_the_folder(reef, tmp_path, monkeypatch, 
     scored = json.loads(out.strip().splitlines()[-1])
     assert scored["seed_miou"] == record["seed_miou"] and scored["n_images"] == 2
     assert scored["per_class_iou"] == record["per_class_iou"]
+    # … and says over which images: the folder's derived splits, as the run recorded them
+    assert scored["provenance"]["split_rule"] == record["provenance"]["split_rule"]
     # a sweep over the CAM stage's learning rate
     runs = ["--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache"]
     small = SMALL[:SMALL.index("--mask-set")]  # no pseudo masks in the sweep
