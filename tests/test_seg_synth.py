@@ -97,3 +97,17 @@ def test_report_writes_the_page_and_its_figure(tmp_path):
     assert "![seed mIoU against seg_miou, one point per cell](seg.png)" in out.read_text()
     assert Image.open(out.with_suffix(".png")).size == (720, 540)
     assert sorted(p.name for p in out.parent.iterdir()) == ["seg.md", "seg.png"]
+
+
+def test_the_synth_recipe_trains_the_measured_budget():
+    """The synth recipe's iterations are the plateau budget the results page measured: a new
+    budget curve that moves B fails here until the recipe follows (one fact, checked in two
+    places rather than silently kept in two)."""
+    import re
+    from pathlib import Path
+
+    from harness.segment.settings import RECIPES
+
+    page = (Path(__file__).parents[1] / "docs" / "results" / "segmentation-synth.md").read_text()
+    measured = int(re.search(r"\*\*Budget B = (\d+) iterations\*\*", page).group(1))
+    assert RECIPES["synth"]["seg_iterations"] == measured == 1200

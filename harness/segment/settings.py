@@ -60,8 +60,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # synth (docs/protocol-segmentation.md): `deeplab-synth` from random init on 64-px images —
     # CLIMS's SGD poly (momentum 0.9, wd 5e-4, poly 0.9 every 10 steps) at lr 0.01 with no head
     # multiplier (nothing is pretrained, so no part needs a faster lr), BatchNorm trained,
-    # plain CE; iterations: the plateau rule's budget; test at scale 1.0
-    "synth": dict(seg_lr=0.01, seg_batch_size=16, seg_iter_size=1, seg_iterations=2000, seg_crop=64,
+    # plain CE; test at scale 1.0. Iterations: the plateau rule's budget, 1,200, measured once
+    # on a 2,000-iteration FS curve (docs/results/segmentation-synth.md, "Budget B"; a test
+    # holds the two equal), so `bench run M --segment deeplab-synth` trains the page's cells
+    "synth": dict(seg_lr=0.01, seg_batch_size=16, seg_iter_size=1, seg_iterations=1200, seg_crop=64,
                   seg_scales="0.75,1.0,1.25", seg_mean="123.675,116.28,103.53",
                   seg_std="58.395,57.12,57.375", seg_bgr=False, seg_head_lr_mult=1.0,
                   seg_head_bias_lr_mult=1.0, seg_freeze_bn=False, seg_msc_loss=False,
