@@ -43,7 +43,7 @@ def eval_command(
     from harness.errors import BenchError
     from harness.evaluate import split_scores
     from harness.method import data_options
-    from harness.provenance import provenance, with_split_rule
+    from harness.provenance import provenance, with_data_facts
     from harness.reads import refuse_unread_settings
 
     if (cams is None) == (masks is None):
@@ -64,7 +64,7 @@ def eval_command(
     n = len(ds)
     record = {"dataset": dataset, "cams": str(cams), "n_images": n,
               **scores.as_record(),
-              "provenance": with_split_rule(provenance(
+              "provenance": with_data_facts(provenance(
                   dataset, "eval", n, class_names=getattr(params, "class_names", "voc"),
                   heldout_split=threshold_split, crf=None), ds)}
     if plot is not None:
@@ -90,12 +90,12 @@ def check_plot_path(plot: Path) -> None:
 
 def _eval_masks(ds, dataset: str, masks: Path, params, workers: int, json_out: bool) -> None:
     from harness.masks.score import score_mask_folder
-    from harness.provenance import provenance, with_split_rule
+    from harness.provenance import provenance, with_data_facts
 
     scores = score_mask_folder(ds, masks, workers)
     n = scores["mask_n_images"]
     record = {"dataset": dataset, "masks": str(masks), "n_images": n, **scores,
-              "provenance": {**with_split_rule(provenance(
+              "provenance": {**with_data_facts(provenance(
                                  dataset, "eval", n, class_names=getattr(params, "class_names", "voc"),
                                  crf=None), ds),
                              "threshold_rule": {"mask_miou": "the masks' own labels (255 scored as "

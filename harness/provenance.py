@@ -106,14 +106,16 @@ def run_provenance(ctx: Any, n_images: int, inference: InferenceSpec,
                         clip_arch=info.get("teacher") if synth else (ctx.params.clip_arch if info else None),
                         clip_weights=clip_weights if info else None, cam_checkpoint=cam_ckpt,
                         random_weights=bool(random_weights))
-    return with_split_rule(record, ctx.dataset("eval"))
+    return with_data_facts(record, ctx.dataset("eval"))
 
 
-def with_split_rule(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
-    """`record` plus the rule that derived `dataset`'s splits (a folder without split files:
-    harness/data/folder.py), so a score says which images it is over; unchanged for fixed splits."""
-    rule = getattr(dataset, "split_rule", "")
-    return {**record, "split_rule": rule} if rule else record
+def with_data_facts(record: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """`record` plus what a folder dataset (harness/data/folder.py) says of its files: the rule
+    that derived its splits (which images a score is over) and its fingerprint (the files the
+    run read, which `bench run --from` checks); unchanged for a dataset without them."""
+    facts = {"split_rule": getattr(dataset, "split_rule", ""),
+             "data_fingerprint": getattr(dataset, "fingerprint", "")}
+    return {**record, **{k: v for k, v in facts.items() if v}}
 
 
 def input_hashes(cfg: Any) -> dict[str, str | None]:

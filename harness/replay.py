@@ -67,7 +67,26 @@ def load_replay(source: str | Path, runs_root: Path) -> tuple[RunConfig, dict[st
         if want and input_hashes(cfg).get(name) != want:
             raise BenchError(f"cannot replay {folder.name}: its {name} {given} has changed "
                              f"(sha256 {input_hashes(cfg)[name][:12]}…, recorded {want[:12]}…)")
+    check_data(cfg, record, folder.name)
     return cfg, record
+
+
+def check_data(cfg: RunConfig, record: dict[str, Any], name: str) -> None:
+    """A dataset that fingerprints its files (a folder) must hold the files the run read:
+    relabelled, added or replaced images would train and score something else under the same
+    command, so the replay is refused in one line. Other datasets record no fingerprint."""
+    want = (record.get("provenance") or {}).get("data_fingerprint")
+    if not want:
+        return
+    from harness.data import default_cache_dir, load_dataset
+    from harness.method import data_options
+
+    got = load_dataset(cfg.dataset, "eval", **data_options(
+        cfg.dataset, cfg.params, default_cache_dir(), cfg.data_root, cfg.seed)).fingerprint
+    if got != want:
+        raise BenchError(f"cannot replay {name}: the files of its {cfg.dataset} dataset "
+                         f"{cfg.data_root or ''} have changed since it ran (fingerprint {got}, "
+                         f"recorded {want}): relabelled, added or replaced images")
 
 
 def replay_notes(record: dict[str, Any]) -> list[str]:

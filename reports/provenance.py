@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from harness.record import RunRecord
 
 # what must agree across every row of a column
+# (data_fingerprint: a folder's files, harness/data/folder.py; a relabelled folder is other data)
 COLUMN_KEYS = ("split", "n_images", "gt_source", "scales", "flips", "crf", "class_names",
-               "clip_arch", "random_weights")
+               "clip_arch", "random_weights", "data_fingerprint")
 # what must agree among the runs of one teacher seed (the teacher's weights): the seed
 # axis moves it on synth, nothing else may
 TEACHER_KEY = "clip_weights_sha256"

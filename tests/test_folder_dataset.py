@@ -495,3 +495,26 @@ def test_eval_wandb_sweep_and_report_on_the_folder(reef, tmp_path, monkeypatch, 
     cam_row = next(r for r in csv.DictReader(out.splitlines()) if r["row"] == "CAM")
     assert (cam_row["n"], cam_row["mean"]) == ("1", f"{record['seed_miou']:.2f}")
     assert cam_row["split"] == "folder/eval (2)"
+
+
+def test_replay_refuses_a_folder_whose_files_changed(reef, tmp_path, monkeypatch, capsys):
+    """A folder run records its files' fingerprint; `bench run --from` replays it while the
+    folder is as it was (the same seed mIoU) and refuses in one line once an image is
+    relabelled: the same command would train on other labels."""
+    import shutil
+
+    root = shutil.copytree(reef, tmp_path / "reef")
+    record, _ = run_reef(monkeypatch, capsys, "cam", root, tmp_path, "--masks", "none",
+                         "--wandb", "disabled")
+    assert len(record["provenance"]["data_fingerprint"]) == 16
+    again = ["run", "--from", record["run_id"], "--runs-dir", tmp_path / "runs", "--cache-dir",
+             tmp_path / "cache", "--wandb", "disabled", "--json"]
+    code, out, err = bench(monkeypatch, capsys, *again)
+    assert code == 0, err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["seed_miou"] == record["seed_miou"]
+    labels = root / "labels.csv"
+    labels.write_text(labels.read_text().replace("reef_07,kelp", "reef_07,starfish"))
+    code, out, err = bench(monkeypatch, capsys, *again)
+    line = one_error_line(code, err)
+    assert f"cannot replay {record['run_id']}: the files of its folder dataset" in line
+    assert "have changed since it ran" in line

@@ -474,6 +474,12 @@ def test_provenance_mismatch_is_refused_or_flagged(tmp_path):
     with pytest.raises(BenchError, match="threshold_rule of seed_miou: best of 0.05…0.95 on the "
                        "eval masks \\(peeks\\) \\(without FAT\\) vs best of 0.1…0.9"):
         compile_table("fat", ResultsStore(grid).records(), strict=False)
+    # rows on a folder whose files changed between them (relabelled) are other data
+    folder = tmp_path / "folder"
+    fat_record(folder, "qa-clims/no-fat", 0, 60.0, provenance={**PROV, "data_fingerprint": "1" * 16})
+    fat_record(folder, "qa-clims", 0, 61.0, provenance={**PROV, "data_fingerprint": "2" * 16})
+    with pytest.raises(BenchError, match="data_fingerprint: 111111111111"):
+        compile_table("fat", ResultsStore(folder).records(), strict=False)
     fat_record(root, "qa-clims/no-fat", 1, 60.0, provenance={**PROV, "clip_weights_sha256": "d" * 64})
     fat_record(root, "qa-clims", 0, 61.0, provenance=PROV)  # newer seed-0 record, same protocol
     with pytest.raises(BenchError, match=r"clip_weights_sha256 \(teacher_seed 0\): aaaaaaaaaaaa "
