@@ -27,6 +27,7 @@ def list_command(settings: bool = typer.Option(False, "--settings",
     console.print("datasets: " + ", ".join(dataset_names()))
     for title, names in _extras():
         console.print(f"{title}: " + (", ".join(names) if names else "(none yet)"))
+    console.print(_segment_line(), soft_wrap=True)
     if settings:
         for family in sorted({v.family for v in list_variants()}):
             console.print(_epochs_line(get_method(family)), soft_wrap=True)
@@ -40,6 +41,32 @@ def list_command(settings: bool = typer.Option(False, "--settings",
                 t.add_row(key, str(getattr(defaults, key)), text)
             console.print(t)
         console.print(_mask_settings_table())
+        console.print(_seg_settings_table())
+
+
+def _segment_line() -> str:
+    """The segmentation models and their recipes, read without importing any model (a model's
+    module may import transformers: harness.segment.models.MODEL_MODULES)."""
+    from harness.segment.models import MODEL_MODULES
+    from harness.segment.settings import RECIPES
+
+    return (f"segmentation models (--segment): {', '.join(sorted(MODEL_MODULES))}; recipes "
+            f"(--set seg_recipe=): {', '.join(RECIPES)}")
+
+
+def _seg_settings_table() -> Table:
+    """The segmentation stage's settings (--set key=value beside --segment MODEL): the field
+    default and the value each recipe sets (a model's first recipe is its default)."""
+    from harness.segment.settings import RECIPES, seg_settings_help
+
+    t = Table(title="segmentation settings (--segment MODEL, --set key=value; a recipe sets "
+                    "several, a --set wins over it)")
+    for col in ("key", "default", "recipes", "meaning"):
+        t.add_column(col)
+    for key, default, text in seg_settings_help():
+        by_recipe = ", ".join(f"{r}: {v[key]}" for r, v in RECIPES.items() if key in v)
+        t.add_row(key, default, by_recipe, text)
+    return t
 
 
 def _mask_settings_table() -> Table:
@@ -72,8 +99,9 @@ def _extras() -> list[tuple[str, list[str]]]:
         pass
     try:
         from reports import table_names
+        from reports.final import NAME as FINAL
 
-        out.append(("tables", table_names()))
+        out.append(("tables", [*table_names(), FINAL]))
     except ImportError:
         pass
     return out

@@ -153,6 +153,13 @@ def test_list_settings_says_how_to_set_one_stage(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "semples epochs: --epochs N sets every stage" in out
     assert "semples-b: --set prompt_epochs=N" in out and "cam: --set cam_epochs=N" in out
+    # the segmentation stage's models, recipes and settings, with what each recipe sets
+    assert ("segmentation models (--segment): deeplab-synth, deeplabv2, mask2former, segmenter; "
+            "recipes (--set seg_recipe=): coco, imagenet, m2f, segmenter, synth") in out
+    assert "tables: " in out and ", final" in out
+    seg_lr = next(line for line in out.splitlines() if line.startswith("│ seg_lr "))
+    # the field default is CLIMS's DeepLabV2 lr; m2f and synth set their own
+    assert "│ 0.00025 " in seg_lr and "m2f: 0.0001" in seg_lr and "synth: 0.01" in seg_lr
 
 
 def test_epochs_is_refused_by_a_family_that_names_no_stage_epochs(monkeypatch):

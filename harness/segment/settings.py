@@ -75,8 +75,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 class SegSettings:
     """One field per recipe setting. Defaults: KZ/CL DeepLabV2 values both CLIMS recipes share."""
 
-    seg_recipe: str = hp("", "named recipe (coco, imagenet: CLIMS's DeepLabV2 pair; m2f; segmenter);"
-                         " empty = the model's default", choices=("", *RECIPES))
+    seg_recipe: str = hp("", "named recipe (coco, imagenet: CLIMS's DeepLabV2 pair; m2f; segmenter; "
+                         "synth); empty = the model's default", choices=("", *RECIPES))
     seg_arch: str = hp("full", "model size: full (the paper's) or small (same code, a few "
                        "layers: CPU tests and synth)", choices=("full", "small"))
     # CL configs/voc12_*.yaml SOLVER: OPTIMIZER sgd, LR 2.5e-4, MOMENTUM 0.9, WEIGHT_DECAY 5e-4,
