@@ -46,6 +46,16 @@ def _answers_by_model(cfg: Any) -> bool:
     return (vqa if vqa != "auto" else ("synth" if cfg.dataset == "synth" else "blip")) != "synth"
 
 
+def _segment_pretrained(cfg: Any) -> bool:
+    """A --segment stage whose model starts from a pretrained file (not deeplab-synth)."""
+    model = (getattr(cfg, "segment", None) or {}).get("model")
+    if not model:
+        return False
+    from harness.segment.models import seg_model_spec
+
+    return seg_model_spec(model).pretrained
+
+
 ON_SYNTH = ReadWhen("on synth only", lambda cfg: cfg.dataset == "synth")
 ON_REAL_DATA = ReadWhen("on real data only", lambda cfg: cfg.dataset != "synth")
 LIMIT = ReadWhen("on real data only (synth sizes its splits with n_train and n_eval)",
@@ -64,11 +74,12 @@ VQA_PATH = ReadWhen("by a model answerer only (on synth qa-clims answers from th
 CAM_WEIGHTS = ReadWhen("by a run that starts from the CAM classifier",
                        lambda cfg: True, used=lambda cfg: "cam" in _family(cfg).stage_epochs(cfg.params))
 # a flag, not a file: any run may be given it (one reproduce command for every cell), but only
-# a run that loads some pretrained model reads it; on synth that is a --segment stage, an
-# ImageNet backbone or a model answerer, elsewhere every run (its CLIP, backbone or BLIP)
+# a run that loads some pretrained model reads it; on synth that is a --segment model with a
+# pretrained init (not deeplab-synth), an ImageNet backbone or a model answerer, elsewhere
+# every run (its CLIP, backbone or BLIP)
 RANDOM_WEIGHTS = ReadWhen(
     "by a run that loads pretrained weights", lambda cfg: True,
-    used=lambda cfg: (cfg.dataset != "synth" or bool(cfg.segment) or _answers_by_model(cfg)
+    used=lambda cfg: (cfg.dataset != "synth" or _segment_pretrained(cfg) or _answers_by_model(cfg)
                       or getattr(cfg.params, "backbone", "synth-cnn") != "synth-cnn"))
 IRN_WEIGHTS = ReadWhen("with --masks irn only",
                        lambda cfg: bool(cfg.masks) and cfg.masks.get("pipeline") == "irn")

@@ -142,8 +142,10 @@ def test_every_run_option_that_names_a_file_declares_when_it_is_read():
 
 
 def test_allow_random_weights_is_kept_only_where_a_pretrained_model_is_loaded():
-    """On synth nothing loads pretrained weights unless a --segment stage, an ImageNet
-    backbone or a model answerer does: the flag is dropped there (recorded as None)."""
+    """On synth nothing loads pretrained weights unless a --segment model with a pretrained
+    init, an ImageNet backbone or a model answerer does: the flag is dropped there (recorded
+    as None). deeplab-synth starts from random init by design, so it does not read the flag;
+    deeplabv2 does, on synth as anywhere, and without it (or --seg-weights) is refused."""
     from harness.runner import resolve_config
 
     def kept(variant: str, dataset: str = "synth", **kw) -> bool | None:
@@ -151,7 +153,12 @@ def test_allow_random_weights_is_kept_only_where_a_pretrained_model_is_loaded():
                               **kw).allow_random_weights
     assert kept("cam") is None and kept("semples") is None and kept("clip-es") is None
     assert kept("cam", "voc") is True
-    assert kept("cam", segment="deeplab-synth") is True
+    assert kept("cam", segment="deeplab-synth") is None
+    assert kept("cam", segment="deeplabv2") is True
+    from harness.errors import BenchError
+
+    with pytest.raises(BenchError, match="deeplabv2 needs --seg-weights FILE"):
+        resolve_config("cam", "synth", device="cpu", segment="deeplabv2")
     assert kept("cam", sets=["backbone=resnet50"]) is True
     assert kept("qa-clims", sets=["vqa=blip"]) is True
 

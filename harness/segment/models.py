@@ -76,6 +76,9 @@ class SegModelSpec:
     factory: Factory
     recipes: tuple[str, ...]  # the first is the default
     summary: str
+    # whether its init is a pretrained file (--seg-weights); False: random init by design
+    # (deeplab-synth), so --allow-random-weights is neither needed nor read by it
+    pretrained: bool = True
 
     @property
     def default_recipe(self) -> str:
@@ -94,14 +97,16 @@ MODEL_MODULES = {"deeplabv2": "harness.segment.deeplabv2",
                  "deeplab-synth": "harness.segment.synth_model"}
 
 
-def register_seg_model(name: str, recipes: tuple[str, ...],
-                       summary: str = "") -> Callable[[Factory], Factory]:
+def register_seg_model(name: str, recipes: tuple[str, ...], summary: str = "",
+                       pretrained: bool = True) -> Callable[[Factory], Factory]:
     """Declare a model: `name` → `factory(n_classes, settings, weights)`; `recipes[0]` is its
-    default recipe (harness.segment.settings.RECIPES)."""
+    default recipe (harness.segment.settings.RECIPES); `pretrained=False` for a model that
+    starts from random init by design."""
     def deco(fn: Factory) -> Factory:
         if name in _MODELS and _MODELS[name].factory is not fn:
             raise ValueError(f"segmentation model {name!r} registered twice")
-        _MODELS[name] = SegModelSpec(name, fn, tuple(recipes), summary or (fn.__doc__ or "").strip())
+        _MODELS[name] = SegModelSpec(name, fn, tuple(recipes), summary or (fn.__doc__ or "").strip(),
+                                     pretrained)
         return fn
     return deco
 

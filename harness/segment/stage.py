@@ -75,7 +75,8 @@ class SegmentRequest:
 def request(model: str | None, weights: str | Path | None, sets: list[str], epochs: int | None,
             allow_random: bool, dataset: str) -> SegmentRequest | None:
     """Check `--segment` before anything trains: the model, its settings, its init file (random
-    init only on synth, where no pretrained weights exist, or with --allow-random-weights)."""
+    init only for a model that has no pretrained init, deeplab-synth, or with
+    --allow-random-weights: deeplabv2 on synth is no different from deeplabv2 on VOC)."""
     own = tuple(s for s in sets if is_seg_setting(s.partition("=")[0].strip()))
     if model in (None, "", "none"):
         if own:
@@ -83,11 +84,11 @@ def request(model: str | None, weights: str | Path | None, sets: list[str], epoc
         if weights is not None:
             raise BenchError("--seg-weights needs --segment MODEL")
         return None
-    from harness.segment.models import missing_weights
+    from harness.segment.models import missing_weights, seg_model_spec
 
     req = SegmentRequest(model, str(weights) if weights is not None else None, own, epochs)
     req.base_settings()  # an unknown model, recipe or bad value: one line now
-    missing_weights(model, allow_random or dataset == "synth",
+    missing_weights(model, allow_random or not seg_model_spec(model).pretrained,
                     Path(weights) if weights is not None else None)
     return req
 

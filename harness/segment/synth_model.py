@@ -62,7 +62,7 @@ class SynthDeepLab(SegModel):
         return aspp_param_groups(self, settings)
 
 
-@register_seg_model("deeplab-synth", recipes=("synth",))
+@register_seg_model("deeplab-synth", recipes=("synth",), pretrained=False)
 def deeplab_synth(n_classes: int, settings: SegSettings, weights: Path | None = None) -> SynthDeepLab:
     """DeepLabV2's shape at 64 px (OS 4, ASPP 1/2/3/4 summed), random init: the synth model."""
     model = SynthDeepLab(n_classes, settings)
