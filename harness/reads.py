@@ -106,6 +106,20 @@ def refuse_unread(cfg: Any, options: type) -> Any:
     return dataclasses.replace(cfg, **unused) if unused else cfg
 
 
+def refuse_unread_with(cls: type, given: dict[str, Any], options: dict[str, Any]) -> None:
+    """One line for a setting the user `--set` (`given`) whose field declares
+    `unread_with=OPTION` while that option is given: a stage that loads a file instead of
+    training (--cam-weights) reads none of its training settings. Checked on the user's own
+    --set only: a family's dataset defaults set them for the runs that do train."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in given.items():
+        option = fields[key].metadata.get("unread_with") if key in fields else None
+        if option and options.get(option) is not None:
+            flag = "--" + option.replace("_", "-")
+            raise BenchError(f"--set {key}={value} is not read by this run: with {flag} the "
+                             f"stage it configures loads that file and trains nothing; leave it out")
+
+
 def refuse_unread_settings(cfg: Any, what: str) -> None:
     """The settings half of `refuse_unread`: `cfg` needs `params` and what the rules read
     (`bench eval`'s dataset settings: a namespace of `dataset` and `params`)."""

@@ -28,7 +28,7 @@ from harness.per_image import FILE as IMAGES_FILE
 from harness.per_image import ImageLog
 from harness.progress import log as default_log
 from harness.provenance import input_hashes, run_provenance
-from harness.reads import refuse_unread
+from harness.reads import refuse_unread, refuse_unread_with
 from harness.record import SCHEMA_VERSION, RunRecord
 from harness.registry import get_method, get_variant
 from harness.run_options import RunOptions, config_fields, kind_of
@@ -63,7 +63,9 @@ def resolve_config(variant: str, dataset: str = "synth", seed: int = 0, sets: li
     from harness.segment.settings import is_seg_setting
 
     seg_sets = [s for s in sets if is_seg_setting(s.partition("=")[0].strip())]
-    values.update(parse_sets(cls, [s for s in sets if s not in seg_sets]))
+    given = parse_sets(cls, [s for s in sets if s not in seg_sets])
+    refuse_unread_with(cls, given, paths)  # e.g. --set cam_lr beside --cam-weights
+    values.update(given)
     params = cls(**values).validate()
     for option in ("cam_weights", "irn_weights"):
         check_file(f"--{option.replace('_', '-')}", paths.get(option))

@@ -157,7 +157,8 @@ def _check_received(cfg, kw, inputs, runs, cache) -> None:
 def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, masks):
     """The CLI builds the request; its worker command line parses back to the same options;
     the worker's trial hands them to run_variant. A Slurm job's worker gets them pickled
-    (sweeps.slurm.launch_sweep → sweep_job): its trial receives the same."""
+    (sweeps.slurm.launch_sweep → sweep_job): its trial receives the same. It sweeps the
+    generator's lr: beside --cam-weights the CAM stage's cam_lr is refused (not read)."""
     import harness.runner
     import sweeps.launcher
     from sweeps import slurm as sj
@@ -172,7 +173,7 @@ def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, 
                         and {"exit_codes": [0], "failures": [], "complete": 1})
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["sweep", "custom", "--method", "qa-clims", "--param",
-                                   "cam_lr=grid:0.05", "--dataset", "voc",
+                                   "lr=grid:0.0007", "--dataset", "voc",
                                    *_argv(inputs, Path("runs"), Path("cache"), masks)])
     assert res.exit_code == 0, res.output
     req = got["req"]
@@ -194,7 +195,7 @@ def test_a_sweep_trial_receives_every_run_option(tmp_path, inputs, monkeypatch, 
         assert (complete if isinstance(complete, int) else complete.complete) == 1
     assert len(spy.calls) == 2
     for (cfg, kw), group in zip(spy.calls, ("s", "slurm"), strict=True):
-        assert (cfg.variant, cfg.dataset, cfg.params.cam_lr) == ("qa-clims", "voc", 0.05)
+        assert (cfg.variant, cfg.dataset, cfg.params.lr) == ("qa-clims", "voc", 0.0007)
         assert kw["group"] == group
         _check_received(cfg, kw, inputs, runs, cache)
         _check_masks(cfg, expected, masks)

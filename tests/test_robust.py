@@ -163,6 +163,26 @@ def test_allow_random_weights_is_kept_only_where_a_pretrained_model_is_loaded():
     assert kept("qa-clims", sets=["vqa=blip"]) is True
 
 
+def test_cam_stage_settings_beside_cam_weights_are_refused(tmp_path):
+    """With --cam-weights the CAM stage loads the file and trains nothing: a --set of its
+    training settings is refused in one line; the family's own VOC values of them (cam_epochs
+    5, cam_lr 0.1: not the field defaults) are not the user's and pass; without the file the
+    same --set is read."""
+    from harness.errors import BenchError
+    from harness.runner import resolve_config
+
+    weights = tmp_path / "cam.pt"
+    weights.write_bytes(b"x")
+    for key in ("cam_lr=0.5", "cam_epochs=3", "cam_batch_size=4", "cam_momentum=0.9"):
+        with pytest.raises(BenchError, match=rf"--set {key} is not read by this run: with "
+                           "--cam-weights"):
+            resolve_config("semples", "synth", sets=[key], device="cpu", cam_weights=str(weights))
+    voc = resolve_config("clims", "voc", device="cpu", cam_weights=str(weights),
+                         allow_random_weights=True)
+    assert (voc.params.cam_epochs, voc.params.cam_lr) == (5, 0.1) and voc.cam_weights
+    assert resolve_config("semples", "synth", sets=["cam_lr=0.5"], device="cpu").params.cam_lr == 0.5
+
+
 def test_bench_eval_refuses_a_setting_synth_does_not_read(monkeypatch, capsys, tmp_path):
     code, _, err = bench(monkeypatch, capsys, "eval", "--cams", tmp_path, "--set", "limit=4",
                          "--cache-dir", tmp_path / "cache")

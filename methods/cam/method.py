@@ -37,13 +37,20 @@ class CamConfig(GeneratorConfig):
 
     shared_settings: ClassVar[bool] = True
 
-    cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1)
-    cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0)
-    cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0)
+    # `unread_with`: with --cam-weights the stage loads that file and trains nothing, so a
+    # --set of these is refused there (harness.reads.refuse_unread_with)
+    cam_epochs: int = hp(16, "epochs of the cached CAM classifier stage", ge=1,
+                         unread_with="cam_weights")
+    cam_lr: float = hp(0.05, "learning rate of the cached CAM classifier stage", gt=0,
+                       unread_with="cam_weights")
+    cam_batch_size: int = hp(0, "images per step of the cached CAM stage (0 = batch_size)", ge=0,
+                             unread_with="cam_weights")
     cam_momentum: float = hp(1e-4, "SGD momentum of the cached CAM stage (IRN train_cam's "
-                             "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1)
+                             "PolyOptimizer really runs 1e-4, see `momentum`)", ge=0, lt=1,
+                             unread_with="cam_weights")
     cam_crop_size: int = hp(0, "training crop of the cached CAM stage on real data "
-                            "(0 = crop_size)", ge=0, read_when=ON_REAL_DATA)
+                            "(0 = crop_size)", ge=0, read_when=ON_REAL_DATA,
+                            unread_with="cam_weights")
 
     def cam_stage(self) -> dict[str, Any]:
         """The CAM stage's own batch and crop (0 = the method's), resolved."""
