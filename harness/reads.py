@@ -47,13 +47,11 @@ def _answers_by_model(cfg: Any) -> bool:
 
 
 def _segment_pretrained(cfg: Any) -> bool:
-    """A --segment stage whose model starts from a pretrained file (not deeplab-synth)."""
-    model = (getattr(cfg, "segment", None) or {}).get("model")
-    if not model:
-        return False
-    from harness.segment.models import seg_model_spec
-
-    return seg_model_spec(model).pretrained
+    """A --segment stage whose model starts from a pretrained file (not deeplab-synth): the
+    request says so (harness.segment.stage.SegmentRequest.pretrained, from the model's
+    registration)."""
+    seg = getattr(cfg, "segment", None) or {}
+    return bool(seg.get("model")) and bool(seg.get("pretrained", True))
 
 
 ON_SYNTH = ReadWhen("on synth only", lambda cfg: cfg.dataset == "synth")

@@ -22,7 +22,6 @@ from harness.errors import BenchError
 from harness.method import data_options
 from harness.record import SCHEMA_VERSION
 from harness.segment.data import folder_labels, gt_labels, val_split
-from harness.segment.models import seg_model_spec
 from harness.segment.settings import is_seg_setting
 from harness.segment.stage import SegmentJob, images_key, labels_key, request, segment, test_split
 from harness.store import ResultsStore, git_revision
@@ -40,7 +39,7 @@ def segment_masks(masks: str | Path, model: str, dataset: str = "synth", seed: i
     if req is None:
         raise BenchError("bench segment needs --segment MODEL (e.g. deeplabv2)")
     # read only by a model with a pretrained init (reads.RANDOM_WEIGHTS): dropped, not recorded
-    allow_random_weights = allow_random_weights and seg_model_spec(model).pretrained
+    allow_random_weights = allow_random_weights and req.pretrained
     # the data's own settings (limit, synth's size and counts) are the method settings' fields
     data_sets = [s for s in sets if not is_seg_setting(s.partition("=")[0].strip())]
     params = MethodConfig(**parse_sets(MethodConfig, data_sets)).validate()

@@ -49,6 +49,9 @@ class SegmentRequest:
     sets: tuple[str, ...] = ()  # the seg_* --set items, in order
     epochs: int | None = None  # --epochs N: at most N passes over the training split
     checkpoint_every: int = CHECKPOINT_EVERY
+    # the model's (SegModelSpec.pretrained), carried so that harness.reads can tell whether
+    # --allow-random-weights is read without importing the models (no import cycle)
+    pretrained: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,9 +89,11 @@ def request(model: str | None, weights: str | Path | None, sets: list[str], epoc
         return None
     from harness.segment.models import missing_weights, seg_model_spec
 
-    req = SegmentRequest(model, str(weights) if weights is not None else None, own, epochs)
-    req.base_settings()  # an unknown model, recipe or bad value: one line now
-    missing_weights(model, allow_random or not seg_model_spec(model).pretrained,
+    spec = seg_model_spec(model)  # an unknown model: one line now
+    req = SegmentRequest(model, str(weights) if weights is not None else None, own, epochs,
+                         pretrained=spec.pretrained)
+    req.base_settings()  # an unknown recipe or bad value: one line now
+    missing_weights(model, allow_random or not spec.pretrained,
                     Path(weights) if weights is not None else None)
     return req
 
