@@ -226,25 +226,29 @@ def control_lines(m: Measurement) -> list[str]:
 
 def held_out_lines(main: Measurement, held: Measurement) -> list[str]:
     """The held-out check: does each main-pair direction hold at the held-out pairs? FS ≥
-    every method there, and each pairwise seg Δ's sign beside the main pairs' sign."""
+    every method there, and each carrying ordering's seg Δ sign beside the main pairs' sign.
+    A row or ordering with no held-out cell yet is listed as not reached, not left out."""
     if not held.rows():
         return ["Not reached: no run at the held-out pairs (seeds 21, 22 × teacher_seed 7)."]
     out = [f"Pairs {', '.join(f'{s}/{t}' for s, t in held.pairs)}; per pair Δ in brackets.", ""]
-    for row in held.rows():
-        if row != FS:
-            d = held.delta(FS, row, "seg_miou")
-            if d is not None:
-                out.append(f"- FS − {row}: {_per_pair(held, FS, row)}: FS ≥ {row} "
-                           f"{'holds' if d.mean >= 0 else 'does NOT hold'}")
-    methods = [r for r in held.rows() if r in METHODS]
+    for row in (r for r in main.rows() if r != FS):
+        d = held.delta(FS, row, "seg_miou")
+        verdict_ = "not reached" if d is None else f"FS ≥ {row} {'holds' if d.mean >= 0 else 'does NOT hold'}"
+        out.append(f"- FS − {row}: {_per_pair(held, FS, row)}: {verdict_}")
+    tally = {"holds": 0, "does NOT hold": 0, "not reached": 0}
+    methods = [r for r in main.rows() if r in METHODS]
     for a, b in itertools.combinations(methods, 2):
         seed_main, seg_main = main.delta(b, a, "seed_miou"), main.delta(b, a, "seg_miou")
         if verdict(seed_main, seg_main) != "carries":
             continue
         d = held.delta(b, a, "seg_miou")
         same = d is not None and (d.mean > 0) == (seg_main.mean > 0)
+        state = "not reached" if d is None else "holds" if same else "does NOT hold"
+        tally[state] += 1
         out.append(f"- {a} → {b} (carries on the main pairs, seg Δ {seg_main.mean:+.2f}): held-out "
-                   f"seg Δ {_per_pair(held, b, a)}: direction {'holds' if same else 'does NOT hold'}")
+                   f"seg Δ {_per_pair(held, b, a)}: direction {state}")
+    out += ["", "Carrying orderings at the held-out pairs: "
+            + ", ".join(f"{n} {k}" for k, n in tally.items()) + "."]
     return out
 
 

@@ -111,3 +111,22 @@ def test_the_synth_recipe_trains_the_measured_budget():
     page = (Path(__file__).parents[1] / "docs" / "results" / "segmentation-synth.md").read_text()
     measured = int(re.search(r"\*\*Budget B = (\d+) iterations\*\*", page).group(1))
     assert RECIPES["synth"]["seg_iterations"] == measured == 1200
+
+
+def test_held_out_lists_what_is_not_reached():
+    """Main pairs 0/0, 1/0, 2/0: cam 50, 51, 52; semples +10; clims −10 (seed Δ = seg Δ, sd 0
+    → CIs of zero width: every ordering carries). Held-out: FS, cam and semples at 21/7 only,
+    semples 2 below cam there: cam → semples does NOT hold; the orderings with clims and
+    FS − clims are not reached, and say so."""
+    recs = [_rec(v, s, 50.0 + s + off) for s in (0, 1, 2)
+            for v, off in (("cam", 0), ("semples", 10), ("clims", -10))]
+    recs += [_rec("segment/gt", s, 90.0) for s in (0, 1, 2, 21)]
+    recs += [_rec("cam", 21, 60.0, teacher=7), _rec("semples", 21, 58.0, teacher=7)]
+    got = S.cells(recs, 400)
+    lines = S.held_out_lines(S.Measurement(got, S.PAIRS), S.Measurement(got, S.HELD_OUT))
+    assert "- FS − cam: +30.00 (+30.00): FS ≥ cam holds" in lines
+    assert "- FS − clims: -: not reached" in lines
+    assert ("- cam → semples (carries on the main pairs, seg Δ +10.00): held-out seg Δ -2.00 "
+            "(-2.00): direction does NOT hold") in lines
+    assert any(x.startswith("- cam → clims") and x.endswith("direction not reached") for x in lines)
+    assert lines[-1] == "Carrying orderings at the held-out pairs: 0 holds, 1 does NOT hold, 2 not reached."
