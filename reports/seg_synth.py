@@ -144,8 +144,33 @@ class Measurement:
         order = (FS, *METHODS, *EXTRA_METHODS)
         return [r for r in order if self.values(r, "seg_miou")]
 
+    def teacher_free(self, row: str) -> bool:
+        """A row whose runs read no teacher (FS; cam, whose record has no `teacher`): its cell
+        at (s, 1) is the run at (s, 0) again, or one with the same numbers."""
+        got = self.cells.get(row, {})
+        return bool(got) and not any(rec.get("teacher") for rec in got.values())
+
     def delta(self, row: str, ref: str, field: str) -> PairedDelta | None:
-        return paired_delta(self.values(row, field), self.values(ref, field))
+        """Paired Δ over the pairs both rows reached. Between two teacher-free rows the pairs
+        (s, 0) and (s, 1) hold one Δ twice: it counts once per seed (n the distinct seeds), so
+        the CI is not narrowed by a repeated value."""
+        values, ref_values = self.values(row, field), self.values(ref, field)
+        if self.teacher_free(row) and self.teacher_free(ref):
+            both = [p for p in self.pairs if p in values and p in ref_values]
+            once = {p[0]: p for p in reversed(both)}.values()  # the first teacher of each seed
+            values = {p: values[p] for p in once}
+        return paired_delta(values, ref_values)
+
+    def repeats(self, row: str) -> tuple[int, int]:
+        """A teacher-free row: (seeds whose two teacher cells hold equal seg_miou and seed mIoU,
+        seeds with both cells) — the page checks the repetition, it does not assume it."""
+        got, same, both = self.cells.get(row, {}), 0, 0
+        for s in sorted({p[0] for p in self.pairs}):
+            recs = [got[p] for p in self.pairs if p[0] == s and p in got]
+            if len(recs) == 2:
+                both += 1
+                same += all(recs[0].get(k) == recs[1].get(k) for k in ("seg_miou", "seed_miou"))
+        return same, both
 
 
 def _ms(values: Iterable[float]) -> str:
@@ -205,6 +230,22 @@ def ordering_lines(m: Measurement) -> list[str]:
     out += ["", f"Kendall τ-b of the method means, seed mIoU vs seg_miou ({len(methods)} methods: "
             f"{', '.join(methods)}): **{tau:.2f}**."]
     return out
+
+
+def teacher_free_lines(m: Measurement) -> list[str]:
+    """Which rows read no teacher, and whether their teacher_seed 1 cells repeat seed 0's."""
+    rows = [r for r in m.rows() if m.teacher_free(r)]
+    if not rows:
+        return []
+    out = [f"Rows that read no teacher: {', '.join(rows)}."]
+    if FS in rows:
+        out.append("FS: one run per seed stands in both teacher seeds.")
+    for row in (r for r in rows if r != FS):
+        same, both = m.repeats(row)
+        out.append(f"{row}: its teacher_seed 1 runs equal its teacher_seed 0 runs in seg_miou and "
+                   f"seed mIoU at {same} of {both} seeds.")
+    return [" ".join(out) + " A Δ between two such rows counts each seed once (n = the distinct "
+            "seeds).", ""]
 
 
 def control_lines(m: Measurement) -> list[str]:
@@ -356,6 +397,7 @@ def page(runs_dir: Path, figure_name: str | None = None) -> str:
            "with n = 1 there is no CI and no claim." if any(
                len(main.values(r, "seg_miou")) < len(PAIRS) for r in main.rows()) else ""),
         "", "## Per row (registered pairs)", "", *table_lines(main), "",
+        *teacher_free_lines(main),
         "Per pair (seed/teacher_seed): seed mIoU / seg_miou (FS: seg_miou; one FS run per seed "
         "stands in both teacher seeds, its labels being the ground truth).", "",
         *per_pair_lines(main), "",

@@ -41,20 +41,21 @@ def test_verdict_follows_the_addendum():
 
 
 def _rec(variant: str, seed: int, miou: float, teacher: int = 0, iterations: int = 400) -> dict:
-    return {"variant": variant, "seed": seed, "seg_miou": miou, "seed_miou": miou - 10,
+    reads = {} if variant in ("cam", "segment/gt") else {"teacher": "synth-tiny-clip"}  # cam, FS: none
+    return {"variant": variant, "seed": seed, "seg_miou": miou, "seed_miou": miou - 10, "teacher": reads,
             "finished_at": f"2026-12-06T{seed:02d}", "config": {"params": {"teacher_seed": teacher}},
             "provenance": {"segment": {"model": "deeplab-synth", "iterations": iterations}}}
 
 
 def test_cells_spread_fs_over_teachers_and_keep_the_budget():
-    recs = [_rec("segment/gt", 1, 80.0), _rec("cam", 1, 60.0, teacher=1), _rec("cam", 1, 50.0),
-            _rec("cam", 2, 99.0, iterations=2000)]  # another budget: not a cell
+    recs = [_rec("segment/gt", 1, 80.0), _rec("semples", 1, 60.0, teacher=1), _rec("semples", 1, 50.0),
+            _rec("semples", 2, 99.0, iterations=2000)]  # another budget: not a cell
     got = S.cells(recs, 400)
-    assert set(got[S.FS]) == {(1, 0), (1, 1)} and set(got["cam"]) == {(1, 1), (1, 0)}
+    assert set(got[S.FS]) == {(1, 0), (1, 1)} and set(got["semples"]) == {(1, 1), (1, 0)}
     m = S.Measurement(got, S.PAIRS)
-    d = m.delta(S.FS, "cam", "seg_miou")  # pairs (1, 0): 80 − 50, (1, 1): 80 − 60
+    d = m.delta(S.FS, "semples", "seg_miou")  # pairs (1, 0): 80 − 50, (1, 1): 80 − 60
     assert d.n == 2 and d.mean == pytest.approx(25.0)
-    assert m.rows() == [S.FS, "cam"]
+    assert m.rows() == [S.FS, "semples"]
 
 
 def test_page_from_a_store_by_hand(tmp_path):
@@ -130,3 +131,19 @@ def test_held_out_lists_what_is_not_reached():
             "(-2.00): direction does NOT hold") in lines
     assert any(x.startswith("- cam → clims") and x.endswith("direction not reached") for x in lines)
     assert lines[-1] == "Carrying orderings at the held-out pairs: 0 holds, 1 does NOT hold, 2 not reached."
+
+
+def test_two_teacher_free_rows_count_each_seed_once():
+    """cam reads no teacher: its runs at s/0 and s/1 hold the same numbers. FS − cam over
+    seeds 0, 1 has Δ 20, 21 → n 2, not 4 (no CI narrowed by a repeated value); FS − semples
+    (semples reads the teacher) keeps its 4 pairs."""
+    recs = [_rec("segment/gt", 0, 90.0), _rec("segment/gt", 1, 92.0)]
+    recs += [_rec("cam", s, 70.0 + s, teacher=t) for s in (0, 1) for t in (0, 1)]
+    recs += [_rec("semples", s, 75.0 + s + t, teacher=t) for s in (0, 1) for t in (0, 1)]
+    m = S.Measurement(S.cells(recs, 400), S.PAIRS)
+    assert m.teacher_free(S.FS) and m.teacher_free("cam") and not m.teacher_free("semples")
+    d = m.delta(S.FS, "cam", "seg_miou")
+    assert d.n == 2 and d.mean == pytest.approx(20.5)
+    assert m.delta(S.FS, "semples", "seg_miou").n == 4
+    assert m.repeats("cam") == (2, 2)
+    assert S.teacher_free_lines(m)[0].startswith("Rows that read no teacher: FS, cam.")
