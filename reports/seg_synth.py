@@ -282,15 +282,26 @@ def held_out_lines(main: Measurement, held: Measurement) -> list[str]:
         seed_main, seg_main = main.delta(b, a, "seed_miou"), main.delta(b, a, "seg_miou")
         if verdict(seed_main, seg_main) != "carries":
             continue
-        d = held.delta(b, a, "seg_miou")
+        d, seed = held.delta(b, a, "seg_miou"), held.delta(b, a, "seed_miou")
         same = d is not None and (d.mean > 0) == (seg_main.mean > 0)
         state = "not reached" if d is None else "holds" if same else "does NOT hold"
         tally[state] += 1
+        follows = _follows(seed_main, seed, d)
         out.append(f"- {a} → {b} (carries on the main pairs, seg Δ {seg_main.mean:+.2f}): held-out "
-                   f"seg Δ {_per_pair(held, b, a)}: direction {state}")
+                   f"seg Δ {_per_pair(held, b, a)}: direction {state}{follows}")
     out += ["", "Carrying orderings at the held-out pairs: "
             + ", ".join(f"{n} {k}" for k, n in tally.items()) + "."]
     return out
+
+
+def _follows(seed_main: PairedDelta, seed: PairedDelta | None, seg: PairedDelta | None) -> str:
+    """Beside the registered verdict: at the held-out pairs, did the masks keep their main-pair
+    order, and did the segmentation Δ take the masks' sign there?"""
+    if seed is None or seg is None:
+        return ""
+    kept = "holds" if (seed.mean > 0) == (seed_main.mean > 0) else "reversed"
+    follows = "follows" if (seed.mean > 0) == (seg.mean > 0) else "does not follow"
+    return f" (held-out seed Δ {seed.mean:+.2f}: the masks' order {kept}; seg Δ {follows} it)"
 
 
 def _per_pair(m: Measurement, row: str, ref: str) -> str:

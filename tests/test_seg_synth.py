@@ -117,7 +117,8 @@ def test_the_synth_recipe_trains_the_measured_budget():
 def test_held_out_lists_what_is_not_reached():
     """Main pairs 0/0, 1/0, 2/0: cam 50, 51, 52; semples +10; clims −10 (seed Δ = seg Δ, sd 0
     → CIs of zero width: every ordering carries). Held-out: FS, cam and semples at 21/7 only,
-    semples 2 below cam there: cam → semples does NOT hold; the orderings with clims and
+    semples 2 below cam there (its seed too): cam → semples does NOT hold, the masks' order
+    reversed there and seg followed it; the orderings with clims and
     FS − clims are not reached, and say so."""
     recs = [_rec(v, s, 50.0 + s + off) for s in (0, 1, 2)
             for v, off in (("cam", 0), ("semples", 10), ("clims", -10))]
@@ -128,7 +129,8 @@ def test_held_out_lists_what_is_not_reached():
     assert "- FS − cam: +30.00 (+30.00): FS ≥ cam holds" in lines
     assert "- FS − clims: -: not reached" in lines
     assert ("- cam → semples (carries on the main pairs, seg Δ +10.00): held-out seg Δ -2.00 "
-            "(-2.00): direction does NOT hold") in lines
+            "(-2.00): direction does NOT hold (held-out seed Δ -2.00: the masks' order reversed; "
+            "seg Δ follows it)") in lines
     assert any(x.startswith("- cam → clims") and x.endswith("direction not reached") for x in lines)
     assert lines[-1] == "Carrying orderings at the held-out pairs: 0 holds, 1 does NOT hold, 2 not reached."
 
