@@ -237,9 +237,7 @@ def teacher_free_lines(m: Measurement) -> list[str]:
     rows = [r for r in m.rows() if m.teacher_free(r)]
     if not rows:
         return []
-    out = [f"Rows that read no teacher: {', '.join(rows)}."]
-    if FS in rows:
-        out.append("FS: one run per seed stands in both teacher seeds.")
+    out = [f"Rows that read no teacher: {', '.join(rows)}."]  # FS's one run per seed: said below
     for row in (r for r in rows if r != FS):
         same, both = m.repeats(row)
         out.append(f"{row}: its teacher_seed 1 runs equal its teacher_seed 0 runs in seg_miou and "
@@ -283,8 +281,7 @@ def held_out_lines(main: Measurement, held: Measurement) -> list[str]:
         if verdict(seed_main, seg_main) != "carries":
             continue
         d, seed = held.delta(b, a, "seg_miou"), held.delta(b, a, "seed_miou")
-        same = d is not None and (d.mean > 0) == (seg_main.mean > 0)
-        state = "not reached" if d is None else "holds" if same else "does NOT hold"
+        state = "not reached" if d is None else "holds" if _same_sign(d, seg_main) else "does NOT hold"
         tally[state] += 1
         follows = _follows(seed_main, seed, d)
         out.append(f"- {a} → {b} (carries on the main pairs, seg Δ {seg_main.mean:+.2f}): held-out "
@@ -299,9 +296,13 @@ def _follows(seed_main: PairedDelta, seed: PairedDelta | None, seg: PairedDelta 
     order, and did the segmentation Δ take the masks' sign there?"""
     if seed is None or seg is None:
         return ""
-    kept = "holds" if (seed.mean > 0) == (seed_main.mean > 0) else "reversed"
-    follows = "follows" if (seed.mean > 0) == (seg.mean > 0) else "does not follow"
+    kept = "holds" if _same_sign(seed, seed_main) else "reversed"
+    follows = "follows" if _same_sign(seed, seg) else "does not follow"
     return f" (held-out seed Δ {seed.mean:+.2f}: the masks' order {kept}; seg Δ {follows} it)"
+
+
+def _same_sign(a: PairedDelta, b: PairedDelta) -> bool:
+    return (a.mean > 0) == (b.mean > 0)
 
 
 def _per_pair(m: Measurement, row: str, ref: str) -> str:
